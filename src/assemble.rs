@@ -1,0 +1,270 @@
+//! The image config and the manifest: the base's config overridden by the
+//! spec the way a Dockerfile's instructions override it, the new layers'
+//! diff_ids and history appended, and a manifest in the chosen format.
+
+use std::path::PathBuf;
+
+use crate::base::Base;
+use crate::config::{Empty, HealthConfig, History, ImageConfig};
+use crate::digest;
+use crate::duration;
+use crate::error::{Error, Result};
+use crate::layer::LayerBlob;
+use crate::oci::{self, Compression, Descriptor, Manifest};
+use crate::validate::{Format, Spec};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A layer of the finished image and the file that holds its blob.
+#[derive(Debug, Clone)]
+pub struct ImageLayer {
+    pub descriptor: Descriptor,
+    pub blob: PathBuf,
+    pub compression: Compression,
+    pub diff_id: String,
+    pub diff_size: u64,
+}
+
+pub struct Image {
+    pub config: Vec<u8>,
+    pub config_descriptor: Descriptor,
+    pub manifest: Vec<u8>,
+    pub manifest_descriptor: Descriptor,
+    pub layers: Vec<ImageLayer>,
+}
+
+pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> Result<Image> {
+    let mut layers = Vec::new();
+    for l in &base.layers {
+        let media_type = layer_media_type(spec.format, l.compression, &l.descriptor.media_type)
+            .map_err(|m| Error::base(&base.reference, m))?;
+        layers.push(ImageLayer {
+            descriptor: Descriptor {
+                media_type,
+                ..l.descriptor.clone()
+            },
+            blob: l.blob.clone(),
+            compression: l.compression,
+            diff_id: l.diff_id.clone(),
+            diff_size: l.diff_size,
+        });
+    }
+    let new_type = match spec.format {
+        Format::Docker => oci::DOCKER_LAYER_GZIP,
+        Format::Oci => oci::OCI_LAYER_GZIP,
+    };
+    for (_, blob) in new {
+        layers.push(ImageLayer {
+            descriptor: descriptor(new_type, &blob.digest, blob.size),
+            blob: blob.path.clone(),
+            compression: Compression::Gzip,
+            diff_id: blob.diff_id.clone(),
+            diff_size: blob.diff_size,
+        });
+    }
+
+    let config = image_config(spec, base, new);
+    let config_bytes = serde_json::to_vec(&config).expect("config serializes");
+    let (manifest_type, config_type) = match spec.format {
+        Format::Docker => (oci::DOCKER_MANIFEST, oci::DOCKER_CONFIG),
+        Format::Oci => (oci::OCI_MANIFEST, oci::OCI_CONFIG),
+    };
+    let config_descriptor = descriptor(
+        config_type,
+        &digest::sha256(&config_bytes),
+        config_bytes.len() as u64,
+    );
+    let mut annotations = std::collections::BTreeMap::new();
+    if spec.format == Format::Oci {
+        if let Some(d) = &base.digest {
+            annotations.insert(oci::BASE_NAME.to_string(), base.reference.clone());
+            annotations.insert(oci::BASE_DIGEST.to_string(), d.clone());
+        }
+    }
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(manifest_type.to_string()),
+        config: config_descriptor.clone(),
+        layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
+        annotations,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+    let manifest_descriptor = descriptor(
+        manifest_type,
+        &digest::sha256(&manifest_bytes),
+        manifest_bytes.len() as u64,
+    );
+    Ok(Image {
+        config: config_bytes,
+        config_descriptor,
+        manifest: manifest_bytes,
+        manifest_descriptor,
+        layers,
+    })
+}
+
+fn descriptor(media_type: &str, digest: &str, size: u64) -> Descriptor {
+    Descriptor {
+        media_type: media_type.to_string(),
+        digest: digest.to_string(),
+        size,
+        urls: None,
+        annotations: Default::default(),
+        platform: None,
+    }
+}
+
+/// A base layer's media type in the output's format; the bytes stay the same.
+fn layer_media_type(
+    format: Format,
+    compression: Compression,
+    original: &str,
+) -> Result<String, String> {
+    if original.contains("nondistributable") || original.contains("foreign") {
+        return Ok(original.to_string());
+    }
+    Ok(match (format, compression) {
+        (Format::Docker, Compression::Gzip) => oci::DOCKER_LAYER_GZIP,
+        (Format::Docker, Compression::None) => oci::DOCKER_LAYER_TAR,
+        (Format::Docker, Compression::Zstd) => {
+            return Err(
+                "has zstd layers, which Docker-format images cannot carry; set format = \"oci\""
+                    .into(),
+            );
+        }
+        (Format::Oci, Compression::Gzip) => oci::OCI_LAYER_GZIP,
+        (Format::Oci, Compression::None) => oci::OCI_LAYER_TAR,
+        (Format::Oci, Compression::Zstd) => oci::OCI_LAYER_ZSTD,
+    }
+    .to_string())
+}
+
+fn image_config(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> ImageConfig {
+    let mut image = base.config.clone();
+    let created = Some(spec.created.rfc3339.clone());
+    image.created = created.clone();
+    image.os = spec.platform.os.clone();
+    image.architecture = spec.platform.arch.clone();
+    image.variant = spec.platform.variant.clone();
+    image.rootfs.kind = "layers".to_string();
+
+    let c = &mut image.config;
+    let mut history = Vec::new();
+    let mut note = |line: String| {
+        history.push(History {
+            created: created.clone(),
+            created_by: Some(line),
+            comment: Some("kiln".to_string()),
+            empty_layer: true,
+            ..History::default()
+        })
+    };
+    let s = &spec.config;
+
+    if !c.env.iter().any(|e| e.starts_with("PATH=")) {
+        c.env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    for (key, value) in &s.env {
+        let line = format!("{key}={value}");
+        match c
+            .env
+            .iter_mut()
+            .find(|e| e.split('=').next() == Some(key.as_str()))
+        {
+            Some(existing) => *existing = line.clone(),
+            None => c.env.push(line.clone()),
+        }
+        note(format!("ENV {line}"));
+    }
+    if let Some(user) = &s.user {
+        c.user = Some(user.clone());
+        note(format!("USER {user}"));
+    }
+    if let Some(dir) = &s.workdir {
+        c.working_dir = Some(dir.clone());
+        note(format!("WORKDIR {dir}"));
+    }
+    for port in &s.expose {
+        c.exposed_ports.insert(port.clone(), Empty {});
+        note(format!("EXPOSE {port}"));
+    }
+    for volume in &s.volumes {
+        c.volumes.insert(volume.clone(), Empty {});
+        note(format!("VOLUME [{}]", quote(volume)));
+    }
+    if let Some(d) = &base.digest {
+        c.labels
+            .insert(oci::BASE_NAME.to_string(), base.reference.clone());
+        c.labels.insert(oci::BASE_DIGEST.to_string(), d.clone());
+    }
+    for (key, value) in &s.labels {
+        c.labels.insert(key.clone(), value.clone());
+        note(format!("LABEL {}={}", quote(key), quote(value)));
+    }
+    if let Some(signal) = &s.stop_signal {
+        c.stop_signal = Some(signal.clone());
+        note(format!("STOPSIGNAL {signal}"));
+    }
+    if let Some(h) = &spec.healthcheck {
+        let mut line = String::from("HEALTHCHECK");
+        for (flag, v) in [
+            ("interval", h.interval),
+            ("timeout", h.timeout),
+            ("start-period", h.start_period),
+            ("start-interval", h.start_interval),
+        ] {
+            if v != 0 {
+                line.push_str(&format!(" --{flag}={}", duration::format(v)));
+            }
+        }
+        if h.retries != 0 {
+            line.push_str(&format!(" --retries={}", h.retries));
+        }
+        match h.test.first().map(String::as_str) {
+            Some("NONE") => line.push_str(" NONE"),
+            Some("CMD-SHELL") => line.push_str(&format!(" CMD {}", h.test[1])),
+            _ => line.push_str(&format!(" CMD {}", exec_form(&h.test[1..]))),
+        }
+        c.healthcheck = Some(HealthConfig {
+            test: h.test.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            start_interval: h.start_interval,
+            retries: h.retries,
+        });
+        note(line);
+    }
+    if let Some(ep) = &s.entrypoint {
+        c.entrypoint = (!ep.is_empty()).then(|| ep.clone());
+        // As in a Dockerfile, a new ENTRYPOINT drops the base's CMD.
+        if s.cmd.is_none() {
+            c.cmd = None;
+        }
+        note(format!("ENTRYPOINT {}", exec_form(ep)));
+    }
+    if let Some(cmd) = &s.cmd {
+        c.cmd = (!cmd.is_empty()).then(|| cmd.clone());
+        note(format!("CMD {}", exec_form(cmd)));
+    }
+
+    for (created_by, blob) in new {
+        image.rootfs.diff_ids.push(blob.diff_id.clone());
+        image.history.push(History {
+            created: created.clone(),
+            created_by: Some(created_by.join("; ")),
+            comment: Some("kiln".to_string()),
+            ..History::default()
+        });
+    }
+    image.history.extend(history);
+    image
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).expect("string serializes")
+}
+
+fn exec_form(args: &[String]) -> String {
+    serde_json::to_string(args).expect("strings serialize")
+}

@@ -1,0 +1,125 @@
+//! The build's error type: every variant names the file, key, path or
+//! reference it is about, and most carry a hint that says what to do.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Exit code for input the user must fix (spec, sources, arguments).
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code for everything else (I/O, a broken base image).
+pub const EXIT_FAILURE: i32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Something in the spec file, located by line and column.
+    #[error("{}:{line}:{col}: {msg}", file.display())]
+    Spec {
+        file: PathBuf,
+        line: usize,
+        col: usize,
+        msg: String,
+        hint: Option<String>,
+    },
+
+    /// A source file or directory that cannot go into a layer as asked.
+    #[error("source `{}`: {msg}", path.display())]
+    Source {
+        path: PathBuf,
+        msg: String,
+        hint: Option<String>,
+    },
+
+    /// A base image that cannot be read or used.
+    #[error("base image `{reference}`: {msg}")]
+    Base {
+        reference: String,
+        msg: String,
+        hint: Option<String>,
+    },
+
+    /// An output location kiln refuses to write to.
+    #[error("output `{}`: {msg}", path.display())]
+    Output { path: PathBuf, msg: String },
+
+    /// A command-line value or environment variable that does not parse.
+    #[error("{what}: {msg}")]
+    Usage {
+        what: String,
+        msg: String,
+        hint: Option<String>,
+    },
+
+    #[error("cannot {action} `{}`", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Spec { .. }
+            | Error::Source { .. }
+            | Error::Usage { .. }
+            | Error::Output { .. } => EXIT_BAD_INPUT,
+            Error::Base { .. } | Error::Io { .. } => EXIT_FAILURE,
+        }
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Spec { hint, .. }
+            | Error::Source { hint, .. }
+            | Error::Base { hint, .. }
+            | Error::Usage { hint, .. } => hint.as_deref(),
+            Error::Output { .. } | Error::Io { .. } => None,
+        }
+    }
+
+    pub fn source_path(path: &Path, msg: impl Into<String>) -> Self {
+        Error::Source {
+            path: path.to_path_buf(),
+            msg: msg.into(),
+            hint: None,
+        }
+    }
+
+    pub fn base(reference: &str, msg: impl Into<String>) -> Self {
+        Error::Base {
+            reference: reference.to_string(),
+            msg: msg.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, text: impl Into<String>) -> Self {
+        match &mut self {
+            Error::Spec { hint, .. }
+            | Error::Source { hint, .. }
+            | Error::Base { hint, .. }
+            | Error::Usage { hint, .. } => *hint = Some(text.into()),
+            Error::Output { .. } | Error::Io { .. } => {}
+        }
+        self
+    }
+}
+
+/// Attach the path and the action to an I/O error.
+pub trait IoContext<T> {
+    fn ctx(self, action: &'static str, path: &Path) -> Result<T, Error>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, action: &'static str, path: &Path) -> Result<T, Error> {
+        self.map_err(|source| Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

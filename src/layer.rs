@@ -1,0 +1,298 @@
+//! Write one planned layer in one pass: tar -> sha256 (diff_id) -> gzip ->
+//! sha256 (digest) -> file. Headers are built field by field so that only
+//! the spec decides what goes in: fixed mtime, given uid/gid/mode, no user
+//! or group names, no atime/ctime, no xattrs.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::{Compression, GzBuilder};
+
+use crate::digest::HashWriter;
+use crate::error::{Error, IoContext, Result};
+use crate::plan::{Content, Entry, LayerPlan};
+
+/// A finished layer blob on disk.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    pub path: PathBuf,
+    pub digest: String,
+    pub size: u64,
+    pub diff_id: String,
+    pub diff_size: u64,
+}
+
+/// ustar's name field holds 100 bytes; longer names go in a PAX record.
+const USTAR_NAME: usize = 100;
+/// ustar's size field holds 11 octal digits.
+const USTAR_MAX_SIZE: u64 = 0o77777777777;
+
+pub fn write(plan: &LayerPlan, out: &Path, mtime: u64, level: u32) -> Result<LayerBlob> {
+    let file = File::create(out).ctx("create", out)?;
+    let blob = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
+    // A fixed gzip header: no name, mtime 0, OS "unknown", so bytes depend only on content.
+    let gzip = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(blob, Compression::new(level));
+    let mut tar = HashWriter::new(gzip);
+    for (path, entry) in &plan.entries {
+        write_entry(&mut tar, path, entry, mtime)?;
+    }
+    // Two zero blocks end a tar archive.
+    tar.write_all(&[0u8; 1024]).ctx("write", out)?;
+    let (gzip, diff_id, diff_size) = tar.finish();
+    let blob = gzip.finish().ctx("write", out)?;
+    let (writer, digest, size) = blob.finish();
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .ctx("write", out)?;
+    file.sync_all().ctx("write", out)?;
+    Ok(LayerBlob {
+        path: out.to_path_buf(),
+        digest,
+        size,
+        diff_id,
+        diff_size,
+    })
+}
+
+fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> Result<()> {
+    let rel = path.trim_start_matches('/');
+    let (kind, name, size, link) = match &entry.content {
+        Content::Dir => (tar::EntryType::Directory, format!("{rel}/"), 0, None),
+        Content::File { size, .. } => (tar::EntryType::Regular, rel.to_string(), *size, None),
+        Content::Bytes(b) => (
+            tar::EntryType::Regular,
+            rel.to_string(),
+            b.len() as u64,
+            None,
+        ),
+        Content::Symlink(target) => (
+            tar::EntryType::Symlink,
+            rel.to_string(),
+            0,
+            Some(target.as_str()),
+        ),
+    };
+    let io_err = |e: io::Error| Error::Io {
+        action: "write layer entry",
+        path: PathBuf::from(path),
+        source: e,
+    };
+
+    let mut pax = Vec::new();
+    if name.len() > USTAR_NAME {
+        pax.extend(pax_record("path", name.as_bytes()));
+    }
+    if let Some(target) = link.filter(|t| t.len() > USTAR_NAME) {
+        pax.extend(pax_record("linkpath", target.as_bytes()));
+    }
+    if size > USTAR_MAX_SIZE {
+        pax.extend(pax_record("size", size.to_string().as_bytes()));
+    }
+    if !pax.is_empty() {
+        let mut h = base_header(tar::EntryType::XHeader, mtime, 0, 0, 0o644);
+        set_field(&mut h.as_old_mut().name, b"PaxHeader");
+        h.set_size(pax.len() as u64);
+        h.set_cksum();
+        out.write_all(h.as_bytes()).map_err(io_err)?;
+        out.write_all(&pax).map_err(io_err)?;
+        pad(out, pax.len() as u64).map_err(io_err)?;
+    }
+
+    let mut h = base_header(kind, mtime, entry.uid, entry.gid, entry.mode);
+    set_field(&mut h.as_old_mut().name, name.as_bytes());
+    if let Some(target) = link {
+        set_field(&mut h.as_old_mut().linkname, target.as_bytes());
+    }
+    h.set_size(size);
+    h.set_cksum();
+    out.write_all(h.as_bytes()).map_err(io_err)?;
+
+    match &entry.content {
+        Content::File { src, size } => copy_exact(src, *size, out)?,
+        Content::Bytes(b) => out.write_all(b).map_err(io_err)?,
+        Content::Dir | Content::Symlink(_) => {}
+    }
+    pad(out, size).map_err(io_err)
+}
+
+fn base_header(kind: tar::EntryType, mtime: u64, uid: u32, gid: u32, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mtime(mtime);
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
+    h.set_mode(mode);
+    h
+}
+
+/// Copy a field, cut at the field's length: the full value is in a PAX record.
+fn set_field(field: &mut [u8], value: &[u8]) {
+    let n = value.len().min(field.len());
+    field[..n].copy_from_slice(&value[..n]);
+}
+
+/// `"<len> key=value\n"`, where len counts the whole record, its own digits included.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3;
+    let mut len = body + body.to_string().len();
+    if len.to_string().len() != body.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut rec = format!("{len} {key}=").into_bytes();
+    rec.extend_from_slice(value);
+    rec.push(b'\n');
+    rec
+}
+
+fn pad(out: &mut impl Write, size: u64) -> io::Result<()> {
+    let rem = (size % 512) as usize;
+    if rem != 0 {
+        out.write_all(&[0u8; 512][..512 - rem])?;
+    }
+    Ok(())
+}
+
+/// Copy exactly `size` bytes: a file that changed since it was listed is an error,
+/// not a silently different layer.
+fn copy_exact(src: &Path, size: u64, out: &mut impl Write) -> Result<()> {
+    let file = File::open(src).ctx("open", src)?;
+    let mut limited = file.take(size);
+    let copied = io::copy(&mut limited, out).ctx("read", src)?;
+    let mut probe = [0u8; 1];
+    let grew = limited.into_inner().read(&mut probe).ctx("read", src)? > 0;
+    if copied != size || grew {
+        return Err(
+            Error::source_path(src, "changed while the layer was being written")
+                .with_hint("build again once the file is complete"),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn plan(entries: Vec<(&str, Entry)>) -> LayerPlan {
+        LayerPlan {
+            created_by: vec![],
+            entries: entries
+                .into_iter()
+                .map(|(p, e)| (p.to_string(), e))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    /// name, uid, gid, mode, data, link target
+    type Found = (String, u64, u64, u32, Vec<u8>, Option<String>);
+
+    fn read_back(blob: &LayerBlob) -> Vec<Found> {
+        let f = File::open(&blob.path).unwrap();
+        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().to_string_lossy().into_owned();
+                let (uid, gid, mode) = (
+                    e.header().uid().unwrap(),
+                    e.header().gid().unwrap(),
+                    e.header().mode().unwrap(),
+                );
+                let link = e
+                    .link_name()
+                    .unwrap()
+                    .map(|l| l.to_string_lossy().into_owned());
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (name, uid, gid, mode, data, link)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layers_are_deterministic_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("/d/{}", "x".repeat(150));
+        let make = || {
+            plan(vec![
+                (
+                    "/d",
+                    Entry {
+                        content: Content::Dir,
+                        uid: 1,
+                        gid: 2,
+                        mode: 0o750,
+                    },
+                ),
+                (
+                    "/d/f",
+                    Entry {
+                        content: Content::Bytes(b"hi".to_vec()),
+                        uid: 10001,
+                        gid: 10001,
+                        mode: 0o644,
+                    },
+                ),
+                (
+                    long.as_str(),
+                    Entry {
+                        content: Content::Symlink("t".repeat(120)),
+                        uid: 0,
+                        gid: 0,
+                        mode: 0o777,
+                    },
+                ),
+            ])
+        };
+        let a = write(&make(), &dir.path().join("a"), 1_700_000_000, 1).unwrap();
+        let b = write(&make(), &dir.path().join("b"), 1_700_000_000, 1).unwrap();
+        assert_eq!((a.digest.clone(), a.diff_id.clone()), (b.digest, b.diff_id));
+        let entries = read_back(&a);
+        assert_eq!(entries[0].0, "d/");
+        assert_eq!((entries[0].1, entries[0].2, entries[0].3), (1, 2, 0o750));
+        assert_eq!(entries[1].0, "d/f");
+        assert_eq!(entries[1].4, b"hi");
+        assert_eq!(entries[2].0, long.trim_start_matches('/'));
+        assert_eq!(entries[2].5.as_deref(), Some("t".repeat(120).as_str()));
+    }
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        let r = pax_record("path", b"abc");
+        assert_eq!(r, b"12 path=abc\n");
+        let long = vec![b'a'; 92];
+        let r = pax_record("path", &long);
+        assert_eq!(
+            r.len().to_string(),
+            String::from_utf8_lossy(&r).split(' ').next().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_file_that_changed_size_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, "four").unwrap();
+        let p = plan(vec![(
+            "/f",
+            Entry {
+                content: Content::File {
+                    src: src.clone(),
+                    size: 3,
+                },
+                uid: 0,
+                gid: 0,
+                mode: 0o644,
+            },
+        )]);
+        let err = write(&p, &dir.path().join("out"), 0, 1).unwrap_err();
+        assert!(err.to_string().contains("changed while"), "{err}");
+    }
+}

@@ -1,0 +1,167 @@
+//! kiln compiles a declarative TOML spec straight into OCI image layers,
+//! with no daemon, no root and no RUN.
+//!
+//! # Layout
+//!
+//! The data flow is the file order:
+//!
+//! - `spec`: the TOML as written (serde mirror, with spans for errors).
+//! - `validate`: the checked, typed [`validate::Spec`]; `args` and `duration` help it.
+//! - `base`: the base image (scratch or an OCI layout), its config and filesystem view.
+//! - `accounts`: /etc/passwd, /etc/group, /etc/shadow merged with the app user.
+//! - `plan`: every path of every new layer, with owner and mode; `sources` walks local files.
+//! - `layer`: one pass per layer: tar, diff_id, gzip, digest, file.
+//! - `assemble`: the image config (`config`) and the manifest (`oci`).
+//! - `layout` / `archive`: the OCI image layout and the docker-archive, written atomically.
+//!
+//! `build` runs them in that order.
+
+pub mod accounts;
+pub mod archive;
+pub mod args;
+pub mod assemble;
+pub mod base;
+pub mod config;
+pub mod digest;
+pub mod duration;
+pub mod error;
+pub mod layer;
+pub mod layout;
+pub mod oci;
+pub mod plan;
+pub mod sources;
+pub mod spec;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use error::{Error, Result};
+use layer::LayerBlob;
+use layout::Staging;
+
+pub use validate::Inputs;
+
+/// Where a build writes its image.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// The OCI image layout directory; None with `tar` alone.
+    pub layout: Option<PathBuf>,
+    /// A docker-archive file.
+    pub tar: Option<PathBuf>,
+    /// A file that receives the manifest digest.
+    pub digest_file: Option<PathBuf>,
+}
+
+pub struct Built {
+    pub name: String,
+    pub tag: String,
+    pub manifest_digest: String,
+    pub config_digest: String,
+    pub layers: Vec<assemble::ImageLayer>,
+    pub warnings: Vec<String>,
+}
+
+/// Build the image that the spec at `spec_path` describes.
+pub fn build(spec_path: &Path, inputs: &Inputs, outputs: &Outputs) -> Result<Built> {
+    let spec = validate::load(spec_path, inputs)?;
+    for w in &spec.warnings {
+        tracing::warn!("{w}");
+    }
+    let base = base::resolve(&spec.base, &spec.platform)?;
+    let days = spec.created.unix / 86_400;
+    let accounts = accounts::merge(&base.fs, spec.user.as_ref(), days).map_err(|msg| {
+        let at = spec.user.as_ref().map_or(0..0, |u| u.at.clone());
+        spec.source.error(at, msg)
+    })?;
+    let plans = plan::plan(&spec, &base, &accounts)?;
+
+    let default_layout = PathBuf::from("kiln-out").join(&spec.name);
+    let layout_dest = match (&outputs.layout, &outputs.tar) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(default_layout),
+    };
+    let staging_near = layout_dest
+        .clone()
+        .or_else(|| outputs.tar.clone())
+        .expect("one output");
+    let staging = Staging::near(&staging_near)?;
+
+    let blobs = write_layers(&plans, &staging, spec.created.unix, spec.compression_level)?;
+    let new: Vec<(Vec<String>, LayerBlob)> = plans
+        .iter()
+        .map(|p| p.created_by.clone())
+        .zip(blobs)
+        .collect();
+    let image = assemble::assemble(&spec, &base, &new)?;
+    staging.put_blob(&image.config_descriptor.digest, &image.config)?;
+    staging.put_blob(&image.manifest_descriptor.digest, &image.manifest)?;
+
+    if let Some(tar) = &outputs.tar {
+        let repo_tag = format!("{}:{}", spec.name, spec.tag);
+        archive::write(tar, &image, &repo_tag, spec.created.unix)?;
+    }
+    if let Some(dest) = &layout_dest {
+        staging.commit_layout(&image, &spec.tag, dest)?;
+    }
+    if let Some(file) = &outputs.digest_file {
+        layout::write_atomic(
+            file,
+            format!("{}\n", image.manifest_descriptor.digest).as_bytes(),
+        )?;
+    }
+    Ok(Built {
+        name: spec.name,
+        tag: spec.tag,
+        manifest_digest: image.manifest_descriptor.digest,
+        config_digest: image.config_descriptor.digest,
+        layers: image.layers,
+        warnings: spec.warnings,
+    })
+}
+
+/// Write every planned layer, several at once, each in one streaming pass.
+fn write_layers(
+    plans: &[plan::LayerPlan],
+    staging: &Staging,
+    mtime: u64,
+    level: u32,
+) -> Result<Vec<LayerBlob>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(plans.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<LayerBlob>>>> =
+        Mutex::new((0..plans.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(plan) = plans.get(i) else { break };
+                    let result = layer::write(plan, &staging.scratch_path(i), mtime, level)
+                        .and_then(|blob| {
+                            let path = staging.adopt(&blob.path, &blob.digest)?;
+                            Ok(LayerBlob { path, ..blob })
+                        });
+                    results.lock().expect("no panics while holding the lock")[i] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no panics while holding the lock")
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::Output {
+                    path: staging.path().to_path_buf(),
+                    msg: "a layer was not written".into(),
+                })
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,134 @@
+//! The `kiln` command: parse arguments, run the library, report errors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kiln::error::{EXIT_BAD_INPUT, Error};
+use kiln::{Inputs, Outputs};
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Daemonless, reproducible OCI image builder"
+)]
+struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the image a spec describes.
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// The spec file.
+    #[arg(default_value = "kiln.toml")]
+    spec: PathBuf,
+    /// Write the OCI image layout here (default: ./kiln-out/NAME unless --tar is given alone).
+    #[arg(long, value_name = "DIR")]
+    oci: Option<PathBuf>,
+    /// Write a docker-archive that `docker load` and `podman load` read.
+    #[arg(long, value_name = "FILE")]
+    tar: Option<PathBuf>,
+    /// Write the manifest digest (sha256:...) to this file.
+    #[arg(long, value_name = "FILE")]
+    digest_file: Option<PathBuf>,
+    /// Set a ${NAME} value, overriding [args].
+    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
+    build_args: Vec<(String, String)>,
+}
+
+fn parse_build_arg(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Build(args) => build(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            ExitCode::from(err.exit_code() as u8)
+        }
+    }
+}
+
+fn build(args: BuildArgs) -> Result<(), Error> {
+    let inputs = Inputs {
+        build_args: args.build_args,
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+    };
+    let outputs = Outputs {
+        layout: args.oci,
+        tar: args.tar,
+        digest_file: args.digest_file,
+    };
+    let started = std::time::Instant::now();
+    let built = kiln::build(&args.spec, &inputs, &outputs)?;
+    for layer in &built.layers {
+        tracing::info!(
+            "layer {} {} bytes ({} uncompressed)",
+            layer.descriptor.digest,
+            layer.descriptor.size,
+            layer.diff_size
+        );
+    }
+    if let Some(dir) = outputs.layout.as_ref() {
+        tracing::info!("wrote OCI layout {}", dir.display());
+    }
+    if let Some(tar) = outputs.tar.as_ref() {
+        tracing::info!("wrote docker-archive {}", tar.display());
+    }
+    tracing::info!("built in {:.2?}", started.elapsed());
+    println!("{}:{}@{}", built.name, built.tag, built.manifest_digest);
+    Ok(())
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// `error:` with the message, `caused by:` for each source, then `hint:`.
+fn report(err: &Error) {
+    eprintln!("error: {err}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+    if let Some(hint) = err.hint() {
+        eprintln!("hint: {hint}");
+    }
+    let _ = EXIT_BAD_INPUT;
+}

@@ -1,0 +1,420 @@
+//! What goes into each new layer: every path with its content, owner and
+//! mode, decided before a byte is written. Owners are resolved here, the
+//! layers are grouped, duplicates refused, and parent directories filled in
+//! without clobbering the base's.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::accounts::Accounts;
+use crate::base::{Base, Kind};
+use crate::error::{Error, Result};
+use crate::sources::{self, FoundKind};
+use crate::validate::{Id, Owner, Spec};
+
+pub enum Content {
+    Dir,
+    File { src: PathBuf, size: u64 },
+    Bytes(Vec<u8>),
+    Symlink(String),
+}
+
+pub struct Entry {
+    pub content: Content,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+pub struct LayerPlan {
+    /// Shown in history as what made the layer.
+    pub created_by: Vec<String>,
+    /// Absolute paths in the image, sorted: parents come before children.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+const SYSTEM: &str = "";
+
+pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPlan>> {
+    let mut p = Planner {
+        spec,
+        base,
+        accounts,
+        names: vec![SYSTEM.to_string()],
+        layers: vec![LayerPlan {
+            created_by: Vec::new(),
+            entries: BTreeMap::new(),
+        }],
+        dirs: BTreeMap::new(),
+        origins: BTreeMap::new(),
+    };
+    p.system()?;
+    for copy in &spec.copies {
+        let layer = match &copy.layer {
+            Some(name) => p.layer(name),
+            None => p.new_layer(),
+        };
+        let (uid, gid) = p.owner(copy.owner.as_ref())?;
+        let err = |msg: String| spec.source.error(copy.at.clone(), msg);
+        let found = sources::collect(copy, &spec.dir, &err)?;
+        for f in found {
+            let (content, mode) = match f.kind {
+                FoundKind::Dir => {
+                    // A destination the base already has keeps its owner and mode, as with COPY.
+                    if f.dest == copy.dest && p.base_dir(&f.dest) {
+                        continue;
+                    }
+                    (Content::Dir, copy.dir_mode.unwrap_or(0o755))
+                }
+                FoundKind::File { size, executable } => (
+                    Content::File {
+                        src: f.origin.clone(),
+                        size,
+                    },
+                    copy.mode.unwrap_or(if executable { 0o755 } else { 0o644 }),
+                ),
+                FoundKind::Symlink(target) => (Content::Symlink(target), 0o777),
+            };
+            p.add(
+                layer,
+                &f.dest,
+                Entry {
+                    content,
+                    uid,
+                    gid,
+                    mode,
+                },
+                f.origin.display().to_string(),
+            )?;
+        }
+        let chown = copy
+            .owner
+            .as_ref()
+            .map(|_| format!("--chown={uid}:{gid} "))
+            .unwrap_or_default();
+        let dest = if copy.dest_is_dir && copy.dest != "/" {
+            format!("{}/", copy.dest)
+        } else {
+            copy.dest.clone()
+        };
+        p.layers[layer]
+            .created_by
+            .push(format!("COPY {chown}{} {dest} # kiln", copy.src));
+    }
+    p.workdir()?;
+    Ok(p.finish())
+}
+
+struct Planner<'a> {
+    spec: &'a Spec,
+    base: &'a Base,
+    accounts: &'a Accounts,
+    names: Vec<String>,
+    layers: Vec<LayerPlan>,
+    /// Directories someone asked for, with their final owner and mode.
+    dirs: BTreeMap<String, (u32, u32, u32)>,
+    /// Files and links already placed, with where they came from.
+    origins: BTreeMap<String, String>,
+}
+
+impl Planner<'_> {
+    fn new_layer(&mut self) -> usize {
+        self.names.push(String::new());
+        self.layers.push(LayerPlan {
+            created_by: Vec::new(),
+            entries: BTreeMap::new(),
+        });
+        self.layers.len() - 1
+    }
+
+    fn layer(&mut self, name: &str) -> usize {
+        match self.names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                let i = self.new_layer();
+                self.names[i] = name.to_string();
+                i
+            }
+        }
+    }
+
+    fn layer_or_system(&mut self, name: &Option<String>) -> usize {
+        name.as_deref().map_or(0, |n| self.layer(n))
+    }
+
+    fn base_dir(&self, path: &str) -> bool {
+        self.base
+            .fs
+            .entries
+            .get(path)
+            .is_some_and(|m| m.kind == Kind::Dir)
+    }
+
+    fn owner(&self, owner: Option<&Owner>) -> Result<(u32, u32)> {
+        let Some(owner) = owner else {
+            return Ok((0, 0));
+        };
+        let unknown = |what: &str, name: &str| -> Error {
+            self.spec
+                .source
+                .error(
+                    owner.at.clone(),
+                    format!(
+                        "owner `{}`: no {what} `{name}` in [user] or the base's /etc/{}",
+                        owner.text,
+                        if what == "user" { "passwd" } else { "group" }
+                    ),
+                )
+                .with_hint("define it in [user], or write numeric ids like \"10001:10001\"")
+        };
+        let (uid, primary_gid) = match &owner.user {
+            Id::Num(n) => (*n, *n),
+            Id::Name(name) => self
+                .accounts
+                .user(name)
+                .ok_or_else(|| unknown("user", name))?,
+        };
+        let gid = match &owner.group {
+            None => primary_gid,
+            Some(Id::Num(n)) => *n,
+            Some(Id::Name(name)) => self
+                .accounts
+                .group_id(name)
+                .ok_or_else(|| unknown("group", name))?,
+        };
+        Ok((uid, gid))
+    }
+
+    /// Place one entry; the same file twice, or a file where a directory is, is an error.
+    fn add(&mut self, layer: usize, path: &str, entry: Entry, origin: String) -> Result<()> {
+        let path = self.base.fs.resolve_parents(path);
+        if path == "/" {
+            return Ok(());
+        }
+        let is_dir = matches!(entry.content, Content::Dir);
+        if let Some(first) = self.origins.get(&path) {
+            return Err(self.conflict(&path, first, &origin));
+        }
+        if is_dir {
+            self.dirs
+                .insert(path.clone(), (entry.uid, entry.gid, entry.mode));
+        } else {
+            if self.dirs.contains_key(&path) {
+                return Err(self.conflict(&path, "a directory", &origin));
+            }
+            self.origins.insert(path.clone(), origin);
+        }
+        self.layers[layer].entries.insert(path, entry);
+        Ok(())
+    }
+
+    fn conflict(&self, path: &str, first: &str, second: &str) -> Error {
+        Error::Usage {
+            what: self.spec.source.path.display().to_string(),
+            msg: format!("`{path}` is written twice: by {first} and by {second}"),
+            hint: Some("give each destination one source, or exclude one of them".into()),
+        }
+    }
+
+    fn system(&mut self) -> Result<()> {
+        let spec = self.spec;
+        if self.accounts.changed {
+            let files = [
+                ("/etc/passwd", Some(self.accounts.passwd.clone()), 0o644),
+                ("/etc/group", Some(self.accounts.group.clone()), 0o644),
+                ("/etc/shadow", self.accounts.shadow.clone(), 0o640),
+            ];
+            for (path, bytes, mode) in files {
+                let Some(bytes) = bytes else { continue };
+                let (uid, gid, mode) = match self.base.fs.entries.get(path) {
+                    Some(m) => (m.uid, m.gid, m.mode),
+                    None => (0, 0, mode),
+                };
+                self.add(
+                    0,
+                    path,
+                    Entry {
+                        content: Content::Bytes(bytes),
+                        uid,
+                        gid,
+                        mode,
+                    },
+                    "[user]".into(),
+                )?;
+            }
+        }
+        if let Some(user) = &spec.user {
+            if let Some(home) = &user.home {
+                self.add(
+                    0,
+                    home,
+                    Entry {
+                        content: Content::Dir,
+                        uid: user.uid,
+                        gid: user.gid,
+                        mode: 0o755,
+                    },
+                    "[user] home".into(),
+                )?;
+            }
+            let home = user
+                .home
+                .as_deref()
+                .map(|h| format!(" home={h}"))
+                .unwrap_or_default();
+            self.layers[0].created_by.push(format!(
+                "USERADD {} {}:{} {}{home} # kiln",
+                user.name, user.uid, user.gid, user.group
+            ));
+        }
+        for dir in &spec.dirs {
+            let (uid, gid) = self.owner(dir.owner.as_ref())?;
+            let mode = dir.mode.unwrap_or(0o755);
+            let layer = self.layer_or_system(&dir.layer);
+            self.add(
+                layer,
+                &dir.path,
+                Entry {
+                    content: Content::Dir,
+                    uid,
+                    gid,
+                    mode,
+                },
+                format!("[[dir]] {}", dir.path),
+            )?;
+            self.layers[layer]
+                .created_by
+                .push(format!("MKDIR {uid}:{gid} {mode:04o} {} # kiln", dir.path));
+        }
+        for file in &spec.files {
+            let (uid, gid) = self.owner(file.owner.as_ref())?;
+            let mode = file.mode.unwrap_or(0o644);
+            let layer = self.layer_or_system(&file.layer);
+            let content = Content::Bytes(file.content.clone().into_bytes());
+            self.add(
+                layer,
+                &file.path,
+                Entry {
+                    content,
+                    uid,
+                    gid,
+                    mode,
+                },
+                format!("[[file]] {}", file.path),
+            )?;
+            self.layers[layer]
+                .created_by
+                .push(format!("FILE {uid}:{gid} {mode:04o} {} # kiln", file.path));
+        }
+        for link in &spec.symlinks {
+            let (uid, gid) = self.owner(link.owner.as_ref())?;
+            let layer = self.layer_or_system(&link.layer);
+            let content = Content::Symlink(link.target.clone());
+            self.add(
+                layer,
+                &link.path,
+                Entry {
+                    content,
+                    uid,
+                    gid,
+                    mode: 0o777,
+                },
+                format!("[[symlink]] {}", link.path),
+            )?;
+            self.layers[layer]
+                .created_by
+                .push(format!("SYMLINK {} -> {} # kiln", link.path, link.target));
+        }
+        Ok(())
+    }
+
+    /// WORKDIR creates its directory when nothing else does.
+    fn workdir(&mut self) -> Result<()> {
+        let Some(dir) = self.spec.config.workdir.clone() else {
+            return Ok(());
+        };
+        let path = self.base.fs.resolve_parents(&dir);
+        if path == "/" || self.dirs.contains_key(&path) || self.base.fs.entries.contains_key(&path)
+        {
+            return Ok(());
+        }
+        self.add(
+            0,
+            &path,
+            Entry {
+                content: Content::Dir,
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
+            },
+            "workdir".into(),
+        )?;
+        self.layers[0]
+            .created_by
+            .push(format!("WORKDIR {dir} # kiln"));
+        Ok(())
+    }
+
+    /// Give every directory its final owner and mode, add missing parents,
+    /// and drop empty layers.
+    fn finish(mut self) -> Vec<LayerPlan> {
+        let dirs = &self.dirs;
+        let base = &self.base.fs;
+        for layer in &mut self.layers {
+            let mut parents = Vec::new();
+            for path in layer.entries.keys() {
+                let mut p = path.as_str();
+                while let Some(i) = p.rfind('/') {
+                    p = &p[..i];
+                    if p.is_empty() {
+                        break;
+                    }
+                    parents.push(p.to_string());
+                }
+            }
+            for parent in parents {
+                if layer.entries.contains_key(&parent) {
+                    continue;
+                }
+                // The base's own directory (or link) is left alone; others are created 0:0 0755.
+                match base.entries.get(&parent) {
+                    Some(meta) if meta.kind != Kind::Dir => continue,
+                    Some(meta) => {
+                        let (uid, gid, mode) = dirs
+                            .get(&parent)
+                            .copied()
+                            .unwrap_or((meta.uid, meta.gid, meta.mode));
+                        layer.entries.insert(
+                            parent,
+                            Entry {
+                                content: Content::Dir,
+                                uid,
+                                gid,
+                                mode,
+                            },
+                        );
+                    }
+                    None => {
+                        let (uid, gid, mode) = dirs.get(&parent).copied().unwrap_or((0, 0, 0o755));
+                        layer.entries.insert(
+                            parent,
+                            Entry {
+                                content: Content::Dir,
+                                uid,
+                                gid,
+                                mode,
+                            },
+                        );
+                    }
+                }
+            }
+            for (path, entry) in layer.entries.iter_mut() {
+                if let (Content::Dir, Some(&(uid, gid, mode))) = (&entry.content, dirs.get(path)) {
+                    (entry.uid, entry.gid, entry.mode) = (uid, gid, mode);
+                }
+            }
+        }
+        self.layers.retain(|l| !l.entries.is_empty());
+        self.layers
+    }
+}

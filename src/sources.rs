@@ -1,0 +1,359 @@
+//! Local sources of a `[[copy]]`: glob expansion, directory walks, excludes,
+//! and the rule that nothing is read from outside the spec's directory.
+//! Symlinks inside a tree are kept as links, never followed.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::error::{Error, IoContext, Result};
+use crate::validate::Copy;
+
+/// One thing found in the sources, with its path relative to the copy's destination.
+#[derive(Debug)]
+pub struct Found {
+    /// Absolute path in the image.
+    pub dest: String,
+    pub kind: FoundKind,
+    /// Where it came from, for messages.
+    pub origin: PathBuf,
+}
+
+#[derive(Debug)]
+pub enum FoundKind {
+    Dir,
+    File { size: u64, executable: bool },
+    Symlink(String),
+}
+
+/// Everything a copy entry brings in, in a stable order. The destination
+/// directory itself is listed when a directory's contents are copied.
+pub fn collect(copy: &Copy, spec_dir: &Path, err: &dyn Fn(String) -> Error) -> Result<Vec<Found>> {
+    let matches = expand(copy, spec_dir, err)?;
+    if matches.len() > 1 && !copy.dest_is_dir {
+        return Err(err(format!(
+            "src `{}` matches {} paths, so dest `{}` must be a directory ending in `/`",
+            copy.src,
+            matches.len(),
+            copy.dest
+        )));
+    }
+    let exclude = exclude_set(&copy.exclude);
+    let mut out = Vec::new();
+    for path in matches {
+        let real = path.canonicalize().ctx("resolve", &path)?;
+        if !real.starts_with(spec_dir) {
+            return Err(Error::Source {
+                path: path.clone(),
+                msg: format!("leads outside the spec's directory `{}` through a symlink", spec_dir.display()),
+                hint: Some("kiln reads only files under the spec's directory; copy the files there instead".into()),
+            });
+        }
+        let meta = fs::metadata(&real).ctx("read metadata of", &real)?;
+        if meta.is_dir() {
+            out.push(Found {
+                dest: copy.dest.clone(),
+                kind: FoundKind::Dir,
+                origin: path.clone(),
+            });
+            walk(&real, "", &copy.dest, &exclude, &mut out)?;
+        } else {
+            let name = file_name(&path)?;
+            let dest = if copy.dest_is_dir {
+                join(&copy.dest, &name)
+            } else {
+                copy.dest.clone()
+            };
+            out.push(found(&real, dest, &meta)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The paths `src` names: one path, or every match of a glob (sorted).
+fn expand(copy: &Copy, spec_dir: &Path, err: &dyn Fn(String) -> Error) -> Result<Vec<PathBuf>> {
+    let src = copy.src.trim_end_matches('/');
+    let src = if src.is_empty() { "." } else { src };
+    let is_glob = src.contains(['*', '?', '[', '{']);
+    if !is_glob {
+        let path = spec_dir.join(src);
+        if fs::symlink_metadata(&path).is_err() {
+            return Err(err(format!(
+                "src `{}` does not exist in `{}`",
+                copy.src,
+                spec_dir.display()
+            )));
+        }
+        return Ok(vec![path]);
+    }
+    let glob = GlobBuilder::new(src)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| {
+            err(format!(
+                "src `{}` is not a valid glob: {}",
+                copy.src,
+                e.kind()
+            ))
+        })?
+        .compile_matcher();
+    // Walk from the longest directory prefix without glob characters.
+    let literal: Vec<&str> = src
+        .split('/')
+        .take_while(|p| !p.contains(['*', '?', '[', '{']))
+        .collect();
+    let start = spec_dir.join(literal.join("/"));
+    let depth = src.split('/').count() - literal.len();
+    let recursive = src.contains("**");
+    let mut found = Vec::new();
+    let mut stack = vec![(start, literal.join("/"), 0usize)];
+    while let Some((dir, rel, level)) = stack.pop() {
+        let Ok(read) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in read {
+            let entry = entry.ctx("list", &dir)?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if glob.is_match(&child_rel) {
+                found.push(entry.path());
+            }
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && (recursive || level + 1 < depth) {
+                stack.push((entry.path(), child_rel, level + 1));
+            }
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(err(format!(
+            "src `{}` matches nothing in `{}`",
+            copy.src,
+            spec_dir.display()
+        )));
+    }
+    Ok(found)
+}
+
+/// Patterns without a `/` match a name at any depth, like .gitignore.
+fn exclude_set(patterns: &[String]) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        let p = p.trim_end_matches('/');
+        let variants = if p.contains('/') {
+            vec![p.trim_start_matches('/').to_string()]
+        } else {
+            vec![p.to_string(), format!("**/{p}")]
+        };
+        for v in variants {
+            if let Ok(g) = GlobBuilder::new(&v).literal_separator(true).build() {
+                builder.add(g);
+            }
+        }
+    }
+    builder.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+fn walk(dir: &Path, rel: &str, dest: &str, exclude: &GlobSet, out: &mut Vec<Found>) -> Result<()> {
+    let mut children: Vec<fs::DirEntry> = fs::read_dir(dir)
+        .ctx("list", dir)?
+        .collect::<Result<_, _>>()
+        .ctx("list", dir)?;
+    children.sort_by_key(|e| e.file_name());
+    for entry in children {
+        let path = entry.path();
+        let name = file_name(&path)?;
+        let child_rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if exclude.is_match(&child_rel) {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).ctx("read metadata of", &path)?;
+        let item = found(&path, join(dest, &child_rel), &meta)?;
+        let is_dir = matches!(item.kind, FoundKind::Dir);
+        out.push(item);
+        if is_dir {
+            walk(&path, &child_rel, dest, exclude, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn found(path: &Path, dest: String, meta: &fs::Metadata) -> Result<Found> {
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        FoundKind::Dir
+    } else if t.is_file() {
+        FoundKind::File {
+            size: meta.len(),
+            executable: meta.permissions().mode() & 0o111 != 0,
+        }
+    } else if t.is_symlink() {
+        let target = fs::read_link(path).ctx("read link", path)?;
+        let target = target
+            .to_str()
+            .ok_or_else(|| Error::source_path(path, "symlink target is not valid UTF-8"))?
+            .to_string();
+        FoundKind::Symlink(target)
+    } else {
+        let what = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_socket() {
+            "a socket"
+        } else if t.is_block_device() || t.is_char_device() {
+            "a device"
+        } else {
+            "not a file"
+        };
+        return Err(Error::source_path(
+            path,
+            format!("is {what}; kiln copies files, directories and symlinks only"),
+        )
+        .with_hint("exclude it with `exclude = [...]` in the copy entry"));
+    };
+    Ok(Found {
+        dest,
+        kind,
+        origin: path.to_path_buf(),
+    })
+}
+
+/// A file name that can go into a layer: UTF-8, no control characters, not a whiteout.
+fn file_name(path: &Path) -> Result<String> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Error::source_path(path, "name is not valid UTF-8").with_hint("rename it, or exclude it")
+    })?;
+    if name.chars().any(char::is_control) {
+        return Err(
+            Error::source_path(path, "name contains a control character")
+                .with_hint("rename it, or exclude it"),
+        );
+    }
+    if name.starts_with(".wh.") {
+        return Err(
+            Error::source_path(path, "names starting with `.wh.` are layer whiteouts")
+                .with_hint("rename it, or exclude it"),
+        );
+    }
+    Ok(name.to_string())
+}
+
+fn join(dir: &str, rel: &str) -> String {
+    if dir == "/" {
+        format!("/{rel}")
+    } else {
+        format!("{dir}/{rel}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(src: &str, dest: &str, exclude: &[&str]) -> Copy {
+        Copy {
+            src: src.into(),
+            dest: crate::validate::image_path(dest).unwrap(),
+            dest_is_dir: dest.ends_with('/'),
+            owner: None,
+            mode: None,
+            dir_mode: None,
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            layer: None,
+            at: 0..0,
+        }
+    }
+
+    fn tree() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join("dist/sub/__pycache__")).unwrap();
+        fs::write(d.join("dist/a.txt"), "a").unwrap();
+        fs::write(d.join("dist/b.pyc"), "b").unwrap();
+        fs::write(d.join("dist/sub/c.txt"), "c").unwrap();
+        fs::write(d.join("dist/sub/__pycache__/x"), "x").unwrap();
+        fs::write(d.join("one.whl"), "w").unwrap();
+        fs::write(d.join("two.whl"), "w").unwrap();
+        std::os::unix::fs::symlink("a.txt", d.join("dist/link")).unwrap();
+        t
+    }
+
+    fn dests(found: &[Found]) -> Vec<&str> {
+        found.iter().map(|f| f.dest.as_str()).collect()
+    }
+
+    fn err(m: String) -> Error {
+        Error::source_path(Path::new("x"), m)
+    }
+
+    #[test]
+    fn directories_copy_their_contents_with_excludes() {
+        let t = tree();
+        let dir = t.path().canonicalize().unwrap();
+        let found = collect(
+            &copy("dist/", "/app/", &["**/__pycache__", "*.pyc"]),
+            &dir,
+            &err,
+        )
+        .unwrap();
+        assert_eq!(
+            dests(&found),
+            [
+                "/app",
+                "/app/a.txt",
+                "/app/link",
+                "/app/sub",
+                "/app/sub/c.txt"
+            ]
+        );
+        assert!(matches!(&found[2].kind, FoundKind::Symlink(t) if t == "a.txt"));
+    }
+
+    #[test]
+    fn globs_and_single_files() {
+        let t = tree();
+        let dir = t.path().canonicalize().unwrap();
+        let found = collect(&copy("*.whl", "/wheels/", &[]), &dir, &err).unwrap();
+        assert_eq!(dests(&found), ["/wheels/one.whl", "/wheels/two.whl"]);
+        let found = collect(&copy("one.whl", "/opt/app.whl", &[]), &dir, &err).unwrap();
+        assert_eq!(dests(&found), ["/opt/app.whl"]);
+        assert!(collect(&copy("*.whl", "/opt/x", &[]), &dir, &err).is_err());
+        assert!(
+            collect(&copy("*.nope", "/opt/", &[]), &dir, &err)
+                .unwrap_err()
+                .to_string()
+                .contains("matches nothing")
+        );
+        assert!(
+            collect(&copy("missing", "/opt/", &[]), &dir, &err)
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+    }
+
+    #[test]
+    fn symlinked_source_outside_is_refused() {
+        let t = tree();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path(), t.path().join("escape")).unwrap();
+        let dir = t.path().canonicalize().unwrap();
+        let e = collect(&copy("escape/", "/x/", &[]), &dir, &err).unwrap_err();
+        assert!(
+            e.to_string().contains("outside the spec's directory"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,956 @@
+//! The raw TOML mirror turned into a typed, checked [`Spec`]: args
+//! substituted, paths normalised, modes, durations and ids range-checked.
+//! Checks that need the base image (owner names) happen in `plan`.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::args::{self, Unknown};
+use crate::duration;
+use crate::error::{Error, IoContext, Result};
+use crate::spec::{
+    RawCopy, RawDir, RawFile, RawHealthcheck, RawMode, RawSpec, RawSymlink, RawUser, S, Source,
+};
+
+/// Where a value sits in the spec, to report errors found after validation.
+pub type Span = Range<usize>;
+
+pub struct Spec {
+    pub source: Source,
+    /// The spec's directory, canonical: every local source must lie inside it.
+    pub dir: PathBuf,
+    pub name: String,
+    pub tag: String,
+    pub base: BaseRef,
+    pub format: Format,
+    pub created: Created,
+    pub platform: Platform,
+    pub compression_level: u32,
+    pub user: Option<User>,
+    pub copies: Vec<Copy>,
+    pub dirs: Vec<Dir>,
+    pub files: Vec<InlineFile>,
+    pub symlinks: Vec<Symlink>,
+    pub config: Config,
+    pub healthcheck: Option<Healthcheck>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaseRef {
+    Scratch,
+    /// A local OCI image layout, with an optional `org.opencontainers.image.ref.name`.
+    OciLayout {
+        path: PathBuf,
+        tag: Option<String>,
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Format {
+    Docker,
+    Oci,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub unix: u64,
+    pub rfc3339: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub group: String,
+    pub gid: u32,
+    pub home: Option<String>,
+    pub shell: String,
+    pub at: Span,
+}
+
+/// An owner as written: names are resolved against /etc/passwd and /etc/group later.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Id {
+    Num(u32),
+    Name(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub user: Id,
+    pub group: Option<Id>,
+    pub text: String,
+    pub at: Span,
+}
+
+pub struct Copy {
+    pub src: String,
+    pub dest: String,
+    /// `dest` ended in `/`: sources go inside it.
+    pub dest_is_dir: bool,
+    pub owner: Option<Owner>,
+    pub mode: Option<u32>,
+    pub dir_mode: Option<u32>,
+    pub exclude: Vec<String>,
+    pub layer: Option<String>,
+    pub at: Span,
+}
+
+pub struct Dir {
+    pub path: String,
+    pub owner: Option<Owner>,
+    pub mode: Option<u32>,
+    pub layer: Option<String>,
+}
+
+pub struct InlineFile {
+    pub path: String,
+    pub content: String,
+    pub owner: Option<Owner>,
+    pub mode: Option<u32>,
+    pub layer: Option<String>,
+}
+
+pub struct Symlink {
+    pub path: String,
+    pub target: String,
+    pub owner: Option<Owner>,
+    pub layer: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Config {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub workdir: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub expose: Vec<String>,
+    pub volumes: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Healthcheck {
+    pub test: Vec<String>,
+    pub interval: i64,
+    pub timeout: i64,
+    pub start_period: i64,
+    pub start_interval: i64,
+    pub retries: i64,
+}
+
+/// What comes from outside the spec file.
+#[derive(Default, Clone)]
+pub struct Inputs {
+    pub build_args: Vec<(String, String)>,
+    pub source_date_epoch: Option<String>,
+}
+
+/// Read, parse and validate the spec at `path`.
+pub fn load(path: &Path, inputs: &Inputs) -> Result<Spec> {
+    let source = Source::read(path)?;
+    let raw = source.parse()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = parent
+        .canonicalize()
+        .ctx("open the spec's directory", parent)?;
+    Validator {
+        source,
+        args: BTreeMap::new(),
+        warnings: Vec::new(),
+    }
+    .run(raw, dir, inputs)
+}
+
+struct Validator {
+    source: Source,
+    args: BTreeMap<String, String>,
+    warnings: Vec<String>,
+}
+
+impl Validator {
+    fn err(&self, span: Span, msg: impl Into<String>) -> Error {
+        self.source.error(span, msg)
+    }
+
+    /// Substitute args in a string value; unknown names are errors.
+    fn text(&self, value: &S<String>) -> Result<String> {
+        args::expand(value.get_ref(), &self.args, Unknown::Refuse)
+            .map_err(|msg| self.err(value.span(), msg))
+    }
+
+    fn opt_text(&self, value: &Option<S<String>>) -> Result<Option<String>> {
+        value.as_ref().map(|v| self.text(v)).transpose()
+    }
+
+    /// A command: args substituted, unknown `${NAME}` kept for the shell at run time.
+    fn command(&self, value: &S<Vec<String>>) -> Result<Vec<String>> {
+        value
+            .get_ref()
+            .iter()
+            .map(|s| {
+                args::expand(s, &self.args, Unknown::Keep).map_err(|m| self.err(value.span(), m))
+            })
+            .collect()
+    }
+
+    fn run(mut self, raw: RawSpec, dir: PathBuf, inputs: &Inputs) -> Result<Spec> {
+        self.collect_args(&raw, inputs)?;
+        let image = &raw.image;
+
+        let name = match &image.name {
+            Some(n) => {
+                let name = self.text(n)?;
+                check_image_name(&name).map_err(|m| self.err(n.span(), m))?;
+                name
+            }
+            None => default_name(&dir),
+        };
+        let tag = match &image.tag {
+            Some(t) => {
+                let tag = self.text(t)?;
+                check_tag(&tag).map_err(|m| self.err(t.span(), m))?;
+                tag
+            }
+            None => "latest".to_string(),
+        };
+        let base = match &image.base {
+            None => BaseRef::Scratch,
+            Some(b) => parse_base(&self.text(b)?, &dir).map_err(|m| {
+                self.err(b.span(), m)
+                    .with_hint("use \"scratch\" or \"oci:PATH[:TAG]\" (a local OCI image layout)")
+            })?,
+        };
+        let format = match image.format.as_ref() {
+            None => Format::Docker,
+            Some(f) => match self.text(f)?.as_str() {
+                "docker" => Format::Docker,
+                "oci" => Format::Oci,
+                other => {
+                    return Err(self.err(
+                        f.span(),
+                        format!("format `{other}` is not \"docker\" or \"oci\""),
+                    ));
+                }
+            },
+        };
+        let created = match &image.created {
+            Some(c) => parse_rfc3339(&self.text(c)?).map_err(|m| self.err(c.span(), m))?,
+            None => match &inputs.source_date_epoch {
+                Some(epoch) => from_source_date_epoch(epoch)?,
+                None => created_at(0),
+            },
+        };
+        let platform = match &image.platform {
+            Some(p) => parse_platform(&self.text(p)?).map_err(|m| self.err(p.span(), m))?,
+            None => host_platform(),
+        };
+        let compression_level = match &image.compression_level {
+            None => 1,
+            Some(l) if (0..=9).contains(l.get_ref()) => *l.get_ref() as u32,
+            Some(l) => return Err(self.err(l.span(), "compression-level must be 0 to 9")),
+        };
+
+        let user = raw.user.as_ref().map(|u| self.user(u)).transpose()?;
+        let copies = raw
+            .copy
+            .iter()
+            .map(|c| self.copy(c))
+            .collect::<Result<Vec<_>>>()?;
+        let dirs = raw
+            .dir
+            .iter()
+            .map(|d| self.dir(d))
+            .collect::<Result<Vec<_>>>()?;
+        let files = raw
+            .file
+            .iter()
+            .map(|f| self.file(f))
+            .collect::<Result<Vec<_>>>()?;
+        let symlinks = raw
+            .symlink
+            .iter()
+            .map(|l| self.symlink(l))
+            .collect::<Result<Vec<_>>>()?;
+        let config = self.config(&raw, user.as_ref())?;
+        let healthcheck = raw
+            .healthcheck
+            .as_ref()
+            .map(|h| self.healthcheck(h))
+            .transpose()?;
+        if healthcheck.is_some() && format == Format::Oci {
+            self.warnings.push(
+                "format = \"oci\" with a healthcheck: podman and CRI-O ignore Healthcheck in OCI images; use format = \"docker\" to keep it".into(),
+            );
+        }
+
+        Ok(Spec {
+            source: self.source,
+            dir,
+            name,
+            tag,
+            base,
+            format,
+            created,
+            platform,
+            compression_level,
+            user,
+            copies,
+            dirs,
+            files,
+            symlinks,
+            config,
+            healthcheck,
+            warnings: self.warnings,
+        })
+    }
+
+    fn collect_args(&mut self, raw: &RawSpec, inputs: &Inputs) -> Result<()> {
+        for (name, value) in &raw.args {
+            // Args may use the args declared before them.
+            let expanded = self.text(value)?;
+            self.args.insert(name.clone(), expanded);
+        }
+        for (name, value) in &inputs.build_args {
+            if !raw.args.contains_key(name) {
+                self.warnings.push(format!(
+                    "--build-arg {name} is not declared in [args]; it is used for ${{{name}}} all the same"
+                ));
+            }
+            self.args.insert(name.clone(), value.clone());
+        }
+        Ok(())
+    }
+
+    fn user(&self, raw: &S<RawUser>) -> Result<User> {
+        let u = raw.get_ref();
+        let name = self.text(&u.name)?;
+        check_account_name(&name).map_err(|m| self.err(u.name.span(), m))?;
+        let uid = self.id(&u.uid, "uid")?;
+        if uid == 0 {
+            return Err(self
+                .err(u.uid.span(), "the app user must not be root (uid 0)")
+                .with_hint("pick an unprivileged uid such as 10001"));
+        }
+        let group = match &u.group {
+            Some(g) => {
+                let group = self.text(g)?;
+                check_account_name(&group).map_err(|m| self.err(g.span(), m))?;
+                group
+            }
+            None => name.clone(),
+        };
+        let gid = match &u.gid {
+            Some(g) => self.id(g, "gid")?,
+            None => uid,
+        };
+        let home = match &u.home {
+            Some(h) => Some(self.abs_path(h)?),
+            None => None,
+        };
+        let shell = match &u.shell {
+            Some(s) => self.abs_path(s)?,
+            None => "/sbin/nologin".to_string(),
+        };
+        for (field, value) in [("home", home.as_deref().unwrap_or("")), ("shell", &shell)] {
+            if value.contains(':') {
+                return Err(self.err(
+                    raw.span(),
+                    format!("user {field} `{value}` must not contain `:`"),
+                ));
+            }
+        }
+        Ok(User {
+            name,
+            uid,
+            group,
+            gid,
+            home,
+            shell,
+            at: raw.span(),
+        })
+    }
+
+    fn id(&self, value: &S<i64>, what: &str) -> Result<u32> {
+        let v = *value.get_ref();
+        if !(0..=i64::from(i32::MAX)).contains(&v) {
+            return Err(self.err(
+                value.span(),
+                format!("{what} {v} is out of range 0..=2147483647"),
+            ));
+        }
+        Ok(v as u32)
+    }
+
+    fn owner(&self, raw: &Option<S<String>>) -> Result<Option<Owner>> {
+        let Some(raw) = raw else { return Ok(None) };
+        let text = self.text(raw)?;
+        let bad = |m: String| {
+            self.err(raw.span(), m).with_hint(
+                "write `user:group` as names or numbers, e.g. \"app:app\" or \"10001:10001\"",
+            )
+        };
+        let (user, group) = match text.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (text.as_str(), None),
+        };
+        let user = parse_id(user).map_err(bad)?;
+        let group = group.map(parse_id).transpose().map_err(bad)?;
+        Ok(Some(Owner {
+            user,
+            group,
+            text,
+            at: raw.span(),
+        }))
+    }
+
+    fn mode(&self, raw: &Option<S<RawMode>>) -> Result<Option<u32>> {
+        let Some(raw) = raw else { return Ok(None) };
+        let value = match raw.get_ref() {
+            RawMode::Int(v) => *v,
+            RawMode::Text(t) => {
+                let digits = t.strip_prefix("0o").unwrap_or(t);
+                i64::from_str_radix(digits, 8).map_err(|_| {
+                    self.err(
+                        raw.span(),
+                        format!("mode `{t}` is not an octal number like 0o644 or \"0644\""),
+                    )
+                })?
+            }
+        };
+        if !(0..=0o7777).contains(&value) {
+            return Err(self.err(
+                raw.span(),
+                format!("mode {value:#o} is out of range 0o0..=0o7777"),
+            ));
+        }
+        Ok(Some(value as u32))
+    }
+
+    /// An absolute path in the image, normalised; `..` is refused.
+    fn abs_path(&self, raw: &S<String>) -> Result<String> {
+        let text = self.text(raw)?;
+        image_path(&text).map_err(|m| self.err(raw.span(), m))
+    }
+
+    fn layer(&self, raw: &Option<S<String>>) -> Result<Option<String>> {
+        let layer = self.opt_text(raw)?;
+        if let (Some(name), Some(raw)) = (&layer, raw) {
+            if name.is_empty() || name.chars().any(|c| c.is_control()) {
+                return Err(self.err(raw.span(), "layer names must be non-empty and printable"));
+            }
+        }
+        Ok(layer)
+    }
+
+    fn copy(&self, raw: &S<RawCopy>) -> Result<Copy> {
+        let c = raw.get_ref();
+        let src = self.text(&c.src)?;
+        if src.is_empty() {
+            return Err(self.err(c.src.span(), "src is empty"));
+        }
+        if Path::new(&src).is_absolute() {
+            return Err(self
+                .err(c.src.span(), format!("src `{src}` is absolute"))
+                .with_hint("sources are relative to the spec's directory"));
+        }
+        if Path::new(&src)
+            .components()
+            .any(|p| p == std::path::Component::ParentDir)
+        {
+            return Err(self
+                .err(
+                    c.src.span(),
+                    format!("src `{src}` leaves the spec's directory through `..`"),
+                )
+                .with_hint(
+                    "move the spec next to its sources, or copy the sources under its directory",
+                ));
+        }
+        let dest_text = self.text(&c.dest)?;
+        let dest = image_path(&dest_text).map_err(|m| self.err(c.dest.span(), m))?;
+        let exclude = c
+            .exclude
+            .iter()
+            .map(|e| {
+                let pattern = self.text(e)?;
+                globset::Glob::new(&pattern).map_err(|g| {
+                    self.err(
+                        e.span(),
+                        format!("exclude pattern `{pattern}`: {}", g.kind()),
+                    )
+                })?;
+                Ok(pattern)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Copy {
+            src,
+            dest_is_dir: dest_text.ends_with('/') || dest == "/",
+            dest,
+            owner: self.owner(&c.owner)?,
+            mode: self.mode(&c.mode)?,
+            dir_mode: self.mode(&c.dir_mode)?,
+            exclude,
+            layer: self.layer(&c.layer)?,
+            at: raw.span(),
+        })
+    }
+
+    fn dir(&self, raw: &S<RawDir>) -> Result<Dir> {
+        let d = raw.get_ref();
+        Ok(Dir {
+            path: self.abs_path(&d.path)?,
+            owner: self.owner(&d.owner)?,
+            mode: self.mode(&d.mode)?,
+            layer: self.layer(&d.layer)?,
+        })
+    }
+
+    fn file(&self, raw: &S<RawFile>) -> Result<InlineFile> {
+        let f = raw.get_ref();
+        Ok(InlineFile {
+            path: self.abs_path(&f.path)?,
+            content: self.text(&f.content)?,
+            owner: self.owner(&f.owner)?,
+            mode: self.mode(&f.mode)?,
+            layer: self.layer(&f.layer)?,
+        })
+    }
+
+    fn symlink(&self, raw: &S<RawSymlink>) -> Result<Symlink> {
+        let l = raw.get_ref();
+        let target = self.text(&l.target)?;
+        if target.is_empty() || target.contains('\0') {
+            return Err(self.err(
+                l.target.span(),
+                "symlink target must be non-empty, without NUL",
+            ));
+        }
+        Ok(Symlink {
+            path: self.abs_path(&l.path)?,
+            target,
+            owner: self.owner(&l.owner)?,
+            layer: self.layer(&l.layer)?,
+        })
+    }
+
+    fn config(&self, raw: &RawSpec, user: Option<&User>) -> Result<Config> {
+        let c = &raw.config;
+        let mut env = Vec::new();
+        for (key, value) in &c.env {
+            if key.is_empty() || key.contains('=') {
+                return Err(self.err(
+                    value.span(),
+                    format!("env name `{key}` must be non-empty, without `=`"),
+                ));
+            }
+            env.push((key.clone(), self.text(value)?));
+        }
+        let mut expose = Vec::new();
+        for port in &c.expose {
+            let text = self.text(port)?;
+            expose.push(normalize_port(&text).map_err(|m| self.err(port.span(), m))?);
+        }
+        let mut labels = BTreeMap::new();
+        for (key, value) in &c.labels {
+            labels.insert(key.clone(), self.text(value)?);
+        }
+        let volumes = c
+            .volumes
+            .iter()
+            .map(|v| self.abs_path(v))
+            .collect::<Result<Vec<_>>>()?;
+        let workdir = c.workdir.as_ref().map(|w| self.abs_path(w)).transpose()?;
+        let user_field = match &c.user {
+            Some(u) => {
+                let text = self.text(u)?;
+                if text.is_empty() || text.contains(char::is_whitespace) {
+                    return Err(self.err(
+                        u.span(),
+                        format!("user `{text}` must be `uid[:gid]` or `name[:group]`"),
+                    ));
+                }
+                Some(text)
+            }
+            None => user.map(|u| format!("{}:{}", u.uid, u.gid)),
+        };
+        let stop_signal = match &c.stop_signal {
+            Some(s) => {
+                let text = self.text(s)?;
+                check_signal(&text).map_err(|m| self.err(s.span(), m))?;
+                Some(text)
+            }
+            None => None,
+        };
+        Ok(Config {
+            entrypoint: c.entrypoint.as_ref().map(|v| self.command(v)).transpose()?,
+            cmd: c.cmd.as_ref().map(|v| self.command(v)).transpose()?,
+            workdir,
+            env,
+            expose,
+            volumes,
+            labels,
+            stop_signal,
+            user: user_field,
+        })
+    }
+
+    fn healthcheck(&self, raw: &S<RawHealthcheck>) -> Result<Healthcheck> {
+        let h = raw.get_ref();
+        let test = self.command(&h.test)?;
+        let shape_ok = match test.first().map(String::as_str) {
+            Some("NONE") => test.len() == 1,
+            Some("CMD") => test.len() >= 2,
+            Some("CMD-SHELL") => test.len() == 2,
+            _ => false,
+        };
+        if !shape_ok {
+            return Err(self
+                .err(h.test.span(), "healthcheck test must be [\"CMD\", program, args...], [\"CMD-SHELL\", \"command\"] or [\"NONE\"]")
+                .with_hint("for example test = [\"CMD\", \"/bin/busybox\", \"wget\", \"--spider\", \"-q\", \"http://127.0.0.1:8000/health\"]"));
+        }
+        let dur = |v: &Option<S<String>>| -> Result<i64> {
+            let Some(v) = v else { return Ok(0) };
+            let nanos = duration::parse(&self.text(v)?).map_err(|m| self.err(v.span(), m))?;
+            if nanos != 0 && nanos < 1_000_000 {
+                return Err(self.err(v.span(), "durations must be 0 or at least 1ms"));
+            }
+            Ok(nanos)
+        };
+        let retries = match &h.retries {
+            Some(r) if *r.get_ref() < 0 || *r.get_ref() > i64::from(i32::MAX) => {
+                return Err(self.err(r.span(), "retries must be 0 or more"));
+            }
+            Some(r) => *r.get_ref(),
+            None => 0,
+        };
+        Ok(Healthcheck {
+            test,
+            interval: dur(&h.interval)?,
+            timeout: dur(&h.timeout)?,
+            start_period: dur(&h.start_period)?,
+            start_interval: dur(&h.start_interval)?,
+            retries,
+        })
+    }
+}
+
+/// Normalise an absolute path in the image: no `..`, no empty or `.` parts,
+/// no NUL or control characters. Returns `/` or `/a/b` (no trailing slash).
+pub fn image_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') {
+        return Err(format!(
+            "`{text}` is not an absolute path in the image (start it with `/`)"
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!("{text:?} contains a control character"));
+    }
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(format!("`{text}` contains `..`")),
+            p => parts.push(p),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+fn parse_id(text: &str) -> Result<Id, String> {
+    if text.is_empty() {
+        return Err("owner has an empty user or group".to_string());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        let n: u64 = text
+            .parse()
+            .map_err(|_| format!("`{text}` is not a number"))?;
+        if n > i32::MAX as u64 {
+            return Err(format!("id {n} is out of range 0..=2147483647"));
+        }
+        return Ok(Id::Num(n as u32));
+    }
+    check_account_name(text)?;
+    Ok(Id::Name(text.to_string()))
+}
+
+fn check_account_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid user or group name (letters, digits, `_`, `-`, `.`; at most 32)"
+        ))
+    }
+}
+
+fn check_image_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '/')
+        })
+        && !name.starts_with(['.', '-', '/', '_'])
+        && !name.ends_with('/');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "image name `{name}` must be lowercase letters, digits, `.`, `_`, `-` and `/`"
+        ))
+    }
+}
+
+fn check_tag(tag: &str) -> Result<(), String> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tag `{tag}` must be letters, digits, `.`, `_` and `-` (at most 128)"
+        ))
+    }
+}
+
+fn check_signal(text: &str) -> Result<(), String> {
+    let numeric = text.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n));
+    let named = text.starts_with("SIG")
+        && text.len() > 3
+        && text[3..]
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+');
+    if numeric || named {
+        Ok(())
+    } else {
+        Err(format!(
+            "stop-signal `{text}` is not a signal like \"SIGTERM\" or \"15\""
+        ))
+    }
+}
+
+fn default_name(dir: &Path) -> String {
+    let raw = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("image")
+        .to_ascii_lowercase();
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let cleaned = cleaned.trim_start_matches(['.', '-', '_']).to_string();
+    if cleaned.is_empty() {
+        "image".to_string()
+    } else {
+        cleaned
+    }
+}
+
+fn normalize_port(text: &str) -> Result<String, String> {
+    let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
+    let bad = || format!("port `{text}` must be like \"8000\", \"8000/tcp\" or \"53/udp\"");
+    let n: u32 = port.parse().map_err(|_| bad())?;
+    if !(1..=65535).contains(&n) || !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(bad());
+    }
+    Ok(format!("{n}/{proto}"))
+}
+
+fn parse_base(text: &str, spec_dir: &Path) -> Result<BaseRef, String> {
+    if text == "scratch" {
+        return Ok(BaseRef::Scratch);
+    }
+    let Some(rest) = text.strip_prefix("oci:") else {
+        return Err(format!(
+            "base `{text}` is not supported yet: only \"scratch\" and \"oci:PATH[:TAG]\" are"
+        ));
+    };
+    // A `:TAG` suffix is the part after the last `:` when it holds no `/`.
+    let (path, tag) = match rest.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') && !p.is_empty() => (p, Some(t.to_string())),
+        _ => (rest, None),
+    };
+    if path.is_empty() {
+        return Err("oci: needs a path, e.g. \"oci:../base-layout:latest\"".to_string());
+    }
+    Ok(BaseRef::OciLayout {
+        path: spec_dir.join(path),
+        tag,
+        text: text.to_string(),
+    })
+}
+
+fn parse_platform(text: &str) -> Result<Platform, String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let ok = (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty());
+    if !ok {
+        return Err(format!(
+            "platform `{text}` must be like \"linux/amd64\" or \"linux/arm64/v8\""
+        ));
+    }
+    Ok(Platform {
+        os: parts[0].to_string(),
+        arch: parts[1].to_string(),
+        variant: parts.get(2).map(|v| v.to_string()),
+    })
+}
+
+pub fn host_platform() -> Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        "arm" => "arm",
+        other => other,
+    };
+    Platform {
+        os: "linux".to_string(),
+        arch: arch.to_string(),
+        variant: None,
+    }
+}
+
+fn parse_rfc3339(text: &str) -> Result<Created, String> {
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            format!("created `{text}` is not an RFC 3339 time like \"2025-01-01T00:00:00Z\"")
+        })?;
+    let unix = parsed.unix_timestamp();
+    if unix < 0 {
+        return Err(format!("created `{text}` is before 1970"));
+    }
+    Ok(created_at(unix as u64))
+}
+
+fn from_source_date_epoch(text: &str) -> Result<Created> {
+    let trimmed = text.trim();
+    match trimmed.parse::<u64>() {
+        Ok(secs) if trimmed.bytes().all(|b| b.is_ascii_digit()) && secs < 253_402_300_800 => {
+            Ok(created_at(secs))
+        }
+        _ => Err(Error::Usage {
+            what: "SOURCE_DATE_EPOCH".to_string(),
+            msg: format!("`{text}` is not a whole number of seconds since 1970"),
+            hint: Some("set it to e.g. $(git log -1 --format=%ct), or unset it".to_string()),
+        }),
+    }
+}
+
+pub fn created_at(unix: u64) -> Created {
+    let time = time::OffsetDateTime::from_unix_timestamp(unix as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let rfc3339 = time
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string());
+    Created { unix, rfc3339 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_paths_are_normalised() {
+        assert_eq!(image_path("/app/").unwrap(), "/app");
+        assert_eq!(image_path("//a/./b").unwrap(), "/a/b");
+        assert_eq!(image_path("/").unwrap(), "/");
+        assert!(image_path("app").is_err());
+        assert!(image_path("/a/../b").is_err());
+        assert!(image_path("/a\nb").is_err());
+    }
+
+    #[test]
+    fn owners_parse() {
+        assert_eq!(parse_id("10001").unwrap(), Id::Num(10001));
+        assert_eq!(parse_id("app").unwrap(), Id::Name("app".into()));
+        assert!(parse_id("a:b").is_err());
+        assert!(parse_id("99999999999").is_err());
+    }
+
+    #[test]
+    fn created_from_epoch_and_text() {
+        assert_eq!(created_at(0).rfc3339, "1970-01-01T00:00:00Z");
+        assert_eq!(
+            parse_rfc3339("2025-01-01T01:00:00+01:00").unwrap().rfc3339,
+            "2025-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            from_source_date_epoch("1735689600").unwrap().rfc3339,
+            "2025-01-01T00:00:00Z"
+        );
+        for bad in ["", "abc", "-1", "1.5", "1e9"] {
+            assert!(from_source_date_epoch(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bases_parse() {
+        let dir = Path::new("/specs");
+        assert_eq!(parse_base("scratch", dir).unwrap(), BaseRef::Scratch);
+        match parse_base("oci:../layout:v1", dir).unwrap() {
+            BaseRef::OciLayout { path, tag, .. } => {
+                assert_eq!(path, Path::new("/specs/../layout"));
+                assert_eq!(tag.as_deref(), Some("v1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_base("python:3.13-slim", dir).is_err());
+    }
+
+    #[test]
+    fn ports_and_names() {
+        assert_eq!(normalize_port("8000").unwrap(), "8000/tcp");
+        assert_eq!(normalize_port("53/udp").unwrap(), "53/udp");
+        assert!(normalize_port("0").is_err());
+        assert!(normalize_port("80/http").is_err());
+        assert!(check_image_name("Web").is_err());
+        assert!(check_image_name("team/web").is_ok());
+        assert_eq!(default_name(Path::new("/x/My App")), "my-app");
+    }
+}
