@@ -132,6 +132,8 @@ pub fn resolve(base: &BaseRef, platform: &Platform) -> Result<Base> {
             fs: FsView::default(),
         }),
         BaseRef::OciLayout { path, tag, text } => from_layout(path, tag.as_deref(), text, platform),
+        BaseRef::Registry(r) => Err(Error::base(&r.to_string(), "pulling a base from a registry is not supported yet")
+            .with_hint("copy it to a local layout with `skopeo copy docker://REF oci:DIR:TAG` and use base = \"oci:DIR:TAG\"")),
     }
 }
 

@@ -29,6 +29,7 @@ pub mod layer;
 pub mod layout;
 pub mod oci;
 pub mod plan;
+pub mod reference;
 pub mod sources;
 pub mod spec;
 pub mod validate;

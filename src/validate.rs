@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::args::{self, Unknown};
 use crate::duration;
 use crate::error::{Error, IoContext, Result};
+use crate::reference::Reference;
 use crate::spec::{
     RawCopy, RawDir, RawFile, RawHealthcheck, RawMode, RawSpec, RawSymlink, RawUser, S, Source,
 };
@@ -46,6 +47,8 @@ pub enum BaseRef {
         tag: Option<String>,
         text: String,
     },
+    /// An image in a registry.
+    Registry(Reference),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -242,9 +245,16 @@ impl Validator {
             None => BaseRef::Scratch,
             Some(b) => parse_base(&self.text(b)?, &dir).map_err(|m| {
                 self.err(b.span(), m)
-                    .with_hint("use \"scratch\" or \"oci:PATH[:TAG]\" (a local OCI image layout)")
+                    .with_hint("use \"scratch\", \"oci:PATH[:TAG]\" (a local OCI image layout) or a registry reference like \"python:3.13-slim\"")
             })?,
         };
+        if let BaseRef::Registry(r) = &base {
+            if r.digest.is_none() {
+                self.warnings.push(format!(
+                    "base `{r}` is not pinned by digest; the same spec can build a different image tomorrow (pin it as {r}@sha256:...)"
+                ));
+            }
+        }
         let format = match image.format.as_ref() {
             None => Format::Docker,
             Some(f) => match self.text(f)?.as_str() {
@@ -802,9 +812,7 @@ fn parse_base(text: &str, spec_dir: &Path) -> Result<BaseRef, String> {
         return Ok(BaseRef::Scratch);
     }
     let Some(rest) = text.strip_prefix("oci:") else {
-        return Err(format!(
-            "base `{text}` is not supported yet: only \"scratch\" and \"oci:PATH[:TAG]\" are"
-        ));
+        return Reference::parse(text).map(BaseRef::Registry);
     };
     // A `:TAG` suffix is the part after the last `:` when it holds no `/`.
     let (path, tag) = match rest.rsplit_once(':') {
@@ -940,7 +948,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(parse_base("python:3.13-slim", dir).is_err());
+        assert!(matches!(parse_base("python:3.13-slim", dir).unwrap(), BaseRef::Registry(r) if r.repository == "library/python"));
+        assert!(parse_base("Python", dir).is_err());
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! Helpers for the integration tests: run the real `kiln` binary and the
+//! real tools (skopeo, umoci, podman, docker-registry) against its output.
+//!
+//! A test that needs a tool fails when CI=true and the tool is missing; on
+//! a developer machine it is skipped with a loud message.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn kiln() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.env_remove("SOURCE_DATE_EPOCH").env_remove("RUST_LOG");
+    cmd
+}
+
+/// True if every tool is on PATH. Missing under CI=true: the test fails.
+pub fn have(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| which(t).is_none()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("missing tools: {} (install them with scripts/install-test-tools.sh)", missing.join(", "));
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
+    false
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
+}
+
+/// Run a command; panic with its output unless it succeeds.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    check(cmd, &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn check(cmd: &Command, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Build a spec; returns the manifest digest from the last stdout line.
+pub fn build(spec: &Path, extra: &[&str]) -> String {
+    let stdout = run(kiln().arg("build").arg(spec).args(extra));
+    let last = stdout.lines().last().expect("kiln prints the image");
+    last.rsplit_once('@').expect("NAME:TAG@DIGEST").1.to_string()
+}
+
+/// A copy of specs/web in a temp dir, with the static busybox it needs.
+pub fn web_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("specs/web"), dir.path());
+    fs::create_dir_all(dir.path().join("bin")).unwrap();
+    fs::copy(busybox(), dir.path().join("bin/busybox")).unwrap();
+    dir
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Debian's busybox-static; required by the tests that run images.
+pub fn busybox() -> PathBuf {
+    let path = PathBuf::from("/bin/busybox");
+    let out = Command::new("file").arg("-L").arg(&path).output();
+    let static_ok = out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"));
+    assert!(static_ok, "{} must be a static busybox: apt-get install busybox-static file", path.display());
+    path
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        let t = entry.file_type().unwrap();
+        if t.is_dir() {
+            if entry.file_name() != "bin" {
+                copy_tree(&entry.path(), &dest);
+            }
+        } else if t.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// `umoci unpack` of an image, converted to OCI media types first (umoci
+/// 0.4.7 reads only those). Returns the bundle directory.
+pub fn unpack(layout: &Path, work: &Path) -> PathBuf {
+    let oci = work.join("as-oci");
+    run(Command::new("skopeo").args(["copy", "--quiet", "--format", "oci"]).arg(format!("oci:{}", layout.display())).arg(format!("oci:{}:x", oci.display())));
+    let bundle = work.join("bundle");
+    run(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:x", oci.display())).arg(&bundle));
+    bundle
+}
+
+/// `uid:gid mode` as a runtime will see the path.
+pub fn stat(path: &Path) -> String {
+    run(Command::new("stat").args(["-c", "%u:%g %a"]).arg(path)).trim().to_string()
+}
+
+/// podman with its own storage, the vfs driver and runc (crun fails here).
+pub struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
+        )
+        .unwrap();
+        Podman { dir }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new("podman");
+        cmd.env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args(["--storage-driver", "vfs"]);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> String {
+        run(self.cmd().args(args))
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Containers left running would keep files in the store busy.
+        let _ = self.cmd().args(["rm", "-af", "-t", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = self.cmd().args(["system", "reset", "-f"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    }
+}
+
+/// Debian's docker-registry (distribution 2.8) on 127.0.0.1 and a free port.
+pub struct Registry {
+    pub addr: String,
+    child: std::process::Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(which("docker-registry").expect("docker-registry"))
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "registry did not start on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry { addr, child, dir }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
