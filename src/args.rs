@@ -1,5 +1,5 @@
-//! `${NAME}` substitution from `[args]` and `--build-arg`.
-//! `$${` writes a literal `${`.
+//! `${NAME}` substitution from `[args]` and `--build-arg`, and Docker's
+//! ENV expansion for env values. `$${` writes a literal `${`.
 
 use std::collections::BTreeMap;
 
@@ -17,35 +17,64 @@ pub fn expand(
     args: &BTreeMap<String, String>,
     unknown: Unknown,
 ) -> Result<String, String> {
+    substitute(text, &|name| args.get(name).cloned(), false, unknown)
+}
+
+/// An env value, as Docker's ENV reads it: `${NAME}` and `$NAME` come from
+/// `lookup` (args, then the image's env so far); `$$` is a literal `$`.
+pub fn expand_env(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    substitute(text, lookup, true, Unknown::Refuse)
+}
+
+fn substitute(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    bare: bool,
+    unknown: Unknown,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
         rest = &rest[pos..];
-        if rest.starts_with("$${") {
+        let (name, written) = if rest.starts_with("$${") {
             out.push_str("${");
             rest = &rest[3..];
             continue;
-        }
-        if !rest.starts_with("${") {
+        } else if bare && rest.starts_with("$$") {
+            out.push('$');
+            rest = &rest[2..];
+            continue;
+        } else if rest.starts_with("${") {
+            let end = rest
+                .find('}')
+                .ok_or_else(|| format!("`{text}` has an unclosed `${{`"))?;
+            (&rest[2..end], &rest[..=end])
+        } else if bare && rest[1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            let len = rest[1..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len() - 1);
+            (&rest[1..=len], &rest[..=len])
+        } else {
             out.push('$');
             rest = &rest[1..];
             continue;
-        }
-        let Some(end) = rest.find('}') else {
-            return Err(format!("`{text}` has an unclosed `${{`"));
         };
-        let name = &rest[2..end];
-        match args.get(name) {
-            Some(value) => out.push_str(value),
-            None if unknown == Unknown::Keep => out.push_str(&rest[..=end]),
+        match lookup(name) {
+            Some(value) => out.push_str(&value),
+            None if unknown == Unknown::Keep => out.push_str(written),
+            None if bare => {
+                return Err(format!(
+                    "`{written}` is set neither in [args] nor in the image's env (write `$$` for a literal `$`)"
+                ));
+            }
             None => {
                 return Err(format!(
                     "`${{{name}}}` is not defined; declare it in [args] or pass --build-arg {name}=VALUE (write `$${{` for a literal `${{`)"
                 ));
             }
         }
-        rest = &rest[end + 1..];
+        rest = &rest[written.len()..];
     }
     out.push_str(rest);
     Ok(out)
@@ -72,6 +101,29 @@ mod tests {
         assert_eq!(
             expand("$${VERSION}", &args(), Unknown::Refuse).unwrap(),
             "${VERSION}"
+        );
+    }
+
+    #[test]
+    fn env_values_expand_like_docker_env() {
+        let env = |n: &str| match n {
+            "PATH" => Some("/usr/bin".to_string()),
+            "VERSION" => Some("1.2".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            expand_env("/app/bin:$PATH", &env).unwrap(),
+            "/app/bin:/usr/bin"
+        );
+        assert_eq!(
+            expand_env("${PATH}:/x-$VERSION.", &env).unwrap(),
+            "/usr/bin:/x-1.2."
+        );
+        assert_eq!(expand_env("cost $$5 $", &env).unwrap(), "cost $5 $");
+        assert!(
+            expand_env("$NOPE", &env)
+                .unwrap_err()
+                .contains("`$NOPE` is set neither")
         );
     }
 

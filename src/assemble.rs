@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::args;
 use crate::base::Base;
 use crate::config::{Empty, HealthConfig, History, ImageConfig};
 use crate::digest;
@@ -63,7 +64,7 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
         });
     }
 
-    let config = image_config(spec, base, new);
+    let config = image_config(spec, base, new)?;
     let config_bytes = serde_json::to_vec(&config).expect("config serializes");
     let (manifest_type, config_type) = match spec.format {
         Format::Docker => (oci::DOCKER_MANIFEST, oci::DOCKER_CONFIG),
@@ -139,7 +140,7 @@ fn layer_media_type(
     .to_string())
 }
 
-fn image_config(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> ImageConfig {
+fn image_config(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> Result<ImageConfig> {
     let mut image = base.config.clone();
     let created = Some(spec.created.rfc3339.clone());
     image.created = created.clone();
@@ -164,7 +165,20 @@ fn image_config(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> I
     if !c.env.iter().any(|e| e.starts_with("PATH=")) {
         c.env.insert(0, format!("PATH={DEFAULT_PATH}"));
     }
-    for (key, value) in &s.env {
+    for (key, raw, span) in &s.env {
+        let value = {
+            let env = &c.env;
+            let lookup = |name: &str| {
+                spec.args.get(name).cloned().or_else(|| {
+                    env.iter().find_map(|e| {
+                        e.split_once('=')
+                            .filter(|(k, _)| *k == name)
+                            .map(|(_, v)| v.to_string())
+                    })
+                })
+            };
+            args::expand_env(raw, &lookup).map_err(|m| spec.source.error(span.clone(), m))?
+        };
         let line = format!("{key}={value}");
         match c
             .env
@@ -258,7 +272,7 @@ fn image_config(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> I
         });
     }
     image.history.extend(history);
-    image
+    Ok(image)
 }
 
 fn quote(s: &str) -> String {

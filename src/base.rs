@@ -335,7 +335,7 @@ fn read_layer(
             }
         };
         let mut tar_stream = HashReader::new(decoder);
-        apply_layer(&mut tar_stream, fs)
+        apply_layer(&mut ZeroTail::new(&mut tar_stream), fs)
             .map_err(|e| Error::base(text, format!("layer {}: {e}", desc.digest)))?;
         tar_stream.finish().ctx("read base layer", blob)?
     };
@@ -357,6 +357,36 @@ fn read_layer(
         ));
     }
     Ok(size)
+}
+
+/// Some writers (umoci 0.4) end a layer without the last entry's padding or
+/// the two zero blocks; the digests already vouch for the bytes, so supply
+/// the zeros rather than refuse the layer.
+struct ZeroTail<R> {
+    inner: R,
+    zeros_left: usize,
+}
+
+impl<R> ZeroTail<R> {
+    fn new(inner: R) -> Self {
+        ZeroTail {
+            inner,
+            zeros_left: 512 + 1024,
+        }
+    }
+}
+
+impl<R: Read> Read for ZeroTail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        let n = buf.len().min(self.zeros_left);
+        buf[..n].fill(0);
+        self.zeros_left -= n;
+        Ok(n)
+    }
 }
 
 /// Apply one layer's entries to `fs`, honouring whiteouts and opaque directories.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Exit code for input the user must fix (spec, sources, arguments).
 pub const EXIT_BAD_INPUT: i32 = 2;
-/// Exit code for everything else (I/O, a broken base image).
+/// Exit code for everything else (I/O errors).
 pub const EXIT_FAILURE: i32 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +63,10 @@ impl Error {
         match self {
             Error::Spec { .. }
             | Error::Source { .. }
+            | Error::Base { .. }
             | Error::Usage { .. }
             | Error::Output { .. } => EXIT_BAD_INPUT,
-            Error::Base { .. } | Error::Io { .. } => EXIT_FAILURE,
+            Error::Io { .. } => EXIT_FAILURE,
         }
     }
 

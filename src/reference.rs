@@ -23,7 +23,8 @@ impl Reference {
         }
         let (rest, digest) = match text.split_once('@') {
             Some((r, d)) => {
-                crate::oci::sha256_hex(d).ok_or_else(|| bad("the digest must be sha256:<64 hex digits>"))?;
+                crate::oci::sha256_hex(d)
+                    .ok_or_else(|| bad("the digest must be sha256:<64 hex digits>"))?;
                 (r, Some(d.to_string()))
             }
             None => (text, None),
@@ -31,23 +32,33 @@ impl Reference {
         // A tag follows the last `:` after the last `/` (a `:` before it is a port).
         let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
         let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(rest[last_slash + i + 1..].to_string())),
+            Some(i) => (
+                &rest[..last_slash + i],
+                Some(rest[last_slash + i + 1..].to_string()),
+            ),
             None => (rest, None),
         };
         if let Some(t) = &tag {
             let ok = !t.is_empty()
                 && t.len() <= 128
                 && !t.starts_with(['.', '-'])
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
             if !ok {
                 return Err(bad("a tag is letters, digits, `.`, `_` and `-`"));
             }
         }
         let (registry, repository) = match name.split_once('/') {
-            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => (first.to_string(), path.to_string()),
+            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
+                (first.to_string(), path.to_string())
+            }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
         };
-        let registry = if registry == "index.docker.io" { DOCKER_HUB.to_string() } else { registry };
+        let registry = if registry == "index.docker.io" {
+            DOCKER_HUB.to_string()
+        } else {
+            registry
+        };
         let repository = if registry == DOCKER_HUB && !repository.contains('/') {
             format!("library/{repository}")
         } else {
@@ -55,14 +66,23 @@ impl Reference {
         };
         let component_ok = |c: &str| {
             !c.is_empty()
-                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+                && c.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+                })
                 && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
                 && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
         };
         if !repository.split('/').all(component_ok) {
-            return Err(bad("repository names are lowercase letters, digits and `._-` separated by `/`"));
+            return Err(bad(
+                "repository names are lowercase letters, digits and `._-` separated by `/`",
+            ));
         }
-        Ok(Reference { registry, repository, tag, digest })
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// The tag to pull when neither tag nor digest is given.
@@ -94,9 +114,15 @@ mod tests {
 
     #[test]
     fn docker_hub_shorthands_expand() {
-        assert_eq!(parse("python:3.13-slim"), "docker.io/library/python:3.13-slim");
+        assert_eq!(
+            parse("python:3.13-slim"),
+            "docker.io/library/python:3.13-slim"
+        );
         assert_eq!(parse("edoburu/pgbouncer"), "docker.io/edoburu/pgbouncer");
-        assert_eq!(parse("index.docker.io/library/redis:7"), "docker.io/library/redis:7");
+        assert_eq!(
+            parse("index.docker.io/library/redis:7"),
+            "docker.io/library/redis:7"
+        );
     }
 
     #[test]
@@ -104,9 +130,15 @@ mod tests {
         let d = format!("sha256:{}", "0".repeat(64));
         assert_eq!(parse("127.0.0.1:5000/web:1"), "127.0.0.1:5000/web:1");
         assert_eq!(parse("localhost/a/b"), "localhost/a/b");
-        assert_eq!(parse(&format!("ghcr.io/astral-sh/uv:0.8@{d}")), format!("ghcr.io/astral-sh/uv:0.8@{d}"));
+        assert_eq!(
+            parse(&format!("ghcr.io/astral-sh/uv:0.8@{d}")),
+            format!("ghcr.io/astral-sh/uv:0.8@{d}")
+        );
         let r = Reference::parse(&format!("127.0.0.1:5000/web@{d}")).unwrap();
-        assert_eq!((r.registry.as_str(), r.tag, r.digest), ("127.0.0.1:5000", None, Some(d)));
+        assert_eq!(
+            (r.registry.as_str(), r.tag, r.digest),
+            ("127.0.0.1:5000", None, Some(d))
+        );
     }
 
     #[test]

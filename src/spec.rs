@@ -143,7 +143,19 @@ pub struct Source {
 
 impl Source {
     pub fn read(path: &Path) -> Result<Source> {
-        let text = std::fs::read_to_string(path).ctx("read the spec", path)?;
+        let text = match std::fs::read_to_string(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Usage {
+                    what: format!("`{}`", path.display()),
+                    msg: "no such spec file".into(),
+                    hint: Some(
+                        "pass the spec's path, or run kiln in the directory that holds kiln.toml"
+                            .into(),
+                    ),
+                });
+            }
+            other => other.ctx("read the spec", path)?,
+        };
         Ok(Source {
             path: path.to_path_buf(),
             text,

@@ -28,6 +28,7 @@ pub struct Spec {
     pub created: Created,
     pub platform: Platform,
     pub compression_level: u32,
+    pub args: BTreeMap<String, String>,
     pub user: Option<User>,
     pub copies: Vec<Copy>,
     pub dirs: Vec<Dir>,
@@ -145,7 +146,8 @@ pub struct Config {
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
     pub workdir: Option<String>,
-    pub env: Vec<(String, String)>,
+    /// Name, value as written (expanded against args and the image's env later), span.
+    pub env: Vec<(String, String, Span)>,
     pub expose: Vec<String>,
     pub volumes: Vec<String>,
     pub labels: BTreeMap<String, String>,
@@ -328,6 +330,7 @@ impl Validator {
             created,
             platform,
             compression_level,
+            args: self.args,
             user,
             copies,
             dirs,
@@ -578,8 +581,11 @@ impl Validator {
                     format!("env name `{key}` must be non-empty, without `=`"),
                 ));
             }
-            env.push((key.clone(), self.text(value)?));
+            // Expanded in `assemble`, where the base's env is known.
+            env.push((key.clone(), value.get_ref().clone(), value.span()));
         }
+        // File order, as Docker applies ENV lines: later values may use earlier ones.
+        env.sort_by_key(|(_, _, span)| span.start);
         let mut expose = Vec::new();
         for port in &c.expose {
             let text = self.text(port)?;
@@ -948,7 +954,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_base("python:3.13-slim", dir).unwrap(), BaseRef::Registry(r) if r.repository == "library/python"));
+        assert!(
+            matches!(parse_base("python:3.13-slim", dir).unwrap(), BaseRef::Registry(r) if r.repository == "library/python")
+        );
         assert!(parse_base("Python", dir).is_err());
     }
 

@@ -19,11 +19,18 @@ pub fn kiln() -> Command {
 
 /// True if every tool is on PATH. Missing under CI=true: the test fails.
 pub fn have(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| which(t).is_none()).collect();
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| which(t).is_none())
+        .collect();
     if missing.is_empty() {
         return true;
     }
-    let msg = format!("missing tools: {} (install them with scripts/install-test-tools.sh)", missing.join(", "));
+    let msg = format!(
+        "missing tools: {} (install them with scripts/install-test-tools.sh)",
+        missing.join(", ")
+    );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{msg}");
     }
@@ -42,7 +49,10 @@ pub fn which(tool: &str) -> Option<PathBuf> {
 
 /// Run a command; panic with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     check(cmd, &out);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -61,7 +71,10 @@ pub fn check(cmd: &Command, out: &Output) {
 pub fn build(spec: &Path, extra: &[&str]) -> String {
     let stdout = run(kiln().arg("build").arg(spec).args(extra));
     let last = stdout.lines().last().expect("kiln prints the image");
-    last.rsplit_once('@').expect("NAME:TAG@DIGEST").1.to_string()
+    last.rsplit_once('@')
+        .expect("NAME:TAG@DIGEST")
+        .1
+        .to_string()
 }
 
 /// A copy of specs/web in a temp dir, with the static busybox it needs.
@@ -81,8 +94,13 @@ pub fn repo() -> PathBuf {
 pub fn busybox() -> PathBuf {
     let path = PathBuf::from("/bin/busybox");
     let out = Command::new("file").arg("-L").arg(&path).output();
-    let static_ok = out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"));
-    assert!(static_ok, "{} must be a static busybox: apt-get install busybox-static file", path.display());
+    let static_ok =
+        out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("statically linked"));
+    assert!(
+        static_ok,
+        "{} must be a static busybox: apt-get install busybox-static file",
+        path.display()
+    );
     path
 }
 
@@ -108,15 +126,23 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// 0.4.7 reads only those). Returns the bundle directory.
 pub fn unpack(layout: &Path, work: &Path) -> PathBuf {
     let oci = work.join("as-oci");
-    run(Command::new("skopeo").args(["copy", "--quiet", "--format", "oci"]).arg(format!("oci:{}", layout.display())).arg(format!("oci:{}:x", oci.display())));
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--format", "oci"])
+        .arg(format!("oci:{}", layout.display()))
+        .arg(format!("oci:{}:x", oci.display())));
     let bundle = work.join("bundle");
-    run(Command::new("umoci").args(["unpack", "--image"]).arg(format!("{}:x", oci.display())).arg(&bundle));
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:x", oci.display()))
+        .arg(&bundle));
     bundle
 }
 
 /// `uid:gid mode` as a runtime will see the path.
 pub fn stat(path: &Path) -> String {
-    run(Command::new("stat").args(["-c", "%u:%g %a"]).arg(path)).trim().to_string()
+    run(Command::new("stat").args(["-c", "%u:%g %a"]).arg(path))
+        .trim()
+        .to_string()
 }
 
 /// podman with its own storage, the vfs driver and runc (crun fails here).
@@ -154,8 +180,18 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         // Containers left running would keep files in the store busy.
-        let _ = self.cmd().args(["rm", "-af", "-t", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        let _ = self.cmd().args(["system", "reset", "-f"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = self
+            .cmd()
+            .args(["rm", "-af", "-t", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self
+            .cmd()
+            .args(["system", "reset", "-f"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -169,7 +205,11 @@ pub struct Registry {
 impl Registry {
     pub fn start() -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         fs::write(
@@ -190,7 +230,10 @@ impl Registry {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "registry did not start on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "registry did not start on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Registry { addr, child, dir }

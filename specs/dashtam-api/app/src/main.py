@@ -1,0 +1,1 @@
+# FastAPI app: src.main:app (placeholder).

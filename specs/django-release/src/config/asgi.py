@@ -1,0 +1,1 @@
+# ASGI entry point: config.asgi:application (placeholder).

@@ -1,0 +1,1 @@
+# Django's manage.py (placeholder).

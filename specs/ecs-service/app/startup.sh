@@ -1,0 +1,2 @@
+#!/usr/bin/env bash
+# Placeholder for the service's startup script (ENTRYPOINT ["bash", "startup.sh"]).

@@ -1,0 +1,1 @@
+# FastAPI app: app.main:app (placeholder).

@@ -1,0 +1,1 @@
+# ASGI entry point: main:app (placeholder).
