@@ -61,6 +61,8 @@ pub struct Built {
     pub manifest_digest: String,
     pub config_digest: String,
     pub layers: Vec<assemble::ImageLayer>,
+    /// The OCI layout written, if any.
+    pub layout: Option<PathBuf>,
     pub warnings: Vec<String>,
 }
 
@@ -119,6 +121,7 @@ pub fn build(spec_path: &Path, inputs: &Inputs, outputs: &Outputs) -> Result<Bui
         manifest_digest: image.manifest_descriptor.digest,
         config_digest: image.config_descriptor.digest,
         layers: image.layers,
+        layout: layout_dest,
         warnings: spec.warnings,
     })
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kiln::error::{EXIT_BAD_INPUT, Error};
+use kiln::error::Error;
 use kiln::{Inputs, Outputs};
 
 #[derive(Parser)]
@@ -91,7 +91,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
             layer.diff_size
         );
     }
-    if let Some(dir) = outputs.layout.as_ref() {
+    if let Some(dir) = built.layout.as_ref() {
         tracing::info!("wrote OCI layout {}", dir.display());
     }
     if let Some(tar) = outputs.tar.as_ref() {
@@ -115,6 +115,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
 }
@@ -130,5 +131,4 @@ fn report(err: &Error) {
     if let Some(hint) = err.hint() {
         eprintln!("hint: {hint}");
     }
-    let _ = EXIT_BAD_INPUT;
 }

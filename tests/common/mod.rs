@@ -168,6 +168,9 @@ impl Podman {
             .arg(self.dir.path().join("root"))
             .arg("--runroot")
             .arg(self.dir.path().join("run"))
+            // Its own tmpdir too: podman's default, /run/libpod, is shared between instances.
+            .arg("--tmpdir")
+            .arg(self.dir.path().join("tmp"))
             .args(["--storage-driver", "vfs"]);
         cmd
     }
