@@ -24,6 +24,8 @@ pub struct Base {
     pub reference: String,
     /// The base manifest's digest; None for scratch.
     pub digest: Option<String>,
+    /// Registry host and repository the base came from, to mount its blobs from.
+    pub source: Option<(String, String)>,
     pub config: ImageConfig,
     pub layers: Vec<BaseLayer>,
     pub fs: FsView,
@@ -118,6 +120,7 @@ pub fn resolve(base: &BaseRef, platform: &Platform) -> Result<Base> {
         BaseRef::Scratch => Ok(Base {
             reference: "scratch".to_string(),
             digest: None,
+            source: None,
             config: ImageConfig {
                 architecture: platform.arch.clone(),
                 variant: platform.variant.clone(),
@@ -178,28 +181,54 @@ fn from_layout(dir: &Path, tag: Option<&str>, text: &str, platform: &Platform) -
             }
         )));
     };
+    let top = desc.digest.clone();
     if oci::is_index(&desc.media_type) {
         let inner: Index = parse_json(&read_blob(dir, &desc, text)?, &index_path, text)?;
-        desc = pick_platform(&inner, platform).ok_or_else(|| {
-            let found: Vec<String> = inner
-                .manifests
-                .iter()
-                .filter_map(|d| d.platform.as_ref())
-                .map(|p| format!("{}/{}", p.os, p.architecture))
-                .collect();
-            fail(format!(
-                "has no image for {platform} (it has: {})",
-                found.join(", ")
-            ))
-        })?;
+        desc = choose_platform(&inner, platform, text)?;
     }
+    from_manifest(dir, &desc, text, platform, top)
+}
+
+/// The manifest for `platform` in an index, or an error listing what it has.
+pub fn choose_platform(index: &Index, platform: &Platform, text: &str) -> Result<Descriptor> {
+    pick_platform(index, platform).ok_or_else(|| {
+        let found: Vec<String> = index
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref())
+            .map(|p| match &p.variant {
+                Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+                None => format!("{}/{}", p.os, p.architecture),
+            })
+            .collect();
+        Error::base(
+            text,
+            format!("has no image for {platform} (it has: {})", found.join(", ")),
+        )
+        .with_hint("pick one of those with [image] platform or --platform")
+    })
+}
+
+/// Read an image whose manifest and blobs are in `store` (an OCI layout or
+/// kiln's cache, both `blobs/sha256/<hex>`). `digest` is what the base's
+/// reference resolved to.
+pub fn from_manifest(
+    store: &Path,
+    desc: &Descriptor,
+    text: &str,
+    platform: &Platform,
+    digest: String,
+) -> Result<Base> {
+    let fail = |msg: String| Error::base(text, msg);
+    let dir = store;
+    let index_path = blob_path(store, desc, text)?;
     if desc.media_type != oci::OCI_MANIFEST && desc.media_type != oci::DOCKER_MANIFEST {
         return Err(fail(format!(
             "unsupported manifest type `{}`",
             desc.media_type
         )));
     }
-    let manifest: Manifest = parse_json(&read_blob(dir, &desc, text)?, &index_path, text)?;
+    let manifest: Manifest = parse_json(&read_blob(dir, desc, text)?, &index_path, text)?;
     let config: ImageConfig =
         parse_json(&read_blob(dir, &manifest.config, text)?, &index_path, text)?;
     if config.os != platform.os || config.architecture != platform.arch {
@@ -240,7 +269,8 @@ fn from_layout(dir: &Path, tag: Option<&str>, text: &str, platform: &Platform) -
     }
     Ok(Base {
         reference: text.to_string(),
-        digest: Some(desc.digest.clone()),
+        digest: Some(digest),
+        source: None,
         config,
         layers,
         fs,

@@ -37,6 +37,14 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// A registry that cannot be reached, refuses, or answers wrongly.
+    #[error("registry `{what}`: {msg}")]
+    Registry {
+        what: String,
+        msg: String,
+        hint: Option<String>,
+    },
+
     /// An output location kiln refuses to write to.
     #[error("output `{}`: {msg}", path.display())]
     Output { path: PathBuf, msg: String },
@@ -66,7 +74,7 @@ impl Error {
             | Error::Base { .. }
             | Error::Usage { .. }
             | Error::Output { .. } => EXIT_BAD_INPUT,
-            Error::Io { .. } => EXIT_FAILURE,
+            Error::Registry { .. } | Error::Io { .. } => EXIT_FAILURE,
         }
     }
 
@@ -75,6 +83,7 @@ impl Error {
             Error::Spec { hint, .. }
             | Error::Source { hint, .. }
             | Error::Base { hint, .. }
+            | Error::Registry { hint, .. }
             | Error::Usage { hint, .. } => hint.as_deref(),
             Error::Output { .. } | Error::Io { .. } => None,
         }
@@ -101,6 +110,7 @@ impl Error {
             Error::Spec { hint, .. }
             | Error::Source { hint, .. }
             | Error::Base { hint, .. }
+            | Error::Registry { hint, .. }
             | Error::Usage { hint, .. } => *hint = Some(text.into()),
             Error::Output { .. } | Error::Io { .. } => {}
         }

@@ -7,12 +7,14 @@
 //!
 //! - `spec`: the TOML as written (serde mirror, with spans for errors).
 //! - `validate`: the checked, typed [`validate::Spec`]; `args` and `duration` help it.
-//! - `base`: the base image (scratch or an OCI layout), its config and filesystem view.
+//! - `base`: the base image (scratch, an OCI layout, or pulled by `pull` through
+//!   `registry` into the `cache`), its config and filesystem view.
 //! - `accounts`: /etc/passwd, /etc/group, /etc/shadow merged with the app user.
 //! - `plan`: every path of every new layer, with owner and mode; `sources` walks local files.
 //! - `layer`: one pass per layer: tar, diff_id, gzip, digest, file.
 //! - `assemble`: the image config (`config`) and the manifest (`oci`).
 //! - `layout` / `archive`: the OCI image layout and the docker-archive, written atomically.
+//! - `push`: blobs then manifest to a registry, through `registry` (auth, TLS, mirrors).
 //!
 //! `build` runs them in that order.
 
@@ -21,6 +23,7 @@ pub mod archive;
 pub mod args;
 pub mod assemble;
 pub mod base;
+pub mod cache;
 pub mod config;
 pub mod digest;
 pub mod duration;
@@ -29,7 +32,10 @@ pub mod layer;
 pub mod layout;
 pub mod oci;
 pub mod plan;
+pub mod pull;
+pub mod push;
 pub mod reference;
+pub mod registry;
 pub mod sources;
 pub mod spec;
 pub mod validate;
@@ -51,8 +57,18 @@ pub struct Outputs {
     pub layout: Option<PathBuf>,
     /// A docker-archive file.
     pub tar: Option<PathBuf>,
-    /// A file that receives the manifest digest.
+    /// A file that receives the manifest digest (or `REF@DIGEST` after a push).
     pub digest_file: Option<PathBuf>,
+    /// Push to this registry reference, and under these extra tags.
+    pub push: Option<reference::Reference>,
+    pub tags: Vec<String>,
+}
+
+/// How kiln reaches registries, used only when a build needs one.
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    pub registry: registry::Options,
+    pub cache_dir: PathBuf,
 }
 
 pub struct Built {
@@ -63,16 +79,29 @@ pub struct Built {
     pub layers: Vec<assemble::ImageLayer>,
     /// The OCI layout written, if any.
     pub layout: Option<PathBuf>,
+    pub pushed: Option<push::Pushed>,
     pub warnings: Vec<String>,
 }
 
 /// Build the image that the spec at `spec_path` describes.
-pub fn build(spec_path: &Path, inputs: &Inputs, outputs: &Outputs) -> Result<Built> {
+pub fn build(
+    spec_path: &Path,
+    inputs: &Inputs,
+    outputs: &Outputs,
+    network: &Network,
+) -> Result<Built> {
     let spec = validate::load(spec_path, inputs)?;
     for w in &spec.warnings {
         tracing::warn!("{w}");
     }
-    let base = base::resolve(&spec.base, &spec.platform)?;
+    let mut net = Net::new(network, outputs.push.as_ref().map(|r| r.registry.as_str()));
+    let base = match &spec.base {
+        validate::BaseRef::Registry(r) => {
+            let (rt, client, cache) = net.get()?;
+            rt.block_on(pull::pull(client, cache, r, &spec.platform))?
+        }
+        other => base::resolve(other, &spec.platform)?,
+    };
     let days = spec.created.unix / 86_400;
     let accounts = accounts::merge(&base.fs, spec.user.as_ref(), days).map_err(|msg| {
         let at = spec.user.as_ref().map_or(0..0, |u| u.at.clone());
@@ -81,15 +110,16 @@ pub fn build(spec_path: &Path, inputs: &Inputs, outputs: &Outputs) -> Result<Bui
     let plans = plan::plan(&spec, &base, &accounts)?;
 
     let default_layout = PathBuf::from("kiln-out").join(&spec.name);
-    let layout_dest = match (&outputs.layout, &outputs.tar) {
-        (Some(dir), _) => Some(dir.clone()),
-        (None, Some(_)) => None,
-        (None, None) => Some(default_layout),
+    let layout_dest = match (&outputs.layout, &outputs.tar, &outputs.push) {
+        (Some(dir), _, _) => Some(dir.clone()),
+        (None, None, None) => Some(default_layout),
+        _ => None,
     };
-    let staging_near = layout_dest
-        .clone()
-        .or_else(|| outputs.tar.clone())
-        .expect("one output");
+    let staging_near = match (&layout_dest, &outputs.tar) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(tar)) => tar.clone(),
+        (None, None) => network.cache_dir.join("staging").join(&spec.name),
+    };
     let staging = Staging::near(&staging_near)?;
 
     let blobs = write_layers(&plans, &staging, spec.created.unix, spec.compression_level)?;
@@ -106,14 +136,33 @@ pub fn build(spec_path: &Path, inputs: &Inputs, outputs: &Outputs) -> Result<Bui
         let repo_tag = format!("{}:{}", spec.name, spec.tag);
         archive::write(tar, &image, &repo_tag, spec.created.unix)?;
     }
+    let pushed = match &outputs.push {
+        Some(target) => {
+            let (rt, client, _) = net.get()?;
+            let config_path = staging.blob_path(&image.config_descriptor.digest);
+            let future = push::push(
+                client,
+                &image,
+                config_path,
+                target,
+                &outputs.tags,
+                base.source.as_ref(),
+                base.layers.len(),
+            );
+            Some(rt.block_on(future)?)
+        }
+        None => None,
+    };
     if let Some(dest) = &layout_dest {
         staging.commit_layout(&image, &spec.tag, dest)?;
     }
     if let Some(file) = &outputs.digest_file {
-        layout::write_atomic(
-            file,
-            format!("{}\n", image.manifest_descriptor.digest).as_bytes(),
-        )?;
+        let line = pushed
+            .as_ref()
+            .map_or(image.manifest_descriptor.digest.clone(), |p| {
+                p.reference.clone()
+            });
+        layout::write_atomic(file, format!("{line}\n").as_bytes())?;
     }
     Ok(Built {
         name: spec.name,
@@ -122,8 +171,50 @@ pub fn build(spec_path: &Path, inputs: &Inputs, outputs: &Outputs) -> Result<Bui
         config_digest: image.config_descriptor.digest,
         layers: image.layers,
         layout: layout_dest,
+        pushed,
         warnings: spec.warnings,
     })
+}
+
+/// The network edge, set up on first use: a single-threaded runtime, the
+/// registry client and the cache.
+struct Net<'a> {
+    network: &'a Network,
+    push_host: Option<String>,
+    ready: Option<(tokio::runtime::Runtime, registry::Client, cache::Cache)>,
+}
+
+impl<'a> Net<'a> {
+    fn new(network: &'a Network, push_host: Option<&str>) -> Self {
+        Net {
+            network,
+            push_host: push_host.map(str::to_string),
+            ready: None,
+        }
+    }
+
+    fn get(&mut self) -> Result<(&tokio::runtime::Runtime, &registry::Client, &cache::Cache)> {
+        if self.ready.is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Io {
+                    action: "start the network runtime",
+                    path: PathBuf::from("-"),
+                    source: e,
+                })?;
+            let mut options = self.network.registry.clone();
+            if options.credentials.files.is_empty() && options.credentials.env.is_none() {
+                options.credentials =
+                    registry::credentials::Sources::from_env(self.push_host.as_deref());
+            }
+            let client = registry::Client::new(options)?;
+            let cache = cache::Cache::open(&self.network.cache_dir)?;
+            self.ready = Some((rt, client, cache));
+        }
+        let (rt, client, cache) = self.ready.as_ref().expect("set above");
+        Ok((rt, client, cache))
+    }
 }
 
 /// Write every planned layer, several at once, each in one streaming pass.

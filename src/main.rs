@@ -47,6 +47,48 @@ struct BuildArgs {
     /// Set a ${NAME} value, overriding [args].
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
     build_args: Vec<(String, String)>,
+    /// Build for this platform (os/arch[/variant]), overriding the spec; default: this machine's.
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<String>,
+    /// Push the image to a registry (HOST[:PORT]/REPO[:TAG]).
+    #[arg(long, value_name = "REF", value_parser = parse_reference)]
+    push: Option<kiln::reference::Reference>,
+    /// Also push under this tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG", requires = "push")]
+    tags: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Cache for pulled base images (default: $XDG_CACHE_HOME/kiln).
+    #[arg(long, value_name = "DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Trust this CA (PEM) for registry TLS, in addition to the system's.
+    #[arg(long, value_name = "FILE", global = true)]
+    ca_file: Option<PathBuf>,
+    /// Allow plain HTTP to this registry (loopback registries always may).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
+    insecure: Vec<String>,
+    /// Pull images of REGISTRY from HOST instead, e.g. docker.io=127.0.0.1:5000.
+    #[arg(long = "registry-mirror", value_name = "REGISTRY=HOST", value_parser = parse_mirror, global = true)]
+    mirrors: Vec<(String, String)>,
+}
+
+fn parse_reference(text: &str) -> Result<kiln::reference::Reference, String> {
+    kiln::reference::Reference::parse(text)
+}
+
+fn parse_mirror(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() && !to.contains('/') => {
+            Ok((from.to_string(), to.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not REGISTRY=HOST[:PORT], e.g. docker.io=127.0.0.1:5000"
+        )),
+    }
 }
 
 fn parse_build_arg(text: &str) -> Result<(String, String), String> {
@@ -75,14 +117,29 @@ fn build(args: BuildArgs) -> Result<(), Error> {
     let inputs = Inputs {
         build_args: args.build_args,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+        platform: args.platform,
     };
     let outputs = Outputs {
         layout: args.oci,
         tar: args.tar,
         digest_file: args.digest_file,
+        push: args.push,
+        tags: args.tags,
+    };
+    let network = kiln::Network {
+        registry: kiln::registry::Options {
+            ca_file: args.registry.ca_file,
+            insecure: args.registry.insecure,
+            mirrors: args.registry.mirrors,
+            credentials: Default::default(),
+        },
+        cache_dir: args
+            .registry
+            .cache_dir
+            .unwrap_or_else(kiln::cache::Cache::default_dir),
     };
     let started = std::time::Instant::now();
-    let built = kiln::build(&args.spec, &inputs, &outputs)?;
+    let built = kiln::build(&args.spec, &inputs, &outputs, &network)?;
     for layer in &built.layers {
         tracing::info!(
             "layer {} {} bytes ({} uncompressed)",
@@ -97,8 +154,20 @@ fn build(args: BuildArgs) -> Result<(), Error> {
     if let Some(tar) = outputs.tar.as_ref() {
         tracing::info!("wrote docker-archive {}", tar.display());
     }
+    if let Some(p) = &built.pushed {
+        tracing::info!(
+            "pushed: {} blobs uploaded ({} bytes), {} mounted, {} already there",
+            p.uploaded,
+            p.uploaded_bytes,
+            p.mounted,
+            p.skipped
+        );
+    }
     tracing::info!("built in {:.2?}", started.elapsed());
-    println!("{}:{}@{}", built.name, built.tag, built.manifest_digest);
+    match &built.pushed {
+        Some(p) => println!("{}", p.reference),
+        None => println!("{}:{}@{}", built.name, built.tag, built.manifest_digest),
+    }
     Ok(())
 }
 

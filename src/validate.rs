@@ -170,6 +170,8 @@ pub struct Healthcheck {
 pub struct Inputs {
     pub build_args: Vec<(String, String)>,
     pub source_date_epoch: Option<String>,
+    /// `--platform`, overriding the spec.
+    pub platform: Option<String>,
 }
 
 /// Read, parse and validate the spec at `path`.
@@ -277,9 +279,14 @@ impl Validator {
                 None => created_at(0),
             },
         };
-        let platform = match &image.platform {
-            Some(p) => parse_platform(&self.text(p)?).map_err(|m| self.err(p.span(), m))?,
-            None => host_platform(),
+        let platform = match (&inputs.platform, &image.platform) {
+            (Some(text), _) => parse_platform(text).map_err(|msg| Error::Usage {
+                what: "--platform".into(),
+                msg,
+                hint: None,
+            })?,
+            (None, Some(p)) => parse_platform(&self.text(p)?).map_err(|m| self.err(p.span(), m))?,
+            (None, None) => host_platform(),
         };
         let compression_level = match &image.compression_level {
             None => 1,

@@ -1,0 +1,148 @@
+//! Push a built image: every blob first (HEAD, then a cross-repository
+//! mount for base layers on the same registry, then a streamed upload),
+//! several at once, and the manifest last, byte for byte the one whose
+//! digest kiln printed.
+
+use std::path::PathBuf;
+
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::assemble::Image;
+use crate::error::Result;
+use crate::reference::Reference;
+use crate::registry::{self, Client};
+
+const PARALLEL: usize = 4;
+
+#[derive(Debug, Default, Clone)]
+pub struct Pushed {
+    /// `host/repo:tag@sha256:...` for the first tag.
+    pub reference: String,
+    pub digest: String,
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub mounted: usize,
+    pub skipped: usize,
+}
+
+enum Outcome {
+    Skipped,
+    Mounted,
+    Uploaded(u64),
+}
+
+struct Blob {
+    digest: String,
+    size: u64,
+    path: PathBuf,
+    /// The repository on the same registry this blob can be mounted from.
+    mount_from: Option<String>,
+}
+
+/// `base_source` is the base's (host, repository); `base_layers` how many of
+/// the image's first layers came from it.
+pub async fn push(
+    client: &Client,
+    image: &Image,
+    config_path: PathBuf,
+    target: &Reference,
+    tags: &[String],
+    base_source: Option<&(String, String)>,
+    base_layers: usize,
+) -> Result<Pushed> {
+    let host = target.registry.as_str();
+    let repo = target.repository.as_str();
+    if target.digest.is_some() {
+        return Err(registry::error(
+            &target.to_string(),
+            "a push target names a tag, not a digest",
+            "write --push HOST/REPO:TAG",
+        ));
+    }
+    let mount_from = base_source
+        .filter(|(h, r)| h == host && r != repo)
+        .map(|(_, r)| r.clone());
+    let mut blobs: Vec<Blob> = image
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Blob {
+            digest: l.descriptor.digest.clone(),
+            size: l.descriptor.size,
+            path: l.blob.clone(),
+            mount_from: if i < base_layers {
+                mount_from.clone()
+            } else {
+                None
+            },
+        })
+        .collect();
+    blobs.push(Blob {
+        digest: image.config_descriptor.digest.clone(),
+        size: image.config_descriptor.size,
+        path: config_path,
+        mount_from: None,
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    blobs.retain(|b| seen.insert(b.digest.clone()));
+
+    let outcomes: Vec<Outcome> = futures_util::stream::iter(blobs.iter().map(|b| async move {
+        if client.blob_exists(host, repo, &b.digest).await? {
+            return Ok(Outcome::Skipped);
+        }
+        if let Some(from) = &b.mount_from {
+            if client.mount(host, repo, from, &b.digest).await? {
+                return Ok(Outcome::Mounted);
+            }
+        }
+        client
+            .upload(host, repo, &b.digest, b.size, &b.path)
+            .await?;
+        Ok(Outcome::Uploaded(b.size))
+    }))
+    .buffer_unordered(PARALLEL)
+    .try_collect()
+    .await?;
+
+    let mut pushed = Pushed {
+        digest: image.manifest_descriptor.digest.clone(),
+        ..Pushed::default()
+    };
+    for o in outcomes {
+        match o {
+            Outcome::Skipped => pushed.skipped += 1,
+            Outcome::Mounted => pushed.mounted += 1,
+            Outcome::Uploaded(n) => {
+                pushed.uploaded += 1;
+                pushed.uploaded_bytes += n;
+            }
+        }
+    }
+
+    // Every blob is in place: now the manifest, under each tag.
+    let media_type = &image.manifest_descriptor.media_type;
+    let mut all_tags = vec![target.tag_or_latest().to_string()];
+    all_tags.extend(
+        tags.iter()
+            .filter(|t| !all_tags.contains(t))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    for tag in &all_tags {
+        let reported = client
+            .put_manifest(host, repo, tag, &image.manifest, media_type)
+            .await?;
+        if let Some(d) = reported.filter(|d| *d != pushed.digest) {
+            return Err(registry::error(
+                &format!("{host}/{repo}:{tag}"),
+                format!(
+                    "the registry stored the manifest as {d}, not {}",
+                    pushed.digest
+                ),
+                "the registry rewrote the manifest; push to a registry that keeps manifests as sent",
+            ));
+        }
+    }
+    pushed.reference = format!("{host}/{repo}:{}@{}", all_tags[0], pushed.digest);
+    Ok(pushed)
+}

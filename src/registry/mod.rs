@@ -1,0 +1,736 @@
+//! A thin registry client on reqwest: the distribution API calls kiln
+//! needs, with auth challenges answered as they come.
+//!
+//! Why not oci-client: its `mount_blob` asks only for a push token on the
+//! target, so under token auth the mount is refused (the source needs a pull
+//! scope in the same token); it does not check token realms before sending
+//! credentials; and its upload path defaults to chunked PATCHes. The calls
+//! below are each a few lines of HTTP, and keeping them here keeps every
+//! request, header and credential in view.
+
+pub mod auth;
+pub mod credentials;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode, Url};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::Error;
+use crate::oci;
+use auth::Challenge;
+use credentials::Credential;
+
+/// Largest manifest or error body read.
+const MAX_MANIFEST: usize = 16 << 20;
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+pub const MANIFEST_TYPES: [&str; 4] = [
+    oci::OCI_MANIFEST,
+    oci::OCI_INDEX,
+    oci::DOCKER_MANIFEST,
+    oci::DOCKER_LIST,
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub ca_file: Option<PathBuf>,
+    /// Hosts that may be spoken to over plain HTTP (loopback always may).
+    pub insecure: Vec<String>,
+    /// `docker.io` -> `127.0.0.1:5000`: where pulls from a registry really go.
+    pub mirrors: Vec<(String, String)>,
+    pub credentials: credentials::Sources,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    opts: Options,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// `https://host` or `http://host`, decided once per host.
+    bases: BTreeMap<String, Url>,
+    /// Authorization header per host and scope set.
+    auth: BTreeMap<(String, String), String>,
+}
+
+/// A registry failure, said in a way that tells the user what to do.
+pub fn error(what: &str, msg: impl Into<String>, hint: impl Into<String>) -> Error {
+    Error::Registry {
+        what: what.to_string(),
+        msg: msg.into(),
+        hint: Some(hint.into()),
+    }
+}
+
+impl Client {
+    pub fn new(opts: Options) -> Result<Client, Error> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                // Never from https down to http; reqwest drops Authorization across hosts.
+                let downgrade = attempt
+                    .previous()
+                    .last()
+                    .is_some_and(|p| p.scheme() == "https")
+                    && attempt.url().scheme() == "http";
+                if downgrade || attempt.previous().len() >= 10 {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            }));
+        if let Some(ca) = &opts.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| Error::Io {
+                action: "read the CA file",
+                path: ca.clone(),
+                source: e,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+                error(
+                    &ca.display().to_string(),
+                    "is not a PEM certificate bundle",
+                    "pass the CA certificate in PEM form",
+                )
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| {
+            error(
+                "TLS",
+                format!("cannot set up the HTTP client: {e}"),
+                "check --ca-file",
+            )
+        })?;
+        Ok(Client {
+            http,
+            opts,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The host a pull from `registry` really goes to.
+    pub fn pull_host(&self, registry: &str) -> String {
+        self.opts
+            .mirrors
+            .iter()
+            .find(|(from, _)| from == registry)
+            .map_or(registry.to_string(), |(_, to)| to.clone())
+    }
+
+    fn insecure_allowed(&self, host: &str) -> bool {
+        let name = host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let loopback = name == "localhost"
+            || name
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        loopback || self.opts.insecure.iter().any(|h| h == host || h == name)
+    }
+
+    /// https, or plain http for a host that may use it and does not speak TLS.
+    async fn base(&self, host: &str) -> Result<Url, Error> {
+        if let Some(url) = self.state.lock().expect("lock").bases.get(host) {
+            return Ok(url.clone());
+        }
+        let https = Url::parse(&format!("https://{host}/")).map_err(|_| {
+            error(
+                host,
+                "is not a valid registry host",
+                "write HOST or HOST:PORT",
+            )
+        })?;
+        let mut chosen = https.clone();
+        if self.insecure_allowed(host) {
+            let probe = self
+                .http
+                .get(https.join("v2/").expect("static path"))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await;
+            if let Err(e) = probe {
+                if !is_certificate_error(&e) {
+                    chosen = Url::parse(&format!("http://{host}/")).expect("valid above");
+                }
+            }
+        }
+        self.state
+            .lock()
+            .expect("lock")
+            .bases
+            .insert(host.to_string(), chosen.clone());
+        Ok(chosen)
+    }
+
+    fn credential(&self, host: &str) -> Result<Option<Credential>, Error> {
+        self.opts
+            .credentials
+            .lookup(host)
+            .map_err(|m| error(host, m, "fix the credentials configuration"))
+    }
+
+    /// Send a request built by `build` (called again for a retry after an auth
+    /// challenge), with the Authorization this host and scope set needs.
+    async fn send(
+        &self,
+        host: &str,
+        scopes: &[String],
+        build: &dyn Fn(&reqwest::Client, &Url) -> reqwest::RequestBuilder,
+    ) -> Result<Response, Error> {
+        let base = self.base(host).await?;
+        let key = (host.to_string(), scopes.join(" "));
+        for attempt in 0..2 {
+            let mut request = build(&self.http, &base);
+            let cached = self.state.lock().expect("lock").auth.get(&key).cloned();
+            if let Some(value) = cached {
+                request = request.header(AUTHORIZATION, value);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| transport_error(host, &e))?;
+            if response.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
+                return Ok(response);
+            }
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(auth::parse_challenge);
+            let header = match challenge {
+                Some(Challenge::Basic) => match self.credential(host)? {
+                    Some(c) => basic(&c),
+                    None => return Ok(response),
+                },
+                Some(Challenge::Bearer { realm, service }) => {
+                    self.token(host, &base, &realm, service.as_deref(), scopes)
+                        .await?
+                }
+                None => return Ok(response),
+            };
+            self.state
+                .lock()
+                .expect("lock")
+                .auth
+                .insert(key.clone(), header);
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    async fn token(
+        &self,
+        host: &str,
+        base: &Url,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<String, Error> {
+        let mut url = auth::check_realm(realm, base).map_err(|m| {
+            error(
+                host,
+                m,
+                "the registry's token service looks wrong; kiln refuses to use it",
+            )
+        })?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scopes {
+                q.append_pair("scope", s);
+            }
+        }
+        let mut request = self.http.get(url);
+        let cred = self.credential(host)?;
+        if let Some(c) = &cred {
+            request = request.header(AUTHORIZATION, basic(c));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(host, &e))?;
+        if response.status() == StatusCode::UNAUTHORIZED
+            || response.status() == StatusCode::FORBIDDEN
+        {
+            return Err(unauthorized(host, cred.is_some()));
+        }
+        if !response.status().is_success() {
+            return Err(error(
+                host,
+                format!("token service answered {}", response.status()),
+                "check the registry's auth setup",
+            ));
+        }
+        let body = read_limited(response, MAX_ERROR_BODY)
+            .await
+            .map_err(|e| transport_error(host, &e))?;
+        #[derive(serde::Deserialize)]
+        struct TokenReply {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let reply: TokenReply = serde_json::from_slice(&body).map_err(|_| {
+            error(
+                host,
+                "token service reply is not JSON",
+                "check the registry's auth setup",
+            )
+        })?;
+        let token = reply.token.or(reply.access_token).ok_or_else(|| {
+            error(
+                host,
+                "token service gave no token",
+                "check the registry's auth setup",
+            )
+        })?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    /// GET a manifest: its bytes and media type. `reference` is a tag or digest.
+    pub async fn get_manifest(
+        &self,
+        host: &str,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(Vec<u8>, String), Error> {
+        let scopes = [format!("repository:{repo}:pull")];
+        let path = format!("v2/{repo}/manifests/{reference}");
+        let response = self
+            .send(host, &scopes, &|c, base| {
+                c.get(base.join(&path).expect("valid path"))
+                    .header(ACCEPT, MANIFEST_TYPES.join(", "))
+            })
+            .await?;
+        let what = format!("{host}/{repo}:{reference}");
+        let response = check(response, &what).await?;
+        let media_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let body = read_limited(response, MAX_MANIFEST)
+            .await
+            .map_err(|e| transport_error(host, &e))?;
+        Ok((body, media_type))
+    }
+
+    /// GET a blob into `dest`, checking its size and digest on the way;
+    /// nothing is left at `dest` unless it matches.
+    pub async fn fetch_blob(
+        &self,
+        host: &str,
+        repo: &str,
+        desc: &oci::Descriptor,
+        dest: &Path,
+    ) -> Result<(), Error> {
+        let scopes = [format!("repository:{repo}:pull")];
+        let path = format!("v2/{repo}/blobs/{}", desc.digest);
+        let response = self
+            .send(host, &scopes, &|c, base| {
+                c.get(base.join(&path).expect("valid path"))
+            })
+            .await?;
+        let what = format!("{host}/{repo}@{}", desc.digest);
+        let response = check(response, &what).await?;
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::Io {
+            action: "create a file in",
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(|e| Error::Io {
+            action: "open",
+            path: tmp.path().to_path_buf(),
+            source: e,
+        })?);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| transport_error(host, &e))?;
+            size += chunk.len() as u64;
+            if size > desc.size {
+                break;
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(|e| Error::Io {
+                action: "write",
+                path: tmp.path().to_path_buf(),
+                source: e,
+            })?;
+        }
+        file.flush().await.map_err(|e| Error::Io {
+            action: "write",
+            path: tmp.path().to_path_buf(),
+            source: e,
+        })?;
+        let digest = format!("sha256:{}", hex(&hasher.finalize()));
+        if size != desc.size || digest != desc.digest {
+            return Err(error(
+                &what,
+                format!(
+                    "the registry sent {size} bytes with digest {digest}, not the {} bytes the manifest names",
+                    desc.size
+                ),
+                "the registry or a proxy is corrupting data; try again",
+            ));
+        }
+        tmp.persist(dest).map_err(|e| Error::Io {
+            action: "store blob",
+            path: dest.to_path_buf(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    pub async fn blob_exists(&self, host: &str, repo: &str, digest: &str) -> Result<bool, Error> {
+        let scopes = [format!("repository:{repo}:pull,push")];
+        let path = format!("v2/{repo}/blobs/{digest}");
+        let response = self
+            .send(host, &scopes, &|c, base| {
+                c.head(base.join(&path).expect("valid path"))
+            })
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(status_error(response, &format!("{host}/{repo}@{digest}")).await),
+        }
+    }
+
+    /// Ask the registry to mount `digest` from `from`. True if mounted.
+    pub async fn mount(
+        &self,
+        host: &str,
+        repo: &str,
+        from: &str,
+        digest: &str,
+    ) -> Result<bool, Error> {
+        let scopes = [
+            format!("repository:{repo}:pull,push"),
+            format!("repository:{from}:pull"),
+        ];
+        let path = format!("v2/{repo}/blobs/uploads/");
+        let response = self
+            .send(host, &scopes, &|c, base| {
+                let mut url = base.join(&path).expect("valid path");
+                url.query_pairs_mut()
+                    .append_pair("mount", digest)
+                    .append_pair("from", from);
+                c.post(url).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(true),
+            // Not mounted: the registry opened an upload session instead; it expires unused.
+            StatusCode::ACCEPTED => Ok(false),
+            _ => Err(status_error(response, &format!("{host}/{repo}")).await),
+        }
+    }
+
+    /// Upload a blob from a file in one streaming request: POST for a fresh
+    /// session, then PUT the whole body with the digest.
+    pub async fn upload(
+        &self,
+        host: &str,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        file: &Path,
+    ) -> Result<(), Error> {
+        let what = format!("{host}/{repo}@{digest}");
+        let scopes = [format!("repository:{repo}:pull,push")];
+        let path = format!("v2/{repo}/blobs/uploads/");
+        let response = self
+            .send(host, &scopes, &|c, base| {
+                c.post(base.join(&path).expect("valid path"))
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(status_error(response, &what).await);
+        }
+        let base = self.base(host).await?;
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mut url = base.join(&location).map_err(|_| {
+            error(
+                &what,
+                "the registry gave no usable upload location",
+                "check the registry",
+            )
+        })?;
+        if url.host_str() != base.host_str()
+            || url.port_or_known_default() != base.port_or_known_default()
+        {
+            return Err(error(
+                &what,
+                format!(
+                    "the registry sent the upload to another host, `{}`",
+                    url.host_str().unwrap_or("")
+                ),
+                "kiln uploads only to the registry it was asked to push to",
+            ));
+        }
+        url.query_pairs_mut().append_pair("digest", digest);
+        let response = self
+            .send(host, &scopes, &|c, _| {
+                let body = match std::fs::File::open(file) {
+                    Ok(f) => reqwest::Body::from(tokio::fs::File::from_std(f)),
+                    Err(_) => reqwest::Body::from(Vec::new()),
+                };
+                c.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, size)
+                    .body(body)
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(status_error(response, &what).await);
+        }
+        Ok(())
+    }
+
+    /// PUT a manifest under `reference` (a tag or digest). Returns the digest the registry reports.
+    pub async fn put_manifest(
+        &self,
+        host: &str,
+        repo: &str,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<Option<String>, Error> {
+        let scopes = [format!("repository:{repo}:pull,push")];
+        let path = format!("v2/{repo}/manifests/{reference}");
+        let response = self
+            .send(host, &scopes, &|c, base| {
+                c.request(Method::PUT, base.join(&path).expect("valid path"))
+                    .header(CONTENT_TYPE, media_type)
+                    .body(bytes.to_vec())
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(status_error(response, &format!("{host}/{repo}:{reference}")).await);
+        }
+        Ok(response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string))
+    }
+}
+
+fn basic(c: &Credential) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.secret))
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn read_limited(response: Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut out = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Pass a success through; turn anything else into an error that says what to do.
+async fn check(response: Response, what: &str) -> Result<Response, Error> {
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(status_error(response, what).await)
+    }
+}
+
+async fn status_error(response: Response, what: &str) -> Error {
+    let status = response.status();
+    let body = read_limited(response, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    let detail = registry_message(&body);
+    match status {
+        StatusCode::UNAUTHORIZED => unauthorized(what, true),
+        StatusCode::FORBIDDEN => error(
+            what,
+            format!("access denied{detail}"),
+            "the credentials are valid but lack permission for this repository",
+        ),
+        StatusCode::NOT_FOUND => error(
+            what,
+            format!("not found{detail}"),
+            "check the repository name and tag (and --registry-mirror for docker.io images)",
+        ),
+        _ => error(
+            what,
+            format!("the registry answered {status}{detail}"),
+            "check the registry's logs; retrying may help",
+        ),
+    }
+}
+
+/// The first `errors[].message` of a distribution error body.
+fn registry_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(b) => b.errors.first().map_or(String::new(), |e| {
+            format!(
+                ": {} {}",
+                e.code.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or("")
+            )
+            .trim_end()
+            .to_string()
+        }),
+        Err(_) => String::new(),
+    }
+}
+
+fn unauthorized(what: &str, had_credentials: bool) -> Error {
+    if had_credentials {
+        error(
+            what,
+            "the registry rejected the credentials",
+            "check the user name and password (docker login, podman login, or KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD)",
+        )
+    } else {
+        error(
+            what,
+            "the registry requires authentication",
+            "log in with `docker login` or `podman login`, or set KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD",
+        )
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let text = chain(e).to_ascii_lowercase();
+    text.contains("certificate") || text.contains("unknownissuer") || text.contains("invalid peer")
+}
+
+/// A connection failure, without the URL (its query could hold a token).
+fn transport_error(host: &str, e: &reqwest::Error) -> Error {
+    // The sources only: reqwest's own message repeats the URL.
+    let text = std::error::Error::source(e).map_or_else(|| "request failed".to_string(), chain);
+    let lower = text.to_ascii_lowercase();
+    if is_certificate_error(e) {
+        error(
+            host,
+            "TLS certificate is not trusted",
+            "pass the registry's CA with --ca-file, or use --insecure-registry for a plain-HTTP registry",
+        )
+    } else if lower.contains("dns")
+        || lower.contains("failed to lookup")
+        || lower.contains("name or service not known")
+    {
+        error(host, "unknown host", "check the registry's host name")
+    } else if e.is_timeout() {
+        error(
+            host,
+            "timed out",
+            "check the network and the registry; retry later",
+        )
+    } else if e.is_connect() {
+        error(
+            host,
+            "cannot connect",
+            "check the host and port, and that the registry is running",
+        )
+    } else {
+        error(
+            host,
+            format!("request failed: {text}"),
+            "check the registry and the network",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distribution_error_bodies_are_summarised() {
+        let body =
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
+        assert_eq!(
+            registry_message(body),
+            ": MANIFEST_UNKNOWN manifest unknown"
+        );
+        assert_eq!(registry_message(b"<html>"), "");
+    }
+
+    #[test]
+    fn loopback_may_use_plain_http() {
+        let c = Client::new(Options {
+            insecure: vec!["registry.lan:5000".into()],
+            ..Options::default()
+        })
+        .unwrap();
+        assert!(c.insecure_allowed("127.0.0.1:5000"));
+        assert!(c.insecure_allowed("localhost"));
+        assert!(c.insecure_allowed("[::1]:5000"));
+        assert!(c.insecure_allowed("registry.lan:5000"));
+        assert!(!c.insecure_allowed("ghcr.io"));
+    }
+}
