@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the real tools the tests check kiln's images with (Debian packages):
-# skopeo, umoci, podman + runc, docker-registry, a static busybox, file.
+# skopeo, umoci, podman + runc, docker-registry, a static busybox, file,
+# openssl and htpasswd (apache2-utils) for the TLS and token registries.
 set -euo pipefail
 
 need=()
-for tool in skopeo umoci podman runc docker-registry file; do
+for tool in skopeo umoci podman runc docker-registry file openssl htpasswd; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || need+=("$tool")
 done
 file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
@@ -15,4 +16,5 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
-  skopeo umoci podman runc docker-registry busybox-static file uidmap ca-certificates
+  skopeo umoci podman runc docker-registry busybox-static file uidmap ca-certificates \
+  apache2-utils openssl

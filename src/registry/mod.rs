@@ -209,8 +209,20 @@ impl Client {
                 .send()
                 .await
                 .map_err(|e| transport_error(host, &e))?;
-            if response.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
+            if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
+            }
+            if attempt == 1 {
+                // Name the repository the scope was for, not only the host.
+                let repo = scopes
+                    .first()
+                    .and_then(|s| s.split(':').nth(1))
+                    .unwrap_or("");
+                let what = format!("{host}/{repo}");
+                return Err(unauthorized(
+                    what.trim_end_matches('/'),
+                    self.credential(host)?.is_some(),
+                ));
             }
             let challenge = response
                 .headers()
@@ -220,7 +232,7 @@ impl Client {
             let header = match challenge {
                 Some(Challenge::Basic) => match self.credential(host)? {
                     Some(c) => basic(&c),
-                    None => return Ok(response),
+                    None => return Err(unauthorized(host, false)),
                 },
                 Some(Challenge::Bearer { realm, service }) => {
                     self.token(host, &base, &realm, service.as_deref(), scopes)
@@ -640,13 +652,13 @@ fn unauthorized(what: &str, had_credentials: bool) -> Error {
     if had_credentials {
         error(
             what,
-            "the registry rejected the credentials",
+            "rejected the credentials",
             "check the user name and password (docker login, podman login, or KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD)",
         )
     } else {
         error(
             what,
-            "the registry requires authentication",
+            "requires authentication",
             "log in with `docker login` or `podman login`, or set KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD",
         )
     }

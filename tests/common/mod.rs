@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod registries;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -120,6 +122,41 @@ pub fn copy_tree(from: &Path, to: &Path) {
             fs::copy(entry.path(), &dest).unwrap();
         }
     }
+}
+
+/// The base images' /etc/passwd: Debian-like, to check it survives byte for byte.
+pub const BASE_PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+
+/// A Debian-like base image (busybox, passwd/group/shadow) made by umoci in
+/// `work/base-layout`; returns the `oci:LAYOUT:v1` reference for skopeo.
+pub fn base_layout(work: &Path) -> String {
+    let root = work.join("base-root");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::write(root.join("etc/passwd"), BASE_PASSWD).unwrap();
+    fs::write(
+        root.join("etc/group"),
+        "root:x:0:\ndaemon:x:1:\nshadow:x:42:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("etc/shadow"),
+        "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    fs::copy(busybox(), root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let layout = work.join("base-layout");
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    let image = format!("{}:v1", layout.display());
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    run(Command::new("umoci")
+        .args(["insert", "--image", &image])
+        .arg(&root)
+        .arg("/"));
+    format!("oci:{image}")
 }
 
 /// `umoci unpack` of an image, converted to OCI media types first (umoci

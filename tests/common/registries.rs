@@ -1,0 +1,450 @@
+//! Two more real registries for the tests, both docker-registry on
+//! 127.0.0.1: one behind TLS and htpasswd, one behind distribution's token
+//! auth with a small token server of our own as the realm.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::{Registry, run, which};
+
+const SERVICE: &str = "kiln-test-registry";
+const ISSUER: &str = "kiln-test-token-server";
+
+/// docker-registry over TLS (a throwaway CA) with htpasswd basic auth.
+pub struct TlsRegistry {
+    pub addr: String,
+    /// The CA cert, alone in its directory: `ca_file.parent()` is a
+    /// `--cert-dir` for skopeo (which refuses a `.key` without a `.cert`).
+    pub ca_file: PathBuf,
+    pub log: PathBuf,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+/// docker-registry (plain HTTP) with token auth, and its token server.
+pub struct TokenRegistry {
+    pub addr: String,
+    /// The token server's URL, as the registry advertises it.
+    pub realm: String,
+    pub log: PathBuf,
+    requests: Arc<Mutex<Vec<TokenRequest>>>,
+    token_addr: String,
+    stop: Arc<AtomicBool>,
+    server: Option<JoinHandle<()>>,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+/// One request the token server answered.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    /// Path and query as received, still percent-encoded.
+    pub target: String,
+    /// Every `scope` parameter, decoded, e.g. `repository:a/b:pull,push`.
+    pub scopes: Vec<String>,
+    pub auth: Auth,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// No Authorization header: granted `pull` only.
+    Anonymous,
+    Accepted,
+    /// Wrong credentials: answered 401.
+    Rejected,
+}
+
+impl Registry {
+    pub fn tls_basic(user: &str, password: &str) -> TlsRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("certs")).unwrap();
+        let ca_file = d.join("certs/ca.crt");
+        openssl(
+            d,
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out certs/ca.crt -subj /CN=kiln-test-CA",
+        );
+        openssl(
+            d,
+            "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
+        );
+        // Go ignores the CN: the SANs are what it checks.
+        fs::write(
+            d.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            "x509 -req -in server.csr -days 2 -CA certs/ca.crt -CAkey ca.key -extfile server.ext -out server.crt",
+        );
+        let htpasswd =
+            run(Command::new(which("htpasswd").expect("htpasswd")).args(["-Bbn", user, password]));
+        fs::write(d.join("htpasswd"), htpasswd).unwrap();
+        let extra = format!(
+            "  tls: {{certificate: {0}/server.crt, key: {0}/server.key}}\nauth:\n  htpasswd: {{realm: kiln-test, path: {0}/htpasswd}}\n",
+            d.display()
+        );
+        let (addr, child) = serve(d, &extra);
+        TlsRegistry {
+            addr,
+            ca_file,
+            log: d.join("registry.log"),
+            child,
+            dir,
+        }
+    }
+
+    pub fn token(user: &str, password: &str) -> TokenRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // The registry trusts this self-signed cert; tokens carry it in x5c.
+        openssl(
+            d,
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -keyout token.key -out token.crt -subj /CN=kiln-test-tokens",
+        );
+        openssl(d, "x509 -in token.crt -outform DER -out token.der");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let token_addr = listener.local_addr().unwrap().to_string();
+        let realm = format!("http://{token_addr}/token");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = TokenServer {
+            basic: format!(
+                "Basic {}",
+                base64(format!("{user}:{password}").as_bytes(), STD)
+            ),
+            user: user.to_string(),
+            key: d.join("token.key"),
+            x5c: base64(&fs::read(d.join("token.der")).unwrap(), STD),
+            requests: requests.clone(),
+        };
+        let server = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(stream) = stream {
+                        // A client that hangs up early is its own problem.
+                        let _ = server.answer(stream);
+                    }
+                }
+            })
+        };
+        let extra = format!(
+            "auth:\n  token: {{realm: \"{realm}\", service: {SERVICE}, issuer: {ISSUER}, rootcertbundle: {}}}\n",
+            d.join("token.crt").display()
+        );
+        let (addr, child) = serve(d, &extra);
+        TokenRegistry {
+            addr,
+            realm,
+            log: d.join("registry.log"),
+            requests,
+            token_addr,
+            stop,
+            server: Some(server),
+            child,
+            dir,
+        }
+    }
+}
+
+impl TokenRegistry {
+    /// Every request the token server has answered so far, in order.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TlsRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TokenRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept so the thread sees the flag.
+        let _ = TcpStream::connect(&self.token_addr);
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+    }
+}
+
+/// Blobs uploaded, from a docker-registry 2.8 log at level info.
+///
+/// Each request logs up to three lines: `msg="authorized request"` and
+/// `msg="response completed"` (both say `http.request.method=PUT`, so they
+/// never contain `"PUT /v2/`), and one access-log line
+/// `127.0.0.1 - - [date] "PUT /v2/NAME/blobs/uploads/UUID?_state=..&digest=.. HTTP/1.1" 201 0 ..`.
+/// We count that access-log line when its status is 201: the PUT that
+/// completes an upload session, one per blob. The POST that opens the
+/// session, PATCHes, refused (401) attempts and mounts (a POST) don't count.
+pub fn upload_count(log: &Path) -> usize {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|line| {
+            let mut parts = line.split('"');
+            let request = parts.nth(1).unwrap_or("");
+            let status = parts.next().unwrap_or("");
+            request.starts_with("PUT /v2/")
+                && request.contains("/blobs/uploads/")
+                && status.trim_start().starts_with("201 ")
+        })
+        .count()
+}
+
+/// Start docker-registry on a free loopback port with `extra` appended to
+/// the `http:` section (indented) or after it; logs to dir/registry.log.
+fn serve(dir: &Path, extra: &str) -> (String, Child) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.join("config.yml");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog: {{level: info}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: {addr}\n{extra}",
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let log_path = dir.join("registry.log");
+    let log = fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(which("docker-registry").expect("docker-registry"))
+        .arg("serve")
+        .arg(&config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&addr).is_err() {
+        let log = || fs::read_to_string(&log_path).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("docker-registry exited with {status}:\n{}", log());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("registry did not start on {addr}:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (addr, child)
+}
+
+/// Run openssl in `dir` with whitespace-separated `args`.
+fn openssl(dir: &Path, args: &str) {
+    run(Command::new("openssl")
+        .current_dir(dir)
+        .args(args.split_whitespace()));
+}
+
+struct TokenServer {
+    /// The whole Authorization header a correct client sends.
+    basic: String,
+    user: String,
+    key: PathBuf,
+    x5c: String,
+    requests: Arc<Mutex<Vec<TokenRequest>>>,
+}
+
+impl TokenServer {
+    fn answer(&self, stream: TcpStream) -> std::io::Result<()> {
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut authorization = None;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("authorization") {
+                    authorization = Some(value.trim().to_string());
+                }
+            }
+        }
+        let auth = match authorization {
+            None => Auth::Anonymous,
+            Some(a) if a == self.basic => Auth::Accepted,
+            Some(_) => Auth::Rejected,
+        };
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let mut service = String::new();
+        let mut scopes = Vec::new();
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "service" => service = percent_decode(v),
+                "scope" => scopes.push(percent_decode(v)),
+                _ => {}
+            }
+        }
+        let (status, body) = if path != "/token" {
+            (
+                "404 Not Found",
+                r#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_string(),
+            )
+        } else if auth == Auth::Rejected {
+            (
+                "401 Unauthorized",
+                r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_string(),
+            )
+        } else {
+            match self.token(auth, &service, &scopes) {
+                Ok(body) => ("200 OK", body),
+                // Answer anyway: a client left waiting would hang the test.
+                Err(e) => (
+                    "500 Internal Server Error",
+                    serde_json::json!({"error": e.to_string()}).to_string(),
+                ),
+            }
+        };
+        self.requests.lock().unwrap().push(TokenRequest {
+            target: target.clone(),
+            scopes,
+            auth,
+        });
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        stream.flush()
+    }
+
+    /// The JSON reply holding a JWT for the granted part of `scopes`.
+    fn token(&self, auth: Auth, service: &str, scopes: &[String]) -> std::io::Result<String> {
+        let access: Vec<serde_json::Value> = scopes
+            .iter()
+            .filter_map(|scope| {
+                // type:name:actions; a name may hold a ':' (a port), so split the ends.
+                let (kind, rest) = scope.split_once(':')?;
+                let (name, actions) = rest.rsplit_once(':')?;
+                let actions: Vec<&str> = actions
+                    .split(',')
+                    .filter(|a| auth == Auth::Accepted || *a == "pull")
+                    .collect();
+                (!actions.is_empty())
+                    .then(|| serde_json::json!({"type": kind, "name": name, "actions": actions}))
+            })
+            .collect();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]});
+        let claims = serde_json::json!({
+            "iss": ISSUER,
+            "sub": if auth == Auth::Accepted { self.user.as_str() } else { "" },
+            "aud": service,
+            "exp": now + 300,
+            "nbf": now,
+            "iat": now,
+            "jti": format!("{now}-{}", self.requests.lock().unwrap().len()),
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            base64(header.to_string().as_bytes(), URL),
+            base64(claims.to_string().as_bytes(), URL)
+        );
+        let signature = self.sign(signing_input.as_bytes())?;
+        let jwt = format!("{signing_input}.{}", base64(&signature, URL));
+        let issued_at = time::OffsetDateTime::from_unix_timestamp(now as i64)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        Ok(serde_json::json!({
+            "token": jwt,
+            "access_token": jwt,
+            "expires_in": 300,
+            "issued_at": issued_at,
+        })
+        .to_string())
+    }
+
+    /// RS256 is PKCS#1 v1.5 over SHA-256: what `openssl dgst -sign` makes with an RSA key.
+    fn sign(&self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut child = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&self.key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().unwrap().write_all(data)?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(std::io::Error::other(format!("openssl dgst -sign: {err}")));
+        }
+        Ok(out.stdout)
+    }
+}
+
+const STD: bool = false;
+const URL: bool = true;
+
+/// Standard base64 with padding, or base64url without (JWT segments).
+fn base64(bytes: &[u8], url: bool) -> String {
+    let alphabet: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=="[..3 - chunk.len()]);
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let mut out = Vec::new();
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+                out.push(u8::from_str_radix(&hex, 16).unwrap_or(b'?'));
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
