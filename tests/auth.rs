@@ -189,6 +189,54 @@ fn basic_auth_over_tls_with_a_private_ca() {
         .unwrap();
     assert_no_secret(&out);
     check(&kiln(), &out);
+
+    // From a credential helper named in credHelpers (a docker-credential-* program on PATH).
+    let bin = w.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-kilntest");
+    let asked = w.join("asked");
+    let script = format!(
+        "#!/bin/sh\nread server\necho \"$server\" > {}\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+        asked.display()
+    );
+    fs::write(&helper, script).unwrap();
+    run(Command::new("chmod").arg("+x").arg(&helper));
+    fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"kilntest"}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let target3 = format!("{}/team/app:3", registry.addr);
+    let out = isolated(w)
+        .env("DOCKER_CONFIG", &docker)
+        .env("PATH", &path)
+        .arg("build")
+        .arg(&spec)
+        .args(["--push", &target3, "--ca-file", ca])
+        .output()
+        .unwrap();
+    assert_no_secret(&out);
+    check(&kiln(), &out);
+    assert_eq!(fs::read_to_string(&asked).unwrap().trim(), registry.addr);
+
+    // From podman's auth.json named by REGISTRY_AUTH_FILE.
+    let auth_file = w.join("auth.json");
+    fs::write(
+        &auth_file,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let target4 = format!("{}/team/app:4", registry.addr);
+    let out = isolated(w)
+        .env("REGISTRY_AUTH_FILE", &auth_file)
+        .arg("build")
+        .arg(&spec)
+        .args(["--push", &target4, "--ca-file", ca])
+        .output()
+        .unwrap();
+    assert_no_secret(&out);
+    check(&kiln(), &out);
 }
 
 #[test]
