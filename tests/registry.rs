@@ -250,6 +250,32 @@ fn registry_errors_are_one_line_with_a_hint_and_exit_1() {
         &["cannot connect", "that the registry is running"],
     );
 
+    // An unknown host, resolved inside an empty network namespace so that
+    // no lookup leaves this machine.
+    let scratch = w.join("scratch.toml");
+    fs::write(
+        &scratch,
+        "[image]\nname = \"x\"\n[[file]]\npath = \"/a\"\ncontent = \"a\"\n",
+    )
+    .unwrap();
+    let out = Command::new("unshare")
+        .arg("--net")
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .arg("build")
+        .arg(&scratch)
+        .args(["--push", "nosuchhost.invalid/x:1", "--cache-dir"])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    expect(
+        out,
+        &[
+            "nosuchhost.invalid",
+            "unknown host",
+            "check the registry's host name",
+        ],
+    );
+
     let out = kiln_build(&spec, &registry, &cache, &["--platform", "linux/arm64"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
