@@ -41,7 +41,7 @@ struct BuildArgs {
     /// Write a docker-archive that `docker load` and `podman load` read.
     #[arg(long, value_name = "FILE")]
     tar: Option<PathBuf>,
-    /// Write the manifest digest (sha256:...) to this file.
+    /// Write the manifest digest (sha256:...) to this file; after --push, REF@sha256:....
     #[arg(long, value_name = "FILE")]
     digest_file: Option<PathBuf>,
     /// Set a ${NAME} value, overriding [args].

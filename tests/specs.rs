@@ -1,5 +1,5 @@
 //! Every spec in specs/ parses and validates, so the examples in the
-//! repository never rot. (Specs on registry bases build once pulling lands.)
+//! repository never rot. (tests/seeds.rs builds and runs them.)
 
 use std::path::Path;
 
