@@ -1,5 +1,5 @@
-//! Write one planned layer in one pass: tar -> sha256 (diff_id) -> gzip ->
-//! sha256 (digest) -> file. Headers are built field by field so that only
+//! Write one planned layer in one pass: tar -> sha256 (diff_id) -> gzip
+//! (block-parallel) -> sha256 (digest) -> file. Headers are built field by field so that only
 //! the spec decides what goes in: fixed mtime, given uid/gid/mode, no user
 //! or group names, no atime/ctime, no xattrs.
 
@@ -7,8 +7,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
-
+use crate::compress::ParallelGzip;
 use crate::digest::HashWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::plan::{Content, Entry, LayerPlan};
@@ -31,11 +30,8 @@ const USTAR_MAX_SIZE: u64 = 0o77777777777;
 pub fn write(plan: &LayerPlan, out: &Path, mtime: u64, level: u32) -> Result<LayerBlob> {
     let file = File::create(out).ctx("create", out)?;
     let blob = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
-    // A fixed gzip header: no name, mtime 0, OS "unknown", so bytes depend only on content.
-    let gzip = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(blob, Compression::new(level));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let gzip = ParallelGzip::new(blob, level, threads).ctx("write", out)?;
     let mut tar = HashWriter::new(gzip);
     for (path, entry) in &plan.entries {
         write_entry(&mut tar, path, entry, mtime)?;
@@ -45,11 +41,10 @@ pub fn write(plan: &LayerPlan, out: &Path, mtime: u64, level: u32) -> Result<Lay
     let (gzip, diff_id, diff_size) = tar.finish();
     let blob = gzip.finish().ctx("write", out)?;
     let (writer, digest, size) = blob.finish();
-    let file = writer
+    writer
         .into_inner()
         .map_err(|e| e.into_error())
         .ctx("write", out)?;
-    file.sync_all().ctx("write", out)?;
     Ok(LayerBlob {
         path: out.to_path_buf(),
         digest,

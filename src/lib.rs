@@ -24,6 +24,7 @@ pub mod args;
 pub mod assemble;
 pub mod base;
 pub mod cache;
+pub mod compress;
 pub mod config;
 pub mod digest;
 pub mod duration;

@@ -193,4 +193,4 @@ fn golden_digest_pins_tar_gzip_and_json_bytes() {
     assert_eq!(digest, GOLDEN);
 }
 
-const GOLDEN: &str = "sha256:64beef655d9a77a4b7cdd6baf798db87667f53c3497db1a458f24c0f0c5b7b11";
+const GOLDEN: &str = "sha256:5369d9ba1670190c3ad7a21ad858a965e5cc3287edf32b8eba71a5431eddc6dc";

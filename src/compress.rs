@@ -1,0 +1,276 @@
+//! Block-parallel gzip, the way pigz does it: the stream is cut into fixed
+//! 1 MiB chunks, each deflated on its own thread with the previous 32 KiB
+//! as its dictionary and ended with a sync flush, and the pieces are written
+//! in order behind one gzip header. The bytes depend only on the data, the
+//! chunk size and the level, never on thread count or timing.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+
+pub const CHUNK: usize = 1 << 20;
+const WINDOW: usize = 32 << 10;
+/// A fixed header: no name, mtime 0, no extra flags, OS "unknown".
+const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+    dict: Vec<u8>,
+    last: bool,
+}
+
+pub struct ParallelGzip<W: Write> {
+    out: W,
+    level: u32,
+    threads: usize,
+    chunk: Vec<u8>,
+    dict: Vec<u8>,
+    crc: Crc,
+    next_seq: u64,
+    written_seq: u64,
+    pool: Option<Pool>,
+    pending: BTreeMap<u64, Vec<u8>>,
+}
+
+struct Pool {
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<(u64, io::Result<Vec<u8>>)>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl<W: Write> ParallelGzip<W> {
+    pub fn new(mut out: W, level: u32, threads: usize) -> io::Result<Self> {
+        out.write_all(&HEADER)?;
+        Ok(ParallelGzip {
+            out,
+            level,
+            threads: threads.max(1),
+            chunk: Vec::with_capacity(CHUNK),
+            dict: Vec::new(),
+            crc: Crc::new(),
+            next_seq: 0,
+            written_seq: 0,
+            pool: None,
+            pending: BTreeMap::new(),
+        })
+    }
+
+    /// Flush the last chunk, write the trailer, and return the inner writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.submit(true)?;
+        while self.written_seq < self.next_seq {
+            self.collect_one()?;
+        }
+        if let Some(mut pool) = self.pool.take() {
+            drop(pool.jobs.take());
+            for w in pool.workers.drain(..) {
+                let _ = w.join();
+            }
+        }
+        self.out.write_all(&self.crc.sum().to_le_bytes())?;
+        self.out.write_all(&self.crc.amount().to_le_bytes())?;
+        Ok(self.out)
+    }
+
+    /// Hand the current chunk to a worker (or deflate it here when it is the
+    /// whole stream, to spare small layers the threads).
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        let data = std::mem::replace(
+            &mut self.chunk,
+            Vec::with_capacity(if last { 0 } else { CHUNK }),
+        );
+        let dict = std::mem::take(&mut self.dict);
+        if !last {
+            self.dict = data[data.len().saturating_sub(WINDOW)..].to_vec();
+        }
+        let job = Job {
+            seq: self.next_seq,
+            data,
+            dict,
+            last,
+        };
+        self.next_seq += 1;
+        if self.pool.is_none() && (last || self.threads == 1) {
+            let bytes = deflate(&job, self.level)?;
+            self.pending.insert(job.seq, bytes);
+            return self.drain_in_order();
+        }
+        let pool = self
+            .pool
+            .get_or_insert_with(|| Pool::start(self.threads, self.level));
+        let sender = pool.jobs.as_ref().expect("open until finish");
+        sender
+            .send(job)
+            .map_err(|_| io::Error::other("compression worker stopped"))?;
+        // Keep a bounded number of chunks in flight: memory stays constant.
+        while self.next_seq - self.written_seq > (2 * self.threads) as u64 {
+            self.collect_one()?;
+        }
+        Ok(())
+    }
+
+    fn collect_one(&mut self) -> io::Result<()> {
+        if self.pending.contains_key(&self.written_seq) {
+            return self.drain_in_order();
+        }
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| io::Error::other("no compression result pending"))?;
+        let (seq, result) = pool
+            .results
+            .recv()
+            .map_err(|_| io::Error::other("compression worker stopped"))?;
+        self.pending.insert(seq, result?);
+        self.drain_in_order()
+    }
+
+    fn drain_in_order(&mut self) -> io::Result<()> {
+        while let Some(bytes) = self.pending.remove(&self.written_seq) {
+            self.out.write_all(&bytes)?;
+            self.written_seq += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for ParallelGzip<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(CHUNK - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..n]);
+        self.crc.update(&buf[..n]);
+        if self.chunk.len() == CHUNK {
+            self.submit(false)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Pool {
+    fn start(threads: usize, level: u32) -> Pool {
+        let (jobs, job_rx) = sync_channel::<Job>(threads);
+        let (result_tx, results) = sync_channel(2 * threads + 1);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let workers = (0..threads)
+            .map(|_| {
+                let job_rx = Arc::clone(&job_rx);
+                let result_tx = result_tx.clone();
+                std::thread::spawn(move || {
+                    loop {
+                        let job = match job_rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = job else { return };
+                        if result_tx.send((job.seq, deflate(&job, level))).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Pool {
+            jobs: Some(jobs),
+            results,
+            workers,
+        }
+    }
+}
+
+/// Raw deflate of one chunk, primed with the previous chunk's tail; all but
+/// the last end on a byte boundary (sync flush) so the pieces concatenate.
+fn deflate(job: &Job, level: u32) -> io::Result<Vec<u8>> {
+    let mut c = Compress::new(Compression::new(level), false);
+    if !job.dict.is_empty() {
+        c.set_dictionary(&job.dict).map_err(io::Error::other)?;
+    }
+    let flush = if job.last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut out = Vec::with_capacity(job.data.len() + job.data.len() / 8 + 1024);
+    loop {
+        let consumed = c.total_in() as usize;
+        let status = c
+            .compress_vec(&job.data[consumed..], &mut out, flush)
+            .map_err(io::Error::other)?;
+        let all_in = c.total_in() as usize == job.data.len();
+        let done = match status {
+            Status::StreamEnd => true,
+            // A sync flush is complete when all input is taken and room was left over.
+            Status::Ok | Status::BufError => !job.last && all_in && out.len() < out.capacity(),
+        };
+        if done {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(64 << 10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Text and binary, repetitive enough to compress, 3.5 chunks long.
+    fn sample() -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut x: u32 = 1;
+        while data.len() < CHUNK * 7 / 2 {
+            data.extend_from_slice(
+                format!("line {} of the sample, value {x}\n", data.len() / 40).as_bytes(),
+            );
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            data.extend_from_slice(&x.to_le_bytes());
+        }
+        data
+    }
+
+    fn gzip(data: &[u8], threads: usize, level: u32, piece: usize) -> Vec<u8> {
+        let mut w = ParallelGzip::new(Vec::new(), level, threads).unwrap();
+        for part in data.chunks(piece) {
+            w.write_all(part).unwrap();
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn output_is_valid_gzip_and_independent_of_threads() {
+        let data = sample();
+        let one = gzip(&data, 1, 1, 7919);
+        let two = gzip(&data, 2, 1, 65536);
+        let eight = gzip(&data, 8, 1, 1 << 20);
+        assert_eq!(one, two);
+        assert_eq!(one, eight);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+        assert!(one.len() < data.len() / 2);
+    }
+
+    #[test]
+    fn empty_and_small_and_stored() {
+        for data in [Vec::new(), b"hello".to_vec(), vec![7u8; CHUNK], sample()] {
+            for level in [0, 1, 6] {
+                let gz = gzip(&data, 2, level, 4096);
+                let mut back = Vec::new();
+                flate2::read::GzDecoder::new(&gz[..])
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert_eq!(back, data, "level {level}, {} bytes", data.len());
+            }
+        }
+    }
+}
