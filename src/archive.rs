@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::assemble::{Image, ImageLayer};
 use crate::digest::HashReader;
 use crate::error::{Error, IoContext, Result};
-use crate::oci::{self, Compression};
+use crate::oci;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -100,16 +100,8 @@ fn write_layer<W: Write>(
 ) -> Result<()> {
     let file = File::open(&layer.blob).ctx("open layer", &layer.blob)?;
     let file = BufReader::with_capacity(1 << 20, file);
-    let stream: Box<dyn Read> = match layer.compression {
-        Compression::None => Box::new(file),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Compression::Zstd => {
-            return Err(Error::Output {
-                path: layer.blob.clone(),
-                msg: "zstd layers cannot go into a docker-archive yet".into(),
-            });
-        }
-    };
+    let stream =
+        crate::compress::decoder(file, layer.compression).ctx("read layer", &layer.blob)?;
     let mut hashed = HashReader::new(stream.take(layer.diff_size));
     append(
         tar,

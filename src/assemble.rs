@@ -50,15 +50,16 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
             diff_size: l.diff_size,
         });
     }
-    let new_type = match spec.format {
-        Format::Docker => oci::DOCKER_LAYER_GZIP,
-        Format::Oci => oci::OCI_LAYER_GZIP,
+    let new_type = match (spec.format, spec.compression) {
+        (Format::Docker, _) => oci::DOCKER_LAYER_GZIP,
+        (Format::Oci, Compression::Zstd) => oci::OCI_LAYER_ZSTD,
+        (Format::Oci, _) => oci::OCI_LAYER_GZIP,
     };
     for (_, blob) in new {
         layers.push(ImageLayer {
             descriptor: descriptor(new_type, &blob.digest, blob.size),
             blob: blob.path.clone(),
-            compression: Compression::Gzip,
+            compression: spec.compression,
             diff_id: blob.diff_id.clone(),
             diff_size: blob.diff_size,
         });

@@ -351,19 +351,8 @@ fn read_layer(
     let file = File::open(blob).ctx("open base layer", blob)?;
     let mut compressed = HashReader::new(BufReader::with_capacity(1 << 20, file));
     let (uncompressed_digest, size) = {
-        let decoder: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(&mut compressed),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
-            Compression::Zstd => {
-                return Err(Error::base(
-                    text,
-                    format!(
-                        "layer {} is zstd-compressed, which kiln cannot read yet",
-                        desc.digest
-                    ),
-                ));
-            }
-        };
+        let decoder = crate::compress::decoder(BufReader::new(&mut compressed), compression)
+            .ctx("read base layer", blob)?;
         let mut tar_stream = HashReader::new(decoder);
         apply_layer(&mut ZeroTail::new(&mut tar_stream), fs)
             .map_err(|e| Error::base(text, format!("layer {}: {e}", desc.digest)))?;

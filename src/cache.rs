@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{IoContext, Result};
+use crate::layer::LayerBlob;
 use crate::oci::{self, Descriptor};
 
 pub struct Cache {
@@ -49,10 +52,63 @@ impl Cache {
             .is_some_and(|m| m.len() == desc.size)
     }
 
+    /// The finished blob for a layer whose inputs hash to `key`, if cached.
+    /// Its digest is checked by the caller before use.
+    pub fn layer(&self, key: &str) -> Option<LayerBlob> {
+        let text = std::fs::read(self.dir.join("layers").join(key)).ok()?;
+        let entry: LayerEntry = serde_json::from_slice(&text).ok()?;
+        let path = self.blob_path(&entry.digest)?;
+        let len = std::fs::metadata(&path).ok()?.len();
+        (len == entry.size).then_some(LayerBlob {
+            path,
+            digest: entry.digest,
+            size: entry.size,
+            diff_id: entry.diff_id,
+            diff_size: entry.diff_size,
+        })
+    }
+
+    /// Remember a freshly written layer: its blob (hard-linked where possible)
+    /// and the entry that maps `key` to it, each put in place by a rename.
+    pub fn store_layer(&self, key: &str, blob: &LayerBlob) -> Result<()> {
+        let dest = self
+            .blob_path(&blob.digest)
+            .expect("kiln computes sha256 digests");
+        // Always replace: a blob already there may be a damaged copy. A name of
+        // its own for the temp link, as other threads and processes may store it too.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dest.with_extension(format!("{}.{n}.tmp", std::process::id()));
+        if std::fs::hard_link(&blob.path, &tmp).is_err() {
+            std::fs::copy(&blob.path, &tmp).ctx("copy a layer into the cache", &tmp)?;
+        }
+        std::fs::rename(&tmp, &dest).ctx("store a layer in the cache", &dest)?;
+        let dir = self.dir.join("layers");
+        std::fs::create_dir_all(&dir).ctx("create", &dir)?;
+        let entry = LayerEntry {
+            digest: blob.digest.clone(),
+            size: blob.size,
+            diff_id: blob.diff_id.clone(),
+            diff_size: blob.diff_size,
+        };
+        crate::layout::write_atomic(
+            &dir.join(key),
+            &serde_json::to_vec(&entry).expect("entry serializes"),
+        )
+    }
+
     pub fn put(&self, digest: &str, bytes: &[u8]) -> Result<()> {
         let path = self
             .blob_path(digest)
             .expect("kiln computes sha256 digests");
         crate::layout::write_atomic(&path, bytes)
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LayerEntry {
+    digest: String,
+    size: u64,
+    diff_id: String,
+    diff_size: u64,
 }

@@ -1,4 +1,6 @@
-//! Block-parallel gzip, the way pigz does it: the stream is cut into fixed
+//! Layer compression on every core. zstd does its own multi-threading
+//! (its output does not depend on the number of workers); gzip is
+//! block-parallel, the way pigz does it: the stream is cut into fixed
 //! 1 MiB chunks, each deflated on its own thread with the previous 32 KiB
 //! as its dictionary and ended with a sync flush, and the pieces are written
 //! in order behind one gzip header. The bytes depend only on the data, the
@@ -12,10 +14,72 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
+use crate::oci::Compression as Kind;
+
 pub const CHUNK: usize = 1 << 20;
 const WINDOW: usize = 32 << 10;
 /// A fixed header: no name, mtime 0, no extra flags, OS "unknown".
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// A layer's compressor: gzip or zstd, both using `threads` cores.
+pub enum Encoder<W: Write> {
+    Gzip(ParallelGzip<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    None(W),
+}
+
+impl<W: Write> Encoder<W> {
+    pub fn new(out: W, kind: Kind, level: u32, threads: usize) -> io::Result<Self> {
+        Ok(match kind {
+            Kind::Gzip => Encoder::Gzip(ParallelGzip::new(out, level, threads)?),
+            Kind::Zstd => {
+                let mut z = zstd::stream::write::Encoder::new(out, level as i32)?;
+                z.multithread(threads as u32)?;
+                z.include_checksum(false)?;
+                Encoder::Zstd(z)
+            }
+            Kind::None => Encoder::None(out),
+        })
+    }
+
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Gzip(g) => g.finish(),
+            Encoder::Zstd(z) => z.finish(),
+            Encoder::None(w) => Ok(w),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gzip(g) => g.write(buf),
+            Encoder::Zstd(z) => z.write(buf),
+            Encoder::None(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(g) => g.flush(),
+            Encoder::Zstd(z) => z.flush(),
+            Encoder::None(w) => w.flush(),
+        }
+    }
+}
+
+/// A reader that undoes `kind`; gzip may have several members.
+pub fn decoder<'a, R: io::BufRead + 'a>(
+    input: R,
+    kind: Kind,
+) -> io::Result<Box<dyn io::Read + 'a>> {
+    Ok(match kind {
+        Kind::None => Box::new(input),
+        Kind::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Kind::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+    })
+}
 
 struct Job {
     seq: u64,
@@ -258,6 +322,19 @@ mod tests {
             .unwrap();
         assert_eq!(back, data);
         assert!(one.len() < data.len() / 2);
+    }
+
+    #[test]
+    fn zstd_output_is_independent_of_threads() {
+        let data = sample();
+        let z = |threads| {
+            let mut e = Encoder::new(Vec::new(), Kind::Zstd, 3, threads).unwrap();
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        let (one, two) = (z(1), z(2));
+        assert_eq!(one, two);
+        assert_eq!(zstd::decode_all(&one[..]).unwrap(), data);
     }
 
     #[test]

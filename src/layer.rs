@@ -7,9 +7,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::compress::ParallelGzip;
+use crate::compress::Encoder;
 use crate::digest::HashWriter;
 use crate::error::{Error, IoContext, Result};
+use crate::oci::Compression;
 use crate::plan::{Content, Entry, LayerPlan};
 
 /// A finished layer blob on disk.
@@ -27,11 +28,17 @@ const USTAR_NAME: usize = 100;
 /// ustar's size field holds 11 octal digits.
 const USTAR_MAX_SIZE: u64 = 0o77777777777;
 
-pub fn write(plan: &LayerPlan, out: &Path, mtime: u64, level: u32) -> Result<LayerBlob> {
+pub fn write(
+    plan: &LayerPlan,
+    out: &Path,
+    mtime: u64,
+    compression: Compression,
+    level: u32,
+) -> Result<LayerBlob> {
     let file = File::create(out).ctx("create", out)?;
     let blob = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let gzip = ParallelGzip::new(blob, level, threads).ctx("write", out)?;
+    let gzip = Encoder::new(blob, compression, level, threads).ctx("write", out)?;
     let mut tar = HashWriter::new(gzip);
     for (path, entry) in &plan.entries {
         write_entry(&mut tar, path, entry, mtime)?;
@@ -108,7 +115,7 @@ fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> R
     out.write_all(h.as_bytes()).map_err(io_err)?;
 
     match &entry.content {
-        Content::File { src, size } => copy_exact(src, *size, out)?,
+        Content::File { src, size, .. } => copy_exact(src, *size, out)?,
         Content::Bytes(b) => out.write_all(b).map_err(io_err)?,
         Content::Dir | Content::Symlink(_) => {}
     }
@@ -246,8 +253,22 @@ mod tests {
                 ),
             ])
         };
-        let a = write(&make(), &dir.path().join("a"), 1_700_000_000, 1).unwrap();
-        let b = write(&make(), &dir.path().join("b"), 1_700_000_000, 1).unwrap();
+        let a = write(
+            &make(),
+            &dir.path().join("a"),
+            1_700_000_000,
+            Compression::Gzip,
+            1,
+        )
+        .unwrap();
+        let b = write(
+            &make(),
+            &dir.path().join("b"),
+            1_700_000_000,
+            Compression::Gzip,
+            1,
+        )
+        .unwrap();
         assert_eq!((a.digest.clone(), a.diff_id.clone()), (b.digest, b.diff_id));
         let entries = read_back(&a);
         assert_eq!(entries[0].0, "d/");
@@ -281,13 +302,19 @@ mod tests {
                 content: Content::File {
                     src: src.clone(),
                     size: 3,
+                    stamp: crate::sources::Stamp {
+                        mtime_ns: 0,
+                        ctime_ns: 0,
+                        inode: 0,
+                        device: 0,
+                    },
                 },
                 uid: 0,
                 gid: 0,
                 mode: 0o644,
             },
         )]);
-        let err = write(&p, &dir.path().join("out"), 0, 1).unwrap_err();
+        let err = write(&p, &dir.path().join("out"), 0, Compression::Gzip, 1).unwrap_err();
         assert!(err.to_string().contains("changed while"), "{err}");
     }
 }

@@ -30,6 +30,7 @@ pub mod digest;
 pub mod duration;
 pub mod error;
 pub mod layer;
+pub mod layers;
 pub mod layout;
 pub mod oci;
 pub mod plan;
@@ -42,8 +43,6 @@ pub mod spec;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use error::{Error, Result};
 use layer::LayerBlob;
@@ -70,6 +69,8 @@ pub struct Outputs {
 pub struct Network {
     pub registry: registry::Options,
     pub cache_dir: PathBuf,
+    /// Reuse finished layers whose inputs did not change (`--no-cache` turns it off).
+    pub layer_cache: bool,
 }
 
 pub struct Built {
@@ -95,6 +96,12 @@ pub fn build(
     for w in &spec.warnings {
         tracing::warn!("{w}");
     }
+    let layer_cache = match network.layer_cache {
+        false => None,
+        true => cache::Cache::open(&network.cache_dir)
+            .map_err(|e| tracing::warn!("building without a layer cache: {e}"))
+            .ok(),
+    };
     let mut net = Net::new(network, outputs.push.as_ref().map(|r| r.registry.as_str()));
     let base = match &spec.base {
         validate::BaseRef::Registry(r) => {
@@ -123,7 +130,13 @@ pub fn build(
     };
     let staging = Staging::near(&staging_near)?;
 
-    let blobs = write_layers(&plans, &staging, spec.created.unix, spec.compression_level)?;
+    let settings = layers::Settings {
+        mtime: spec.created.unix,
+        compression: spec.compression,
+        level: spec.compression_level,
+        cache: layer_cache.as_ref(),
+    };
+    let blobs = layers::build(&plans, &staging, &settings)?;
     let new: Vec<(Vec<String>, LayerBlob)> = plans
         .iter()
         .map(|p| p.created_by.clone())
@@ -216,48 +229,4 @@ impl<'a> Net<'a> {
         let (rt, client, cache) = self.ready.as_ref().expect("set above");
         Ok((rt, client, cache))
     }
-}
-
-/// Write every planned layer, several at once, each in one streaming pass.
-fn write_layers(
-    plans: &[plan::LayerPlan],
-    staging: &Staging,
-    mtime: u64,
-    level: u32,
-) -> Result<Vec<LayerBlob>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(plans.len().max(1));
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<LayerBlob>>>> =
-        Mutex::new((0..plans.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(plan) = plans.get(i) else { break };
-                    let result = layer::write(plan, &staging.scratch_path(i), mtime, level)
-                        .and_then(|blob| {
-                            let path = staging.adopt(&blob.path, &blob.digest)?;
-                            Ok(LayerBlob { path, ..blob })
-                        });
-                    results.lock().expect("no panics while holding the lock")[i] = Some(result);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("no panics while holding the lock")
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(Error::Output {
-                    path: staging.path().to_path_buf(),
-                    msg: "a layer was not written".into(),
-                })
-            })
-        })
-        .collect()
 }

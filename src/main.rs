@@ -47,6 +47,9 @@ struct BuildArgs {
     /// Set a ${NAME} value, overriding [args].
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
     build_args: Vec<(String, String)>,
+    /// Layer compression, gzip or zstd (zstd needs format = "oci"), overriding the spec.
+    #[arg(long, value_name = "gzip|zstd")]
+    compression: Option<String>,
     /// Build for this platform (os/arch[/variant]), overriding the spec; default: this machine's.
     #[arg(long, value_name = "OS/ARCH")]
     platform: Option<String>,
@@ -62,9 +65,12 @@ struct BuildArgs {
 
 #[derive(clap::Args)]
 struct RegistryArgs {
-    /// Cache for pulled base images (default: $XDG_CACHE_HOME/kiln).
+    /// Cache for pulled bases and built layers (default: $XDG_CACHE_HOME/kiln).
     #[arg(long, value_name = "DIR", global = true)]
     cache_dir: Option<PathBuf>,
+    /// Build every layer again, even when its inputs did not change.
+    #[arg(long, global = true)]
+    no_cache: bool,
     /// Trust this CA (PEM) for registry TLS, in addition to the system's.
     #[arg(long, value_name = "FILE", global = true)]
     ca_file: Option<PathBuf>,
@@ -118,6 +124,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
         build_args: args.build_args,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
         platform: args.platform,
+        compression: args.compression,
     };
     let outputs = Outputs {
         layout: args.oci,
@@ -137,6 +144,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
             .registry
             .cache_dir
             .unwrap_or_else(kiln::cache::Cache::default_dir),
+        layer_cache: !args.registry.no_cache,
     };
     let started = std::time::Instant::now();
     let built = kiln::build(&args.spec, &inputs, &outputs, &network)?;

@@ -9,12 +9,16 @@ use std::path::PathBuf;
 use crate::accounts::Accounts;
 use crate::base::{Base, Kind};
 use crate::error::{Error, Result};
-use crate::sources::{self, FoundKind};
+use crate::sources::{self, FoundKind, Stamp};
 use crate::validate::{Id, Owner, Spec};
 
 pub enum Content {
     Dir,
-    File { src: PathBuf, size: u64 },
+    File {
+        src: PathBuf,
+        size: u64,
+        stamp: Stamp,
+    },
     Bytes(Vec<u8>),
     Symlink(String),
 }
@@ -66,10 +70,15 @@ pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPl
                     }
                     (Content::Dir, copy.dir_mode.unwrap_or(0o755))
                 }
-                FoundKind::File { size, executable } => (
+                FoundKind::File {
+                    size,
+                    executable,
+                    stamp,
+                } => (
                     Content::File {
                         src: f.origin.clone(),
                         size,
+                        stamp,
                     },
                     copy.mode.unwrap_or(if executable { 0o755 } else { 0o644 }),
                 ),

@@ -21,10 +21,36 @@ pub struct Found {
     pub origin: PathBuf,
 }
 
+/// What identifies a file's contents without reading them: if none of
+/// these changed, neither did the bytes (ctime cannot be set by users).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stamp {
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub inode: u64,
+    pub device: u64,
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            inode: meta.ino(),
+            device: meta.dev(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum FoundKind {
     Dir,
-    File { size: u64, executable: bool },
+    File {
+        size: u64,
+        executable: bool,
+        stamp: Stamp,
+    },
     Symlink(String),
 }
 
@@ -198,6 +224,7 @@ fn found(path: &Path, dest: String, meta: &fs::Metadata) -> Result<Found> {
         FoundKind::File {
             size: meta.len(),
             executable: meta.permissions().mode() & 0o111 != 0,
+            stamp: Stamp::of(meta),
         }
     } else if t.is_symlink() {
         let target = fs::read_link(path).ctx("read link", path)?;

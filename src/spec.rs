@@ -43,6 +43,7 @@ pub struct RawImage {
     pub format: Option<S<String>>,
     pub created: Option<S<String>>,
     pub platform: Option<S<String>>,
+    pub compression: Option<S<String>>,
     pub compression_level: Option<S<i64>>,
 }
 

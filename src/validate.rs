@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::args::{self, Unknown};
 use crate::duration;
 use crate::error::{Error, IoContext, Result};
+use crate::oci::Compression;
 use crate::reference::Reference;
 use crate::spec::{
     RawCopy, RawDir, RawFile, RawHealthcheck, RawMode, RawSpec, RawSymlink, RawUser, S, Source,
@@ -27,6 +28,7 @@ pub struct Spec {
     pub format: Format,
     pub created: Created,
     pub platform: Platform,
+    pub compression: Compression,
     pub compression_level: u32,
     pub args: BTreeMap<String, String>,
     pub user: Option<User>,
@@ -172,6 +174,8 @@ pub struct Inputs {
     pub source_date_epoch: Option<String>,
     /// `--platform`, overriding the spec.
     pub platform: Option<String>,
+    /// `--compression`, overriding the spec.
+    pub compression: Option<String>,
 }
 
 /// Read, parse and validate the spec at `path`.
@@ -288,10 +292,42 @@ impl Validator {
             (None, Some(p)) => parse_platform(&self.text(p)?).map_err(|m| self.err(p.span(), m))?,
             (None, None) => host_platform(),
         };
+        let compression = match (&inputs.compression, &image.compression) {
+            (Some(text), _) => parse_compression(text).map_err(|msg| Error::Usage {
+                what: "--compression".into(),
+                msg,
+                hint: None,
+            })?,
+            (None, Some(c)) => {
+                parse_compression(&self.text(c)?).map_err(|m| self.err(c.span(), m))?
+            }
+            (None, None) => Compression::Gzip,
+        };
+        let compression = if compression == Compression::Zstd && format == Format::Docker {
+            self.warnings.push(
+                "zstd layers need format = \"oci\"; this Docker-format image keeps gzip".into(),
+            );
+            Compression::Gzip
+        } else {
+            compression
+        };
+        let (range, default) = match compression {
+            Compression::Zstd => (1..=19, 3),
+            _ => (0..=9, 1),
+        };
         let compression_level = match &image.compression_level {
-            None => 1,
-            Some(l) if (0..=9).contains(l.get_ref()) => *l.get_ref() as u32,
-            Some(l) => return Err(self.err(l.span(), "compression-level must be 0 to 9")),
+            None => default,
+            Some(l) if range.contains(l.get_ref()) => *l.get_ref() as u32,
+            Some(l) => {
+                return Err(self.err(
+                    l.span(),
+                    format!(
+                        "compression-level must be {} to {} for this compression",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
         };
 
         let user = raw.user.as_ref().map(|u| self.user(u)).transpose()?;
@@ -336,6 +372,7 @@ impl Validator {
             format,
             created,
             platform,
+            compression,
             compression_level,
             args: self.args,
             user,
@@ -840,6 +877,14 @@ fn parse_base(text: &str, spec_dir: &Path) -> Result<BaseRef, String> {
         tag,
         text: text.to_string(),
     })
+}
+
+fn parse_compression(text: &str) -> Result<Compression, String> {
+    match text {
+        "gzip" => Ok(Compression::Gzip),
+        "zstd" => Ok(Compression::Zstd),
+        other => Err(format!("compression `{other}` is not \"gzip\" or \"zstd\"")),
+    }
 }
 
 fn parse_platform(text: &str) -> Result<Platform, String> {

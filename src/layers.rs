@@ -1,0 +1,141 @@
+//! Every planned layer, built several at once, or taken from the cache when
+//! its inputs are unchanged: an unchanged rebuild compresses nothing.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::cache::Cache;
+use crate::digest::HashReader;
+use crate::error::{Error, Result};
+use crate::layer::{self, LayerBlob};
+use crate::layout::Staging;
+use crate::oci::Compression;
+use crate::plan::{Content, LayerPlan};
+
+/// Bumped whenever the bytes kiln writes for the same inputs change.
+const FORMAT: &str = "kiln-layer-1";
+
+pub struct Settings<'a> {
+    pub mtime: u64,
+    pub compression: Compression,
+    pub level: u32,
+    pub cache: Option<&'a Cache>,
+}
+
+pub fn build(
+    plans: &[LayerPlan],
+    staging: &Staging,
+    settings: &Settings,
+) -> Result<Vec<LayerBlob>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(plans.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<LayerBlob>>>> =
+        Mutex::new((0..plans.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(plan) = plans.get(i) else { break };
+                    let result = one(plan, i, staging, settings);
+                    results.lock().expect("no panics while holding the lock")[i] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no panics while holding the lock")
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::Output {
+                    path: staging.path().to_path_buf(),
+                    msg: "a layer was not written".into(),
+                })
+            })
+        })
+        .collect()
+}
+
+fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<LayerBlob> {
+    let key = cache_key(plan, s);
+    if let Some(cached) = s.cache.and_then(|c| c.layer(&key)) {
+        if verified(&cached) {
+            tracing::debug!("layer {} from the cache", cached.digest);
+            return Ok(cached);
+        }
+        tracing::warn!(
+            "cached layer {} is damaged; building it again",
+            cached.digest
+        );
+        let _ = std::fs::remove_file(&cached.path);
+    }
+    let blob = layer::write(
+        plan,
+        &staging.scratch_path(i),
+        s.mtime,
+        s.compression,
+        s.level,
+    )?;
+    let path = staging.adopt(&blob.path, &blob.digest)?;
+    let blob = LayerBlob { path, ..blob };
+    if let Some(cache) = s.cache {
+        if let Err(e) = cache.store_layer(&key, &blob) {
+            tracing::warn!("cannot cache layer {}: {e}", blob.digest);
+        }
+    }
+    Ok(blob)
+}
+
+/// A cached blob is used only if its bytes still hash to its digest.
+fn verified(blob: &LayerBlob) -> bool {
+    let Ok(file) = std::fs::File::open(&blob.path) else {
+        return false;
+    };
+    let reader = HashReader::new(std::io::BufReader::with_capacity(1 << 20, file));
+    reader
+        .finish()
+        .is_ok_and(|(digest, size)| digest == blob.digest && size == blob.size)
+}
+
+/// A hash of everything that decides a layer's bytes. Files count by path,
+/// size, mtime, ctime, inode and device rather than by reading them.
+pub fn cache_key(plan: &LayerPlan, s: &Settings) -> String {
+    let mut h = Sha256::new();
+    let mut put = |field: &[u8]| {
+        h.update((field.len() as u64).to_le_bytes());
+        h.update(field);
+    };
+    put(FORMAT.as_bytes());
+    put(format!("{:?} {} {}", s.compression, s.level, s.mtime).as_bytes());
+    for (path, e) in &plan.entries {
+        put(path.as_bytes());
+        put(format!("{} {} {:o}", e.uid, e.gid, e.mode).as_bytes());
+        match &e.content {
+            Content::Dir => put(b"dir"),
+            Content::File { src, size, stamp } => {
+                put(b"file");
+                put(src.as_os_str().as_encoded_bytes());
+                put(format!(
+                    "{size} {} {} {} {}",
+                    stamp.mtime_ns, stamp.ctime_ns, stamp.inode, stamp.device
+                )
+                .as_bytes());
+            }
+            Content::Bytes(b) => {
+                put(b"bytes");
+                put(b);
+            }
+            Content::Symlink(t) => {
+                put(b"symlink");
+                put(t.as_bytes());
+            }
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
