@@ -81,10 +81,13 @@ pub fn decoder<'a, R: io::BufRead + 'a>(
     })
 }
 
+/// A chunk on its way through a worker. Its buffers come back with the
+/// result and are reused, so the same few allocations serve a whole layer.
 struct Job {
     seq: u64,
     data: Vec<u8>,
     dict: Vec<u8>,
+    out: Vec<u8>,
     last: bool,
 }
 
@@ -98,12 +101,13 @@ pub struct ParallelGzip<W: Write> {
     next_seq: u64,
     written_seq: u64,
     pool: Option<Pool>,
-    pending: BTreeMap<u64, Vec<u8>>,
+    done: BTreeMap<u64, Job>,
+    spare: Vec<Vec<u8>>,
 }
 
 struct Pool {
     jobs: Option<SyncSender<Job>>,
-    results: Receiver<(u64, io::Result<Vec<u8>>)>,
+    results: Receiver<io::Result<Job>>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -120,7 +124,8 @@ impl<W: Write> ParallelGzip<W> {
             next_seq: 0,
             written_seq: 0,
             pool: None,
-            pending: BTreeMap::new(),
+            done: BTreeMap::new(),
+            spare: Vec::new(),
         })
     }
 
@@ -141,27 +146,32 @@ impl<W: Write> ParallelGzip<W> {
         Ok(self.out)
     }
 
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
     /// Hand the current chunk to a worker (or deflate it here when it is the
     /// whole stream, to spare small layers the threads).
     fn submit(&mut self, last: bool) -> io::Result<()> {
-        let data = std::mem::replace(
-            &mut self.chunk,
-            Vec::with_capacity(if last { 0 } else { CHUNK }),
-        );
-        let dict = std::mem::take(&mut self.dict);
-        if !last {
-            self.dict = data[data.len().saturating_sub(WINDOW)..].to_vec();
-        }
-        let job = Job {
+        let mut next = self.buffer();
+        next.reserve(CHUNK);
+        let data = std::mem::replace(&mut self.chunk, next);
+        let mut dict = self.buffer();
+        std::mem::swap(&mut dict, &mut self.dict);
+        self.dict.clear();
+        self.dict
+            .extend_from_slice(&data[data.len().saturating_sub(WINDOW)..]);
+        let mut job = Job {
             seq: self.next_seq,
             data,
             dict,
+            out: self.buffer(),
             last,
         };
         self.next_seq += 1;
         if self.pool.is_none() && (last || self.threads == 1) {
-            let bytes = deflate(&job, self.level)?;
-            self.pending.insert(job.seq, bytes);
+            deflate(self.level, &mut job)?;
+            self.done.insert(job.seq, job);
             return self.drain_in_order();
         }
         let pool = self
@@ -172,32 +182,36 @@ impl<W: Write> ParallelGzip<W> {
             .send(job)
             .map_err(|_| io::Error::other("compression worker stopped"))?;
         // Keep a bounded number of chunks in flight: memory stays constant.
-        while self.next_seq - self.written_seq > (2 * self.threads) as u64 {
+        while self.next_seq - self.written_seq > self.threads as u64 {
             self.collect_one()?;
         }
         Ok(())
     }
 
     fn collect_one(&mut self) -> io::Result<()> {
-        if self.pending.contains_key(&self.written_seq) {
+        if self.done.contains_key(&self.written_seq) {
             return self.drain_in_order();
         }
         let pool = self
             .pool
             .as_ref()
             .ok_or_else(|| io::Error::other("no compression result pending"))?;
-        let (seq, result) = pool
+        let job = pool
             .results
             .recv()
-            .map_err(|_| io::Error::other("compression worker stopped"))?;
-        self.pending.insert(seq, result?);
+            .map_err(|_| io::Error::other("compression worker stopped"))??;
+        self.done.insert(job.seq, job);
         self.drain_in_order()
     }
 
     fn drain_in_order(&mut self) -> io::Result<()> {
-        while let Some(bytes) = self.pending.remove(&self.written_seq) {
-            self.out.write_all(&bytes)?;
+        while let Some(job) = self.done.remove(&self.written_seq) {
+            self.out.write_all(&job.out)?;
             self.written_seq += 1;
+            for mut b in [job.data, job.dict, job.out] {
+                b.clear();
+                self.spare.push(b);
+            }
         }
         Ok(())
     }
@@ -222,7 +236,7 @@ impl<W: Write> Write for ParallelGzip<W> {
 impl Pool {
     fn start(threads: usize, level: u32) -> Pool {
         let (jobs, job_rx) = sync_channel::<Job>(threads);
-        let (result_tx, results) = sync_channel(2 * threads + 1);
+        let (result_tx, results) = sync_channel(threads + 1);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let workers = (0..threads)
             .map(|_| {
@@ -234,8 +248,9 @@ impl Pool {
                             Ok(rx) => rx.recv(),
                             Err(_) => return,
                         };
-                        let Ok(job) = job else { return };
-                        if result_tx.send((job.seq, deflate(&job, level))).is_err() {
+                        let Ok(mut job) = job else { return };
+                        let result = deflate(level, &mut job).map(|()| job);
+                        if result_tx.send(result).is_err() {
                             return;
                         }
                     }
@@ -250,9 +265,11 @@ impl Pool {
     }
 }
 
-/// Raw deflate of one chunk, primed with the previous chunk's tail; all but
-/// the last end on a byte boundary (sync flush) so the pieces concatenate.
-fn deflate(job: &Job, level: u32) -> io::Result<Vec<u8>> {
+/// Raw deflate of one chunk into `job.out`, primed with the previous chunk's
+/// tail; all but the last end on a byte boundary (sync flush) so the pieces
+/// concatenate.
+fn deflate(level: u32, job: &mut Job) -> io::Result<()> {
+    // A fresh state per chunk: zlib-rs's reset() does not give the same bytes.
     let mut c = Compress::new(Compression::new(level), false);
     if !job.dict.is_empty() {
         c.set_dictionary(&job.dict).map_err(io::Error::other)?;
@@ -262,22 +279,26 @@ fn deflate(job: &Job, level: u32) -> io::Result<Vec<u8>> {
     } else {
         FlushCompress::Sync
     };
-    let mut out = Vec::with_capacity(job.data.len() + job.data.len() / 8 + 1024);
+    job.out.clear();
+    job.out.reserve(job.data.len() + job.data.len() / 8 + 1024);
     loop {
         let consumed = c.total_in() as usize;
         let status = c
-            .compress_vec(&job.data[consumed..], &mut out, flush)
+            .compress_vec(&job.data[consumed..], &mut job.out, flush)
             .map_err(io::Error::other)?;
         let all_in = c.total_in() as usize == job.data.len();
         let done = match status {
             Status::StreamEnd => true,
             // A sync flush is complete when all input is taken and room was left over.
-            Status::Ok | Status::BufError => !job.last && all_in && out.len() < out.capacity(),
+            Status::Ok | Status::BufError => {
+                !job.last && all_in && job.out.len() < job.out.capacity()
+            }
         };
         if done {
-            return Ok(out);
+            return Ok(());
         }
-        out.reserve(out.capacity().max(64 << 10));
+        let more = job.out.capacity().max(64 << 10);
+        job.out.reserve(more);
     }
 }
 

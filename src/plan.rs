@@ -39,6 +39,10 @@ pub struct LayerPlan {
 
 const SYSTEM: &str = "";
 
+/// What placed a path, for the duplicate-destination error; shared by all
+/// the files of one copy entry so that big trees cost little memory.
+type Origin = std::rc::Rc<str>;
+
 pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPlan>> {
     let mut p = Planner {
         spec,
@@ -60,13 +64,13 @@ pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPl
         };
         let (uid, gid) = p.owner(copy.owner.as_ref())?;
         let err = |msg: String| spec.source.error(copy.at.clone(), msg);
-        let found = sources::collect(copy, &spec.dir, &err)?;
-        for f in found {
+        let origin: Origin = format!("the copy of `{}`", copy.src).into();
+        sources::collect(copy, &spec.dir, &err, &mut |f| {
             let (content, mode) = match f.kind {
                 FoundKind::Dir => {
                     // A destination the base already has keeps its owner and mode, as with COPY.
                     if f.dest == copy.dest && p.base_dir(&f.dest) {
-                        continue;
+                        return Ok(());
                     }
                     (Content::Dir, copy.dir_mode.unwrap_or(0o755))
                 }
@@ -76,7 +80,7 @@ pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPl
                     stamp,
                 } => (
                     Content::File {
-                        src: f.origin.clone(),
+                        src: f.origin,
                         size,
                         stamp,
                     },
@@ -93,9 +97,9 @@ pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPl
                     gid,
                     mode,
                 },
-                f.origin.display().to_string(),
-            )?;
-        }
+                origin.clone(),
+            )
+        })?;
         let chown = copy
             .owner
             .as_ref()
@@ -123,7 +127,7 @@ struct Planner<'a> {
     /// Directories someone asked for, with their final owner and mode.
     dirs: BTreeMap<String, (u32, u32, u32)>,
     /// Files and links already placed, with where they came from.
-    origins: BTreeMap<String, String>,
+    origins: BTreeMap<String, Origin>,
 }
 
 impl Planner<'_> {
@@ -195,7 +199,7 @@ impl Planner<'_> {
     }
 
     /// Place one entry; the same file twice, or a file where a directory is, is an error.
-    fn add(&mut self, layer: usize, path: &str, entry: Entry, origin: String) -> Result<()> {
+    fn add(&mut self, layer: usize, path: &str, entry: Entry, origin: Origin) -> Result<()> {
         let path = self.base.fs.resolve_parents(path);
         if path == "/" {
             return Ok(());
@@ -289,7 +293,7 @@ impl Planner<'_> {
                     gid,
                     mode,
                 },
-                format!("[[dir]] {}", dir.path),
+                format!("[[dir]] {}", dir.path).into(),
             )?;
             self.layers[layer]
                 .created_by
@@ -309,7 +313,7 @@ impl Planner<'_> {
                     gid,
                     mode,
                 },
-                format!("[[file]] {}", file.path),
+                format!("[[file]] {}", file.path).into(),
             )?;
             self.layers[layer]
                 .created_by
@@ -328,7 +332,7 @@ impl Planner<'_> {
                     gid,
                     mode: 0o777,
                 },
-                format!("[[symlink]] {}", link.path),
+                format!("[[symlink]] {}", link.path).into(),
             )?;
             self.layers[layer]
                 .created_by
@@ -370,21 +374,22 @@ impl Planner<'_> {
         let dirs = &self.dirs;
         let base = &self.base.fs;
         for layer in &mut self.layers {
-            let mut parents = Vec::new();
+            // Ancestors missing from the layer; stop climbing at the first one
+            // present, so a big tree costs one lookup per path.
+            let mut parents = std::collections::BTreeSet::new();
             for path in layer.entries.keys() {
                 let mut p = path.as_str();
                 while let Some(i) = p.rfind('/') {
                     p = &p[..i];
-                    if p.is_empty() {
+                    if p.is_empty()
+                        || layer.entries.contains_key(p)
+                        || !parents.insert(p.to_string())
+                    {
                         break;
                     }
-                    parents.push(p.to_string());
                 }
             }
             for parent in parents {
-                if layer.entries.contains_key(&parent) {
-                    continue;
-                }
                 // The base's own directory (or link) is left alone; others are created 0:0 0755.
                 match base.entries.get(&parent) {
                     Some(meta) if meta.kind != Kind::Dir => continue,

@@ -56,7 +56,16 @@ pub enum FoundKind {
 
 /// Everything a copy entry brings in, in a stable order. The destination
 /// directory itself is listed when a directory's contents are copied.
-pub fn collect(copy: &Copy, spec_dir: &Path, err: &dyn Fn(String) -> Error) -> Result<Vec<Found>> {
+/// Everything is handed to `out` as it is found, so a tree of any size is
+/// never held twice.
+pub type Sink<'a> = dyn FnMut(Found) -> Result<()> + 'a;
+
+pub fn collect(
+    copy: &Copy,
+    spec_dir: &Path,
+    err: &dyn Fn(String) -> Error,
+    out: &mut Sink,
+) -> Result<()> {
     let matches = expand(copy, spec_dir, err)?;
     if matches.len() > 1 && !copy.dest_is_dir {
         return Err(err(format!(
@@ -67,7 +76,6 @@ pub fn collect(copy: &Copy, spec_dir: &Path, err: &dyn Fn(String) -> Error) -> R
         )));
     }
     let exclude = exclude_set(&copy.exclude);
-    let mut out = Vec::new();
     for path in matches {
         let real = path.canonicalize().ctx("resolve", &path)?;
         if !real.starts_with(spec_dir) {
@@ -79,12 +87,12 @@ pub fn collect(copy: &Copy, spec_dir: &Path, err: &dyn Fn(String) -> Error) -> R
         }
         let meta = fs::metadata(&real).ctx("read metadata of", &real)?;
         if meta.is_dir() {
-            out.push(Found {
+            out(Found {
                 dest: copy.dest.clone(),
                 kind: FoundKind::Dir,
                 origin: path.clone(),
-            });
-            walk(&real, "", &copy.dest, &exclude, &mut out)?;
+            })?;
+            walk(&real, "", &copy.dest, &exclude, out)?;
         } else {
             let name = file_name(&path)?;
             let dest = if copy.dest_is_dir {
@@ -92,10 +100,10 @@ pub fn collect(copy: &Copy, spec_dir: &Path, err: &dyn Fn(String) -> Error) -> R
             } else {
                 copy.dest.clone()
             };
-            out.push(found(&real, dest, &meta)?);
+            out(found(&real, dest, &meta)?)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The paths `src` names: one path, or every match of a glob (sorted).
@@ -188,7 +196,7 @@ fn exclude_set(patterns: &[String]) -> GlobSet {
     builder.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
-fn walk(dir: &Path, rel: &str, dest: &str, exclude: &GlobSet, out: &mut Vec<Found>) -> Result<()> {
+fn walk(dir: &Path, rel: &str, dest: &str, exclude: &GlobSet, out: &mut Sink) -> Result<()> {
     let mut children: Vec<fs::DirEntry> = fs::read_dir(dir)
         .ctx("list", dir)?
         .collect::<Result<_, _>>()
@@ -208,7 +216,7 @@ fn walk(dir: &Path, rel: &str, dest: &str, exclude: &GlobSet, out: &mut Vec<Foun
         let meta = fs::symlink_metadata(&path).ctx("read metadata of", &path)?;
         let item = found(&path, join(dest, &child_rel), &meta)?;
         let is_dir = matches!(item.kind, FoundKind::Dir);
-        out.push(item);
+        out(item)?;
         if is_dir {
             walk(&path, &child_rel, dest, exclude, out)?;
         }
@@ -314,6 +322,15 @@ mod tests {
         fs::write(d.join("two.whl"), "w").unwrap();
         std::os::unix::fs::symlink("a.txt", d.join("dist/link")).unwrap();
         t
+    }
+
+    fn collect(copy: &Copy, dir: &Path, err: &dyn Fn(String) -> Error) -> Result<Vec<Found>> {
+        let mut all = Vec::new();
+        super::collect(copy, dir, err, &mut |f| {
+            all.push(f);
+            Ok(())
+        })?;
+        Ok(all)
     }
 
     fn dests(found: &[Found]) -> Vec<&str> {
