@@ -23,17 +23,20 @@ python3 "$ROOT/benches/workloads.py" "$WORK"
 # A registry of our own on loopback.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 REG=127.0.0.1:$PORT
+# Registry storage on tmpfs where there is one, so disk noise does not decide the race.
+DATA=$WORK/registry/data
+[ -d /dev/shm ] && DATA=$(mktemp -d /dev/shm/kiln-bench-registry.XXXXXX)
 rm -rf "$WORK/registry"; mkdir -p "$WORK/registry"
 cat > "$WORK/registry/config.yml" <<YML
 version: 0.1
 log: {level: error}
-storage: {filesystem: {rootdirectory: $WORK/registry/data}}
+storage: {filesystem: {rootdirectory: $DATA}}
 http: {addr: $REG}
 YML
 docker-registry serve "$WORK/registry/config.yml" > "$WORK/registry/log" 2>&1 &
 REG_PID=$!
 BUILDAH=(buildah --root "$WORK/buildah/root" --runroot "$WORK/buildah/run" --storage-driver overlay)
-cleanup() { kill "$REG_PID" 2>/dev/null || true; "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true; }
+cleanup() { kill "$REG_PID" 2>/dev/null || true; "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true; rm -rf "$DATA"; }
 trap cleanup EXIT
 until python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT))" 2>/dev/null; do sleep 0.1; done
 

@@ -24,6 +24,8 @@ pub struct ImageLayer {
     pub compression: Compression,
     pub diff_id: String,
     pub diff_size: u64,
+    /// Whether the blob's bytes are known to match its digest (see `layers`).
+    pub verified: bool,
 }
 
 pub struct Image {
@@ -48,6 +50,7 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
             compression: l.compression,
             diff_id: l.diff_id.clone(),
             diff_size: l.diff_size,
+            verified: true,
         });
     }
     let new_type = match (spec.format, spec.compression) {
@@ -62,6 +65,7 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
             compression: spec.compression,
             diff_id: blob.diff_id.clone(),
             diff_size: blob.diff_size,
+            verified: blob.verified,
         });
     }
 

@@ -65,6 +65,7 @@ impl Cache {
             size: entry.size,
             diff_id: entry.diff_id,
             diff_size: entry.diff_size,
+            verified: false,
         })
     }
 

@@ -21,6 +21,8 @@ pub struct LayerBlob {
     pub size: u64,
     pub diff_id: String,
     pub diff_size: u64,
+    /// False for a cache hit whose bytes have not been re-hashed yet.
+    pub verified: bool,
 }
 
 /// ustar's name field holds 100 bytes; longer names go in a PAX record.
@@ -34,9 +36,13 @@ pub fn write(
     mtime: u64,
     compression: Compression,
     level: u32,
+    tee: Option<Box<dyn Write + Send>>,
 ) -> Result<LayerBlob> {
     let file = File::create(out).ctx("create", out)?;
-    let blob = HashWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let blob = HashWriter::new(Tee {
+        file: BufWriter::with_capacity(1 << 20, file),
+        tee,
+    });
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let gzip = Encoder::new(blob, compression, level, threads).ctx("write", out)?;
     let mut tar = HashWriter::new(gzip);
@@ -49,6 +55,7 @@ pub fn write(
     let blob = gzip.finish().ctx("write", out)?;
     let (writer, digest, size) = blob.finish();
     writer
+        .file
         .into_inner()
         .map_err(|e| e.into_error())
         .ctx("write", out)?;
@@ -58,7 +65,31 @@ pub fn write(
         size,
         diff_id,
         diff_size,
+        verified: true,
     })
+}
+
+/// The blob file, and optionally a second reader of the same bytes (an
+/// upload in progress; see `stream`). Only the file's errors count.
+struct Tee {
+    file: BufWriter<File>,
+    tee: Option<Box<dyn Write + Send>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some(t) = &mut self.tee {
+            if t.write_all(&buf[..n]).is_err() {
+                self.tee = None;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> Result<()> {
@@ -259,6 +290,7 @@ mod tests {
             1_700_000_000,
             Compression::Gzip,
             1,
+            None,
         )
         .unwrap();
         let b = write(
@@ -267,6 +299,7 @@ mod tests {
             1_700_000_000,
             Compression::Gzip,
             1,
+            None,
         )
         .unwrap();
         assert_eq!((a.digest.clone(), a.diff_id.clone()), (b.digest, b.diff_id));
@@ -314,7 +347,7 @@ mod tests {
                 mode: 0o644,
             },
         )]);
-        let err = write(&p, &dir.path().join("out"), 0, Compression::Gzip, 1).unwrap_err();
+        let err = write(&p, &dir.path().join("out"), 0, Compression::Gzip, 1, None).unwrap_err();
         assert!(err.to_string().contains("changed while"), "{err}");
     }
 }

@@ -22,6 +22,11 @@ pub struct Settings<'a> {
     pub compression: Compression,
     pub level: u32,
     pub cache: Option<&'a Cache>,
+    /// Re-hash cache hits now. Off for a push-only build: a hit the registry
+    /// already has is never read, and an upload verifies before sending.
+    pub verify_hits: bool,
+    /// Where a layer's compressed bytes also go while it is written (an upload).
+    pub tee: Option<&'a (dyn Fn(usize) -> Option<Box<dyn std::io::Write + Send>> + Sync)>,
 }
 
 pub fn build(
@@ -65,9 +70,16 @@ pub fn build(
 fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<LayerBlob> {
     let key = cache_key(plan, s);
     if let Some(cached) = s.cache.and_then(|c| c.layer(&key)) {
-        if verified(&cached) {
+        if !s.verify_hits {
             tracing::debug!("layer {} from the cache", cached.digest);
             return Ok(cached);
+        }
+        if verify(&cached) {
+            tracing::debug!("layer {} from the cache", cached.digest);
+            return Ok(LayerBlob {
+                verified: true,
+                ..cached
+            });
         }
         tracing::warn!(
             "cached layer {} is damaged; building it again",
@@ -75,12 +87,14 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
         );
         let _ = std::fs::remove_file(&cached.path);
     }
+    let tee = s.tee.and_then(|t| t(i));
     let blob = layer::write(
         plan,
         &staging.scratch_path(i),
         s.mtime,
         s.compression,
         s.level,
+        tee,
     )?;
     let path = staging.adopt(&blob.path, &blob.digest)?;
     let blob = LayerBlob { path, ..blob };
@@ -92,15 +106,17 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
     Ok(blob)
 }
 
-/// A cached blob is used only if its bytes still hash to its digest.
-fn verified(blob: &LayerBlob) -> bool {
-    let Ok(file) = std::fs::File::open(&blob.path) else {
+/// Whether a blob's bytes still hash to its digest.
+pub fn verify_file(path: &std::path::Path, digest: &str, size: u64) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
     let reader = HashReader::new(std::io::BufReader::with_capacity(1 << 20, file));
-    reader
-        .finish()
-        .is_ok_and(|(digest, size)| digest == blob.digest && size == blob.size)
+    reader.finish().is_ok_and(|(d, n)| d == digest && n == size)
+}
+
+fn verify(blob: &LayerBlob) -> bool {
+    verify_file(&blob.path, &blob.digest, blob.size)
 }
 
 /// A hash of everything that decides a layer's bytes. Files count by path,

@@ -40,6 +40,7 @@ pub mod reference;
 pub mod registry;
 pub mod sources;
 pub mod spec;
+pub mod stream;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -130,13 +131,32 @@ pub fn build(
     };
     let staging = Staging::near(&staging_near)?;
 
+    // With --push, new layers upload while they are written.
+    let streams = match &outputs.push {
+        Some(target) if target.digest.is_none() => {
+            let (rt, client, _) = net.get()?;
+            Some(stream::Streams::new(
+                rt.handle().clone(),
+                client.clone(),
+                &target.registry,
+                &target.repository,
+            ))
+        }
+        _ => None,
+    };
+    let tee = |i: usize| streams.as_ref().and_then(|s| s.tee(i));
     let settings = layers::Settings {
         mtime: spec.created.unix,
         compression: spec.compression,
         level: spec.compression_level,
         cache: layer_cache.as_ref(),
+        verify_hits: outputs.layout.is_some() || outputs.tar.is_some() || outputs.push.is_none(),
+        tee: streams
+            .as_ref()
+            .map(|_| &tee as &(dyn Fn(usize) -> Option<Box<dyn std::io::Write + Send>> + Sync)),
     };
     let blobs = layers::build(&plans, &staging, &settings)?;
+    let streamed = streams.map(|s| s.finish(&blobs)).unwrap_or_default();
     let new: Vec<(Vec<String>, LayerBlob)> = plans
         .iter()
         .map(|p| p.created_by.clone())
@@ -154,15 +174,16 @@ pub fn build(
         Some(target) => {
             let (rt, client, _) = net.get()?;
             let config_path = staging.blob_path(&image.config_descriptor.digest);
-            let future = push::push(
-                client,
-                &image,
+            let request = push::Request {
+                image: &image,
                 config_path,
                 target,
-                &outputs.tags,
-                base.source.as_ref(),
-                base.layers.len(),
-            );
+                tags: &outputs.tags,
+                base_source: base.source.as_ref(),
+                base_layers: base.layers.len(),
+                streamed: &streamed,
+            };
+            let future = push::push(client, request);
             Some(rt.block_on(future)?)
         }
         None => None,
@@ -190,12 +211,16 @@ pub fn build(
     })
 }
 
-/// The network edge, set up on first use: a single-threaded runtime, the
+/// The network edge, set up on first use: a one-worker runtime, the
 /// registry client and the cache.
 struct Net<'a> {
     network: &'a Network,
     push_host: Option<String>,
-    ready: Option<(tokio::runtime::Runtime, registry::Client, cache::Cache)>,
+    ready: Option<(
+        tokio::runtime::Runtime,
+        std::sync::Arc<registry::Client>,
+        cache::Cache,
+    )>,
 }
 
 impl<'a> Net<'a> {
@@ -207,9 +232,17 @@ impl<'a> Net<'a> {
         }
     }
 
-    fn get(&mut self) -> Result<(&tokio::runtime::Runtime, &registry::Client, &cache::Cache)> {
+    fn get(
+        &mut self,
+    ) -> Result<(
+        &tokio::runtime::Runtime,
+        &std::sync::Arc<registry::Client>,
+        &cache::Cache,
+    )> {
         if self.ready.is_none() {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            // One worker thread: it drives uploads while the build's own threads compress.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
                 .enable_all()
                 .build()
                 .map_err(|e| Error::Io {
@@ -222,7 +255,7 @@ impl<'a> Net<'a> {
                 options.credentials =
                     registry::credentials::Sources::from_env(self.push_host.as_deref());
             }
-            let client = registry::Client::new(options)?;
+            let client = std::sync::Arc::new(registry::Client::new(options)?);
             let cache = cache::Cache::open(&self.network.cache_dir)?;
             self.ready = Some((rt, client, cache));
         }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 
 use crate::assemble::Image;
 use crate::error::Result;
@@ -37,19 +37,32 @@ struct Blob {
     path: PathBuf,
     /// The repository on the same registry this blob can be mounted from.
     mount_from: Option<String>,
+    /// A cache hit not yet re-hashed: checked before it is uploaded.
+    verify: bool,
 }
 
-/// `base_source` is the base's (host, repository); `base_layers` how many of
-/// the image's first layers came from it.
-pub async fn push(
-    client: &Client,
-    image: &Image,
-    config_path: PathBuf,
-    target: &Reference,
-    tags: &[String],
-    base_source: Option<&(String, String)>,
-    base_layers: usize,
-) -> Result<Pushed> {
+pub struct Request<'a> {
+    pub image: &'a Image,
+    pub config_path: PathBuf,
+    pub target: &'a Reference,
+    pub tags: &'a [String],
+    /// The base's (host, repository), and how many of the image's first layers came from it.
+    pub base_source: Option<&'a (String, String)>,
+    pub base_layers: usize,
+    /// Blobs already uploaded while they were written (see `stream`).
+    pub streamed: &'a [String],
+}
+
+pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
+    let Request {
+        image,
+        config_path,
+        target,
+        tags,
+        base_source,
+        base_layers,
+        streamed,
+    } = request;
     let host = target.registry.as_str();
     let repo = target.repository.as_str();
     if target.digest.is_some() {
@@ -75,6 +88,7 @@ pub async fn push(
             } else {
                 None
             },
+            verify: !l.verified,
         })
         .collect();
     blobs.push(Blob {
@@ -82,6 +96,7 @@ pub async fn push(
         size: image.config_descriptor.size,
         path: config_path,
         mount_from: None,
+        verify: false,
     });
     let mut seen = std::collections::BTreeSet::new();
     blobs.retain(|b| seen.insert(b.digest.clone()));
@@ -95,15 +110,34 @@ pub async fn push(
                 return Ok(Outcome::Mounted);
             }
         }
+        if b.verify && !crate::layers::verify_file(&b.path, &b.digest, b.size) {
+            // Gone from the cache, so the next build writes it afresh.
+            let _ = std::fs::remove_file(&b.path);
+            return Err(registry::error(
+                &format!("{host}/{repo}@{}", b.digest),
+                "the cached layer is damaged; nothing was pushed",
+                "build again: kiln rebuilds the layer",
+            ));
+        }
         client
             .upload(host, repo, &b.digest, b.size, &b.path)
             .await?;
         Ok(Outcome::Uploaded(b.size))
     }))
     .buffer_unordered(PARALLEL)
-    .try_collect()
-    .await?;
+    // Every blob gets its turn even after a failure, so that all damaged
+    // cache entries are found and dropped in one run.
+    .collect::<Vec<Result<Outcome>>>()
+    .await
+    .into_iter()
+    .collect::<Result<_>>()?;
 
+    // Blobs that went up while they were written are found by HEAD; they count as uploads.
+    let streamed_bytes: u64 = blobs
+        .iter()
+        .filter(|b| streamed.contains(&b.digest))
+        .map(|b| b.size)
+        .sum();
     let mut pushed = Pushed {
         digest: image.manifest_descriptor.digest.clone(),
         ..Pushed::default()
@@ -118,6 +152,13 @@ pub async fn push(
             }
         }
     }
+    let streamed_count = blobs
+        .iter()
+        .filter(|b| streamed.contains(&b.digest))
+        .count();
+    pushed.skipped -= streamed_count.min(pushed.skipped);
+    pushed.uploaded += streamed_count;
+    pushed.uploaded_bytes += streamed_bytes;
 
     // Every blob is in place: now the manifest, under each tag.
     let media_type = &image.manifest_descriptor.media_type;

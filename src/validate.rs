@@ -312,7 +312,7 @@ impl Validator {
             compression
         };
         let (range, default) = match compression {
-            Compression::Zstd => (1..=19, 3),
+            Compression::Zstd => (1..=19, 1),
             _ => (0..=9, 1),
         };
         let compression_level = match &image.compression_level {

@@ -145,3 +145,41 @@ fn zstd_layers_in_oci_images_and_gzip_kept_for_docker_format() {
         "{manifest}"
     );
 }
+
+#[test]
+fn a_push_only_build_checks_a_cache_hit_before_uploading_it() {
+    if !have(&["docker-registry"]) {
+        return;
+    }
+    let dir = setup();
+    let d = dir.path();
+    let registry = Registry::start();
+    let push = |repo: &str| {
+        kiln()
+            .arg("build")
+            .arg(d.join("kiln.toml"))
+            .arg("--cache-dir")
+            .arg(d.join("cache"))
+            .args(["--push", &format!("{}/{repo}:1", registry.addr)])
+            .output()
+            .unwrap()
+    };
+    check(&kiln(), &push("first"));
+    // Damage the cache; a push to a repository that lacks the layers must notice.
+    for e in fs::read_dir(d.join("cache/blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        let mut bytes = fs::read(&p).unwrap();
+        bytes[0] ^= 0xff;
+        fs::write(&p, bytes).unwrap();
+    }
+    let out = push("second");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the cached layer is damaged; nothing was pushed"),
+        "{stderr}"
+    );
+    // The damaged entry is gone, so the next build writes it afresh and pushes.
+    let out = push("second");
+    check(&kiln(), &out);
+}

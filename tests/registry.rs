@@ -103,6 +103,11 @@ fn build_on_a_pulled_base_push_mount_and_repush_nothing() {
         stderr.contains("1 mounted"),
         "the base layer was not mounted:\n{stderr}"
     );
+    // The two new layers went up while they were written: one PATCH each.
+    assert_eq!(
+        log_count(&registry, "\"PATCH /v2/team/app/blobs/uploads/"),
+        2
+    );
     // The base's one layer is mounted; the two new layers and the config are uploaded.
     assert_eq!(
         log_count(&registry, "PUT /v2/team/app/blobs/uploads/") - uploads_before,

@@ -195,7 +195,7 @@ impl Client {
         &self,
         host: &str,
         scopes: &[String],
-        build: &dyn Fn(&reqwest::Client, &Url) -> reqwest::RequestBuilder,
+        build: &(dyn Fn(&reqwest::Client, &Url) -> reqwest::RequestBuilder + Sync),
     ) -> Result<Response, Error> {
         let base = self.base(host).await?;
         let key = (host.to_string(), scopes.join(" "));
@@ -478,42 +478,7 @@ impl Client {
     ) -> Result<(), Error> {
         let what = format!("{host}/{repo}@{digest}");
         let scopes = [format!("repository:{repo}:pull,push")];
-        let path = format!("v2/{repo}/blobs/uploads/");
-        let response = self
-            .send(host, &scopes, &|c, base| {
-                c.post(base.join(&path).expect("valid path"))
-                    .header(CONTENT_LENGTH, 0)
-            })
-            .await?;
-        if response.status() != StatusCode::ACCEPTED {
-            return Err(status_error(response, &what).await);
-        }
-        let base = self.base(host).await?;
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let mut url = base.join(&location).map_err(|_| {
-            error(
-                &what,
-                "the registry gave no usable upload location",
-                "check the registry",
-            )
-        })?;
-        if url.host_str() != base.host_str()
-            || url.port_or_known_default() != base.port_or_known_default()
-        {
-            return Err(error(
-                &what,
-                format!(
-                    "the registry sent the upload to another host, `{}`",
-                    url.host_str().unwrap_or("")
-                ),
-                "kiln uploads only to the registry it was asked to push to",
-            ));
-        }
+        let mut url = self.start_upload(host, repo).await?;
         url.query_pairs_mut().append_pair("digest", digest);
         let response = self
             .send(host, &scopes, &|c, _| {
@@ -532,6 +497,108 @@ impl Client {
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, size)
                     .body(body)
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(status_error(response, &what).await);
+        }
+        Ok(())
+    }
+
+    /// POST for a fresh upload session; returns where to send the bytes.
+    pub async fn start_upload(&self, host: &str, repo: &str) -> Result<Url, Error> {
+        let what = format!("{host}/{repo}");
+        let scopes = [format!("repository:{repo}:pull,push")];
+        let path = format!("v2/{repo}/blobs/uploads/");
+        let response = self
+            .send(host, &scopes, &|c, base| {
+                c.post(base.join(&path).expect("valid path"))
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(status_error(response, &what).await);
+        }
+        self.location(host, &response, &what).await
+    }
+
+    /// The Location a registry answered with, resolved against the registry,
+    /// and refused if it points at another host.
+    async fn location(&self, host: &str, response: &Response, what: &str) -> Result<Url, Error> {
+        let base = self.base(host).await?;
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let url = base.join(location).map_err(|_| {
+            error(
+                what,
+                "the registry gave no usable upload location",
+                "check the registry",
+            )
+        })?;
+        if url.host_str() != base.host_str()
+            || url.port_or_known_default() != base.port_or_known_default()
+        {
+            return Err(error(
+                what,
+                format!(
+                    "the registry sent the upload to another host, `{}`",
+                    url.host_str().unwrap_or("")
+                ),
+                "kiln uploads only to the registry it was asked to push to",
+            ));
+        }
+        Ok(url)
+    }
+
+    /// Send a blob's bytes as they are produced, in one PATCH whose body is
+    /// `body`; returns where to finish the upload. The body cannot be sent
+    /// twice, so an auth challenge here fails the stream (the caller then
+    /// uploads from the file).
+    pub async fn patch_stream(
+        &self,
+        host: &str,
+        repo: &str,
+        location: Url,
+        body: reqwest::Body,
+    ) -> Result<Url, Error> {
+        let what = format!("{host}/{repo}");
+        let scopes = [format!("repository:{repo}:pull,push")];
+        let body = Mutex::new(Some(body));
+        let response = self
+            .send(host, &scopes, &|c, _| {
+                let body = body
+                    .lock()
+                    .expect("lock")
+                    .take()
+                    .unwrap_or_else(|| reqwest::Body::from(Vec::new()));
+                c.patch(location.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(body)
+            })
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(status_error(response, &what).await);
+        }
+        self.location(host, &response, &what).await
+    }
+
+    /// Close an upload session with the digest of what was sent.
+    pub async fn finish_upload(
+        &self,
+        host: &str,
+        repo: &str,
+        mut location: Url,
+        digest: &str,
+    ) -> Result<(), Error> {
+        let what = format!("{host}/{repo}@{digest}");
+        let scopes = [format!("repository:{repo}:pull,push")];
+        location.query_pairs_mut().append_pair("digest", digest);
+        let response = self
+            .send(host, &scopes, &|c, _| {
+                c.put(location.clone()).header(CONTENT_LENGTH, 0)
             })
             .await?;
         if response.status() != StatusCode::CREATED {
