@@ -195,7 +195,24 @@ fn pad(out: &mut impl Write, size: u64) -> io::Result<()> {
 fn copy_exact(src: &Path, size: u64, out: &mut impl Write) -> Result<()> {
     let file = File::open(src).ctx("open", src)?;
     let mut limited = file.take(size);
-    let copied = io::copy(&mut limited, out).ctx("read", src)?;
+    // 256 KiB at a time: io::copy's 8 KiB pieces cost a hash and compressor
+    // call each, which showed on trees of large files.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 256 << 10]);
+    }
+    let copied = BUF
+        .with_borrow_mut(|buf| -> io::Result<u64> {
+            let mut total = 0;
+            loop {
+                let n = limited.read(buf)?;
+                if n == 0 {
+                    return Ok(total);
+                }
+                out.write_all(&buf[..n])?;
+                total += n as u64;
+            }
+        })
+        .ctx("copy", src)?;
     let mut probe = [0u8; 1];
     let grew = limited.into_inner().read(&mut probe).ctx("read", src)? > 0;
     if copied != size || grew {

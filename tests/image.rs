@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -122,46 +122,25 @@ fn docker_archive_runs_as_app_in_podman() {
 
     let podman = Podman::new();
     podman.run(&["load", "-q", "-i", tar.to_str().unwrap()]);
-    let id = podman.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/bin/busybox",
-        "web:latest",
-        "id",
-    ]);
+    let id = podman.exec("web:latest", &["/bin/busybox", "id"]);
     assert_eq!(id.trim(), "uid=10001(app) gid=10001(app) groups=10001(app)");
-    let ls = podman.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/bin/busybox",
+    let ls = podman.exec(
         "web:latest",
-        "stat",
-        "-c",
-        "%U:%G %a %n",
-        "/www/index.html",
-        "/www",
-        "/home/app",
-    ]);
+        &[
+            "/bin/busybox",
+            "stat",
+            "-c",
+            "%U:%G %a %n",
+            "/www/index.html",
+            "/www",
+            "/home/app",
+        ],
+    );
     assert_eq!(
         ls,
         "app:app 644 /www/index.html\napp:app 755 /www\napp:app 755 /home/app\n"
     );
-    let pwd = podman.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/bin/busybox",
-        "web:latest",
-        "pwd",
-    ]);
+    let pwd = podman.exec("web:latest", &["/bin/busybox", "pwd"]);
     assert_eq!(pwd.trim(), "/www");
     let user = podman.run(&[
         "image",
@@ -174,25 +153,6 @@ fn docker_archive_runs_as_app_in_podman() {
         user.starts_with("10001:10001 [CMD /bin/busybox wget"),
         "{user}"
     );
-}
-
-/// Start the image detached and run its healthcheck until it passes or `wait` runs out.
-fn health(podman: &Podman, image: &str, name: &str, wait: Duration) -> bool {
-    podman.run(&["run", "-d", "--name", name, "--network", "none", image]);
-    let deadline = Instant::now() + wait;
-    loop {
-        let ok = podman
-            .cmd()
-            .args(["healthcheck", "run", name])
-            .output()
-            .unwrap()
-            .status
-            .success();
-        if ok || Instant::now() > deadline {
-            return ok;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 #[test]
@@ -219,14 +179,15 @@ fn healthcheck_is_healthy_in_podman_and_a_broken_one_is_not() {
     let podman = Podman::new();
     podman.run(&["load", "-q", "-i", tar.to_str().unwrap()]);
     podman.run(&["load", "-q", "-i", broken_tar.to_str().unwrap()]);
-    assert!(
-        health(&podman, "web:latest", "web", Duration::from_secs(30)),
-        "web never became healthy"
-    );
+    podman
+        .healthy_within("web:latest", "web", Duration::from_secs(30))
+        .unwrap();
     let status = podman.run(&["inspect", "web", "--format", "{{.State.Health.Status}}"]);
     assert_eq!(status.trim(), "healthy");
     assert!(
-        !health(&podman, "broken:latest", "broken", Duration::from_secs(3)),
+        podman
+            .healthy_within("broken:latest", "broken", Duration::from_secs(3))
+            .is_err(),
         "a healthcheck of a missing page passed"
     );
 }

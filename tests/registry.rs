@@ -138,58 +138,18 @@ fn build_on_a_pulled_base_push_mount_and_repush_nothing() {
 
     // podman runs it: the app user, the base's accounts kept, healthy.
     let podman = Podman::new();
-    let id = podman.run(&[
-        "run",
-        "--rm",
-        "--tls-verify=false",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/bin/busybox",
-        &target,
-        "id",
-    ]);
+    let id = podman.exec(&target, &["/bin/busybox", "id"]);
     assert_eq!(id.trim(), "uid=10001(app) gid=10001(app) groups=10001(app)");
-    let passwd = podman.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/bin/busybox",
-        &target,
-        "cat",
-        "/etc/passwd",
-    ]);
+    let passwd = podman.exec(&target, &["/bin/busybox", "cat", "/etc/passwd"]);
     assert_eq!(
         passwd,
         format!("{BASE_PASSWD}app:x:10001:10001::/home/app:/sbin/nologin\n")
     );
-    let shadow = podman.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "/bin/busybox",
-        &target,
-        "cat",
-        "/etc/shadow",
-    ]);
+    let shadow = podman.exec(&target, &["/bin/busybox", "cat", "/etc/shadow"]);
     assert!(shadow.ends_with("app:!:0:0:99999:7:::\n"), "{shadow}");
-    podman.run(&["run", "-d", "--name", "app", "--network", "none", &target]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !podman
-        .cmd()
-        .args(["healthcheck", "run", "app"])
-        .output()
-        .unwrap()
-        .status
-        .success()
-    {
-        assert!(std::time::Instant::now() < deadline, "never healthy");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    podman
+        .healthy_within(&target, "app", std::time::Duration::from_secs(30))
+        .unwrap();
 
     // Again, unchanged: no blob is pulled or uploaded, and the digest is the same.
     let pulls_before = log_count(&registry, "GET /v2/library/python/blobs/");

@@ -15,7 +15,7 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -117,7 +117,7 @@ fn check_seed(name: &str) {
 
     let podman = Podman::new();
     podman.run(&["pull", "-q", "--tls-verify=false", &image]);
-    let exec = |argv: &[&str]| run_in(&podman, &image, argv);
+    let exec = |argv: &[&str]| podman.exec(&image, argv);
 
     let (user, group, uid, gid) = (seed.user, seed.group, seed.uid, seed.gid);
     assert_eq!(exec(&["whoami"]).trim(), user);
@@ -202,41 +202,11 @@ fn assert_pulls_back_as(image: &str, digest: &str, work: &Path) {
     assert_eq!(kiln::digest::sha256(&manifest), digest);
 }
 
-/// Run `argv` in the image in place of its entrypoint; its stdout.
-fn run_in(podman: &Podman, image: &str, argv: &[&str]) -> String {
-    let mut args = vec!["run", "--rm", "--network", "none", "--entrypoint", argv[0]];
-    args.push(image);
-    args.extend(&argv[1..]);
-    podman.run(&args)
-}
-
 /// Start the image detached and run its healthcheck until it passes (30 s at most).
 fn healthy(podman: &Podman, image: &str, name: &str) {
-    podman.run(&["run", "-d", "--name", name, "--network", "none", image]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = podman
-            .cmd()
-            .args(["healthcheck", "run", name])
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let logs = podman.cmd().args(["logs", name]).output().unwrap();
-            panic!(
-                "{name} never became healthy: {}{}\nlogs:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&logs.stdout),
-                String::from_utf8_lossy(&logs.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(300));
+    if let Err(e) = podman.healthy_within(image, name, Duration::from_secs(30)) {
+        panic!("{e}");
     }
-    let status = podman.run(&["inspect", name, "--format", "{{.State.Health.Status}}"]);
-    assert_eq!(status.trim(), "healthy");
 }
 
 const DEBIAN_PASSWD: &str = "\

@@ -215,6 +215,59 @@ impl Podman {
     pub fn run(&self, args: &[&str]) -> String {
         run(self.cmd().args(args))
     }
+
+    /// Run `argv` in `image` in place of its entrypoint, with no network; its stdout.
+    pub fn exec(&self, image: &str, argv: &[&str]) -> String {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--tls-verify=false",
+            "--network",
+            "none",
+            "--entrypoint",
+            argv[0],
+            image,
+        ];
+        args.extend(&argv[1..]);
+        self.run(&args)
+    }
+
+    /// Start `image` detached as `name` and run its healthcheck until it
+    /// passes or `wait` runs out; the container's logs if it never did.
+    pub fn healthy_within(&self, image: &str, name: &str, wait: Duration) -> Result<(), String> {
+        self.run(&[
+            "run",
+            "-d",
+            "--tls-verify=false",
+            "--name",
+            name,
+            "--network",
+            "none",
+            image,
+        ]);
+        let deadline = Instant::now() + wait;
+        loop {
+            let out = self
+                .cmd()
+                .args(["healthcheck", "run", name])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let logs = self.cmd().args(["logs", name]).output().unwrap();
+                return Err(format!(
+                    "{name} never became healthy: {}{}\nlogs:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&logs.stdout),
+                    String::from_utf8_lossy(&logs.stderr)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
 }
 
 impl Drop for Podman {
