@@ -43,6 +43,8 @@ pub enum Error {
         what: String,
         msg: String,
         hint: Option<String>,
+        /// Whether trying again may help, and after how long.
+        retry: Retry,
     },
 
     /// An output location kiln refuses to write to.
@@ -130,6 +132,24 @@ impl<T> IoContext<T> for io::Result<T> {
             path: path.to_path_buf(),
             source,
         })
+    }
+}
+
+/// What a failed registry call says about trying it again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Retry {
+    No,
+    Yes,
+    /// The registry asked for this many seconds (Retry-After).
+    After(u64),
+}
+
+impl Error {
+    pub fn retry(&self) -> Retry {
+        match self {
+            Error::Registry { retry, .. } => *retry,
+            _ => Retry::No,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::digest;
 use crate::error::{Error, Result};
 use crate::oci::{self, Descriptor, Index, Manifest};
 use crate::reference::Reference;
+use crate::registry::retry::retrying;
 use crate::registry::{self, Client};
 use crate::validate::Platform;
 
@@ -85,7 +86,8 @@ pub async fn pull(
             let path = cache.blob_path(&d.digest).ok_or_else(|| {
                 Error::base(name_ref, format!("`{}` is not a sha256 digest", d.digest))
             })?;
-            client.fetch_blob(&host, repo, &d, &path).await
+            let what = format!("pull {host}/{repo}@{}", d.digest);
+            retrying(&what, |_| client.fetch_blob(&host, repo, &d, &path)).await
         }
     }))
     .buffer_unordered(PARALLEL)
@@ -118,7 +120,8 @@ async fn manifest(
             }
         }
     }
-    let (bytes, header_type) = client.get_manifest(host, repo, wanted).await?;
+    let what = format!("pull {host}/{repo}:{wanted}");
+    let (bytes, header_type) = retrying(&what, |_| client.get_manifest(host, repo, wanted)).await?;
     let got = digest::sha256(&bytes);
     if oci::sha256_hex(wanted).is_some() && got != wanted {
         return Err(registry::error(

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use crate::assemble::Image;
 use crate::error::Result;
 use crate::reference::Reference;
+use crate::registry::retry::retrying;
 use crate::registry::{self, Client};
 
 const PARALLEL: usize = 4;
@@ -39,6 +40,30 @@ struct Blob {
     mount_from: Option<String>,
     /// A cache hit not yet re-hashed: checked before it is uploaded.
     verify: bool,
+}
+
+async fn push_blob(client: &Client, host: &str, repo: &str, b: &Blob) -> Result<Outcome> {
+    if client.blob_exists(host, repo, &b.digest).await? {
+        return Ok(Outcome::Skipped);
+    }
+    if let Some(from) = &b.mount_from {
+        if client.mount(host, repo, from, &b.digest).await? {
+            return Ok(Outcome::Mounted);
+        }
+    }
+    if b.verify && !crate::layers::verify_file(&b.path, &b.digest, b.size) {
+        // Gone from the cache, so the next build writes it afresh.
+        let _ = std::fs::remove_file(&b.path);
+        return Err(registry::error(
+            &format!("{host}/{repo}@{}", b.digest),
+            "the cached layer is damaged; nothing was pushed",
+            "build again: kiln rebuilds the layer",
+        ));
+    }
+    client
+        .upload(host, repo, &b.digest, b.size, &b.path)
+        .await?;
+    Ok(Outcome::Uploaded(b.size))
 }
 
 pub struct Request<'a> {
@@ -102,27 +127,10 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
     blobs.retain(|b| seen.insert(b.digest.clone()));
 
     let outcomes: Vec<Outcome> = futures_util::stream::iter(blobs.iter().map(|b| async move {
-        if client.blob_exists(host, repo, &b.digest).await? {
-            return Ok(Outcome::Skipped);
-        }
-        if let Some(from) = &b.mount_from {
-            if client.mount(host, repo, from, &b.digest).await? {
-                return Ok(Outcome::Mounted);
-            }
-        }
-        if b.verify && !crate::layers::verify_file(&b.path, &b.digest, b.size) {
-            // Gone from the cache, so the next build writes it afresh.
-            let _ = std::fs::remove_file(&b.path);
-            return Err(registry::error(
-                &format!("{host}/{repo}@{}", b.digest),
-                "the cached layer is damaged; nothing was pushed",
-                "build again: kiln rebuilds the layer",
-            ));
-        }
-        client
-            .upload(host, repo, &b.digest, b.size, &b.path)
-            .await?;
-        Ok(Outcome::Uploaded(b.size))
+        // Retried as a whole: each try starts with a HEAD (a success whose reply
+        // was lost is a success) and opens a fresh upload session.
+        let what = format!("push {host}/{repo}@{}", b.digest);
+        retrying(&what, |_| push_blob(client, host, repo, b)).await
     }))
     .buffer_unordered(PARALLEL)
     // Every blob gets its turn even after a failure, so that all damaged
@@ -170,9 +178,11 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
             .collect::<Vec<_>>(),
     );
     for tag in &all_tags {
-        let reported = client
-            .put_manifest(host, repo, tag, &image.manifest, media_type)
-            .await?;
+        let what = format!("push {host}/{repo}:{tag}");
+        let reported = retrying(&what, |_| {
+            client.put_manifest(host, repo, tag, &image.manifest, media_type)
+        })
+        .await?;
         if let Some(d) = reported.filter(|d| *d != pushed.digest) {
             return Err(registry::error(
                 &format!("{host}/{repo}:{tag}"),

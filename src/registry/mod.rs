@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod credentials;
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use reqwest::{Method, Response, StatusCode, Url};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::error::Error;
+use crate::error::{Error, Retry};
 use crate::oci;
 use auth::Challenge;
 use credentials::Credential;
@@ -70,6 +71,17 @@ pub fn error(what: &str, msg: impl Into<String>, hint: impl Into<String>) -> Err
         what: what.to_string(),
         msg: msg.into(),
         hint: Some(hint.into()),
+        retry: Retry::No,
+    }
+}
+
+/// The same, for a failure that may pass: worth another try.
+fn transient(what: &str, msg: impl Into<String>, hint: impl Into<String>, retry: Retry) -> Error {
+    Error::Registry {
+        what: what.to_string(),
+        msg: msg.into(),
+        hint: Some(hint.into()),
+        retry,
     }
 }
 
@@ -673,6 +685,11 @@ async fn check(response: Response, what: &str) -> Result<Response, Error> {
 
 async fn status_error(response: Response, what: &str) -> Error {
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let body = read_limited(response, MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
@@ -689,10 +706,17 @@ async fn status_error(response: Response, what: &str) -> Error {
             format!("not found{detail}"),
             "check the repository name and tag (and --registry-mirror for docker.io images)",
         ),
+        // Statuses that mean "not now": 408, 429, 499 (client closed), 5xx but 501/505, 522.
+        s if matches!(s.as_u16(), 408 | 429 | 499 | 500 | 502 | 503 | 504 | 522) => transient(
+            what,
+            format!("the registry answered {status}{detail}"),
+            "the registry is busy or failing; try again later",
+            retry_after.map_or(Retry::Yes, Retry::After),
+        ),
         _ => error(
             what,
             format!("the registry answered {status}{detail}"),
-            "check the registry's logs; retrying may help",
+            "check the registry's logs",
         ),
     }
 }
@@ -771,22 +795,26 @@ fn transport_error(host: &str, e: &reqwest::Error) -> Error {
     {
         error(host, "unknown host", "check the registry's host name")
     } else if e.is_timeout() {
-        error(
+        transient(
             host,
             "timed out",
             "check the network and the registry; retry later",
+            Retry::Yes,
         )
     } else if e.is_connect() {
-        error(
+        transient(
             host,
             "cannot connect",
             "check the host and port, and that the registry is running",
+            Retry::Yes,
         )
     } else {
-        error(
+        // Resets and bodies cut short land here: worth another try.
+        transient(
             host,
             format!("request failed: {text}"),
             "check the registry and the network",
+            Retry::Yes,
         )
     }
 }

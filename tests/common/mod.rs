@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 pub fn kiln() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    cmd.env_remove("SOURCE_DATE_EPOCH").env_remove("RUST_LOG");
+    // Retries wait 50 ms rather than 1 s and 3 s: the tests exercise the paths, not the clock.
+    cmd.env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("RUST_LOG")
+        .env("KILN_RETRY_DELAY_MS", "50");
     cmd
 }
 
