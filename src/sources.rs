@@ -77,14 +77,7 @@ pub fn collect(
     }
     let exclude = exclude_set(&copy.exclude);
     for path in matches {
-        let real = path.canonicalize().ctx("resolve", &path)?;
-        if !real.starts_with(spec_dir) {
-            return Err(Error::Source {
-                path: path.clone(),
-                msg: format!("leads outside the spec's directory `{}` through a symlink", spec_dir.display()),
-                hint: Some("kiln reads only files under the spec's directory; copy the files there instead".into()),
-            });
-        }
+        let real = inside(&path, spec_dir)?;
         let meta = fs::metadata(&real).ctx("read metadata of", &real)?;
         if meta.is_dir() {
             out(Found {
@@ -92,7 +85,13 @@ pub fn collect(
                 kind: FoundKind::Dir,
                 origin: path.clone(),
             })?;
-            walk(&real, "", &copy.dest, &exclude, out)?;
+            let follow_within = copy.follow_symlinks.then_some(spec_dir);
+            let walk = Walk {
+                dest: &copy.dest,
+                exclude: &exclude,
+                follow_within,
+            };
+            walk.dir(&real, "", out)?;
         } else {
             let name = file_name(&path)?;
             let dest = if copy.dest_is_dir {
@@ -196,32 +195,73 @@ fn exclude_set(patterns: &[String]) -> GlobSet {
     builder.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
-fn walk(dir: &Path, rel: &str, dest: &str, exclude: &GlobSet, out: &mut Sink) -> Result<()> {
-    let mut children: Vec<fs::DirEntry> = fs::read_dir(dir)
-        .ctx("list", dir)?
-        .collect::<Result<_, _>>()
-        .ctx("list", dir)?;
-    children.sort_by_key(|e| e.file_name());
-    for entry in children {
-        let path = entry.path();
-        let name = file_name(&path)?;
-        let child_rel = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        if exclude.is_match(&child_rel) {
-            continue;
+/// One directory walk: where entries go, what is left out, and whether
+/// symlinks are followed (only to places inside the spec's directory).
+struct Walk<'a> {
+    dest: &'a str,
+    exclude: &'a GlobSet,
+    follow_within: Option<&'a Path>,
+}
+
+impl Walk<'_> {
+    fn dir(&self, dir: &Path, rel: &str, out: &mut Sink) -> Result<()> {
+        let mut children: Vec<fs::DirEntry> = fs::read_dir(dir)
+            .ctx("list", dir)?
+            .collect::<Result<_, _>>()
+            .ctx("list", dir)?;
+        children.sort_by_key(|e| e.file_name());
+        for entry in children {
+            let path = entry.path();
+            let name = file_name(&path)?;
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if self.exclude.is_match(&child_rel) {
+                continue;
+            }
+            let mut meta = fs::symlink_metadata(&path).ctx("read metadata of", &path)?;
+            let mut source = path.clone();
+            if let (true, Some(root)) = (meta.file_type().is_symlink(), self.follow_within) {
+                source = inside(&path, root)?;
+                meta = fs::metadata(&source).ctx("read metadata of", &source)?;
+                // `dir` is a real path: a link to it or to one of its parents loops.
+                if meta.is_dir() && dir.starts_with(&source) {
+                    return Err(Error::source_path(&path, "is a symlink loop")
+                        .with_hint("remove the loop, or turn follow-symlinks off"));
+                }
+            }
+            let item = found(&source, join(self.dest, &child_rel), &meta)?;
+            let is_dir = matches!(item.kind, FoundKind::Dir);
+            out(item)?;
+            if is_dir {
+                self.dir(&source, &child_rel, out)?;
+            }
         }
-        let meta = fs::symlink_metadata(&path).ctx("read metadata of", &path)?;
-        let item = found(&path, join(dest, &child_rel), &meta)?;
-        let is_dir = matches!(item.kind, FoundKind::Dir);
-        out(item)?;
-        if is_dir {
-            walk(&path, &child_rel, dest, exclude, out)?;
-        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Where a symlink really leads, if that is inside `root`; an error otherwise.
+fn inside(path: &Path, root: &Path) -> Result<PathBuf> {
+    let real = path.canonicalize().map_err(|_| {
+        Error::source_path(path, "is a symlink to nothing").with_hint("remove it, or exclude it")
+    })?;
+    if !real.starts_with(root) {
+        return Err(Error::Source {
+            path: path.to_path_buf(),
+            msg: format!(
+                "leads outside the spec's directory `{}` through a symlink",
+                root.display()
+            ),
+            hint: Some(
+                "kiln reads only files under the spec's directory; copy the files there instead"
+                    .into(),
+            ),
+        });
+    }
+    Ok(real)
 }
 
 fn found(path: &Path, dest: String, meta: &fs::Metadata) -> Result<Found> {
@@ -305,6 +345,7 @@ mod tests {
             mode: None,
             dir_mode: None,
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            follow_symlinks: false,
             layer: None,
             at: 0..0,
         }

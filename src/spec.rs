@@ -68,6 +68,7 @@ pub struct RawCopy {
     pub dir_mode: Option<S<RawMode>>,
     #[serde(default)]
     pub exclude: Vec<S<String>>,
+    pub follow_symlinks: Option<S<bool>>,
     pub layer: Option<S<String>>,
 }
 

@@ -117,6 +117,8 @@ pub struct Copy {
     pub mode: Option<u32>,
     pub dir_mode: Option<u32>,
     pub exclude: Vec<String>,
+    /// Copy what symlinks in the tree point to (inside the spec's directory only).
+    pub follow_symlinks: bool,
     pub layer: Option<String>,
     pub at: Span,
 }
@@ -572,6 +574,7 @@ impl Validator {
             mode: self.mode(&c.mode)?,
             dir_mode: self.mode(&c.dir_mode)?,
             exclude,
+            follow_symlinks: c.follow_symlinks.as_ref().is_some_and(|f| *f.get_ref()),
             layer: self.layer(&c.layer)?,
             at: raw.span(),
         })
