@@ -345,3 +345,93 @@ fn base64_encode(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+/// A one-thread HTTP server on 127.0.0.1 that answers with `respond` and
+/// records each request's head (request line and headers).
+fn tiny_server(
+    respond: impl Fn(&str) -> String + Send + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let reply = respond(&head);
+            log.lock().unwrap().push(head);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn credentials_do_not_follow_a_redirect_to_another_host() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // The "blob storage" a registry redirects to: it must never see the credentials.
+    let (storage, storage_seen) = tiny_server(|_| {
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+    });
+    let redirect = format!("http://{storage}/bucket/manifest?sig=abc");
+    let (registry, registry_seen) = tiny_server(move |head| {
+        if !head.to_ascii_lowercase().contains("authorization: basic") {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+        } else {
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {redirect}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        }
+    });
+    let spec = spec(w, "python:3.13-slim");
+    let out = isolated(w)
+        .env("KILN_REGISTRY_USERNAME", USER)
+        .env("KILN_REGISTRY_PASSWORD", PASSWORD)
+        .arg("build")
+        .arg(&spec)
+        .args([
+            "--registry-mirror",
+            &format!("docker.io={registry}"),
+            "--push",
+            &format!("{registry}/team/app:1"),
+        ])
+        .args(["--cache-dir", w.join("cache").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_no_secret(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let encoded = base64_encode(&format!("{USER}:{PASSWORD}"));
+    assert!(
+        registry_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| h.contains(&encoded)),
+        "the registry itself never got the credentials"
+    );
+    let storage_seen = storage_seen.lock().unwrap();
+    assert!(!storage_seen.is_empty(), "the redirect was not followed");
+    for head in storage_seen.iter() {
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization"),
+            "credentials sent to another host:\n{head}"
+        );
+        assert!(!head.contains(&encoded));
+    }
+}
