@@ -44,7 +44,8 @@ pub fn parse(text: &str) -> Result<i64, String> {
     if total > i64::MAX as f64 {
         return Err(format!("`{text}` is too long a duration"));
     }
-    Ok(total.round() as i64)
+    // A positive duration never rounds down to 0, which would mean "unset".
+    Ok((total.round() as i64).max(if total > 0.0 { 1 } else { 0 }))
 }
 
 /// Nanoseconds back to the shortest Go-style text (`1m30s`), for history lines.

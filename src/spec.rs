@@ -130,11 +130,29 @@ pub struct RawHealthcheck {
 }
 
 /// A file mode: a TOML integer (`0o644`) or an octal string (`"0644"`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawMode {
     Int(i64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Mode;
+        impl serde::de::Visitor<'_> for Mode {
+            type Value = RawMode;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mode like 0o644 or \"0644\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<RawMode, E> {
+                Ok(RawMode::Int(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<RawMode, E> {
+                Ok(RawMode::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(Mode)
+    }
 }
 
 /// The spec text with its path, to turn byte offsets into `file:line:col`.
@@ -167,18 +185,23 @@ impl Source {
     pub fn parse(&self) -> Result<RawSpec> {
         toml::from_str(&self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let msg = e.message().trim_end().to_string();
-            let hint = if msg.starts_with("unknown field") {
-                Some("check the key's spelling against the spec reference in README.md".to_string())
-            } else {
-                None
-            };
+            let (msg, hint) = explain(e.message().trim_end(), self.line_at(span.start));
             let err = self.error(span, msg);
             match hint {
                 Some(h) => err.with_hint(h),
                 None => err,
             }
         })
+    }
+
+    /// The text of the line holding byte `offset`.
+    fn line_at(&self, offset: usize) -> &str {
+        let offset = offset.min(self.text.len());
+        let start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |i| offset + i);
+        &self.text[start..end]
     }
 
     /// An error located at `span` (a byte range of the spec text).
@@ -191,6 +214,46 @@ impl Source {
             msg: msg.into(),
             hint: None,
         }
+    }
+}
+
+/// The TOML parser's and serde's messages, said for people writing a spec.
+fn explain(msg: &str, line: &str) -> (String, Option<String>) {
+    let hint = |h: &str| Some(h.to_string());
+    let plain = msg
+        .replace("expected i64", "expected an integer")
+        .replace("expected u32", "expected an integer");
+    if msg.starts_with("unknown field") {
+        (
+            plain,
+            hint("check the key's spelling against the spec reference in README.md"),
+        )
+    } else if msg.starts_with("invalid type: string") && plain.contains("expected an integer") {
+        (plain, hint("write the number without quotes"))
+    } else if msg == "invalid type: map, expected a sequence" {
+        (
+            plain,
+            hint(
+                "[[copy]], [[dir]], [[file]] and [[symlink]] take double brackets: each is one entry in a list",
+            ),
+        )
+    } else if msg == "invalid type: map, expected a string" && line.contains(char::is_numeric) {
+        (
+            plain,
+            hint("quote the time: created = \"2025-01-01T00:00:00Z\""),
+        )
+    } else if msg.starts_with("duplicate key") {
+        (
+            format!("duplicate key or table `{}`", line.trim()),
+            hint("each key and each [table] may appear once; remove or merge the repeat"),
+        )
+    } else if msg.contains("string values must be quoted") && line.trim_end().ends_with('=') {
+        (
+            format!("`{}` has no value", line.trim()),
+            hint("write a value after `=`, e.g. name = \"web\""),
+        )
+    } else {
+        (plain, None)
     }
 }
 

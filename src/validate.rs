@@ -324,9 +324,14 @@ impl Validator {
                 return Err(self.err(
                     l.span(),
                     format!(
-                        "compression-level must be {} to {} for this compression",
+                        "compression-level must be {} to {} for {}",
                         range.start(),
-                        range.end()
+                        range.end(),
+                        if compression == Compression::Zstd {
+                            "zstd"
+                        } else {
+                            "gzip"
+                        }
                     ),
                 ));
             }
@@ -389,9 +394,28 @@ impl Validator {
     }
 
     fn collect_args(&mut self, raw: &RawSpec, inputs: &Inputs) -> Result<()> {
-        for (name, value) in &raw.args {
-            // Args may use the args declared before them.
-            let expanded = self.text(value)?;
+        // In file order: an arg may use the args written above it.
+        let mut declared: Vec<(&String, &S<String>)> = raw.args.iter().collect();
+        declared.sort_by_key(|(_, v)| v.span().start);
+        for (name, value) in declared {
+            let expanded = self.text(value).map_err(|e| match e {
+                Error::Spec { msg, .. }
+                    if raw
+                        .args
+                        .keys()
+                        .any(|k| msg.starts_with(&format!("`${{{k}}}` is not defined"))) =>
+                {
+                    self.err(
+                        value.span(),
+                        msg.split(';')
+                            .next()
+                            .unwrap_or("")
+                            .replace("is not defined", "is declared further down in [args]"),
+                    )
+                    .with_hint("move it above the arg that uses it")
+                }
+                other => other,
+            })?;
             self.args.insert(name.clone(), expanded);
         }
         for (name, value) in &inputs.build_args {
@@ -410,7 +434,7 @@ impl Validator {
         let name = self.text(&u.name)?;
         check_account_name(&name).map_err(|m| self.err(u.name.span(), m))?;
         let uid = self.id(&u.uid, "uid")?;
-        if uid == 0 {
+        if uid == 0 && *u.uid.get_ref() == 0 {
             return Err(self
                 .err(u.uid.span(), "the app user must not be root (uid 0)")
                 .with_hint("pick an unprivileged uid such as 10001"));
@@ -435,12 +459,13 @@ impl Validator {
             Some(s) => self.abs_path(s)?,
             None => "/sbin/nologin".to_string(),
         };
-        for (field, value) in [("home", home.as_deref().unwrap_or("")), ("shell", &shell)] {
+        for (field, value, at) in [
+            ("home", home.as_deref().unwrap_or(""), &u.home),
+            ("shell", &shell, &u.shell),
+        ] {
             if value.contains(':') {
-                return Err(self.err(
-                    raw.span(),
-                    format!("user {field} `{value}` must not contain `:`"),
-                ));
+                let span = at.as_ref().map_or(raw.span(), |v| v.span());
+                return Err(self.err(span, format!("user {field} `{value}` must not contain `:`")));
             }
         }
         Ok(User {
@@ -473,6 +498,9 @@ impl Validator {
                 "write `user:group` as names or numbers, e.g. \"app:app\" or \"10001:10001\"",
             )
         };
+        if text.matches(':').count() > 1 {
+            return Err(bad(format!("owner `{text}` has more than one `:`")));
+        }
         let (user, group) = match text.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (text.as_str(), None),
@@ -489,23 +517,35 @@ impl Validator {
 
     fn mode(&self, raw: &Option<S<RawMode>>) -> Result<Option<u32>> {
         let Some(raw) = raw else { return Ok(None) };
+        let bad = |what: String| {
+            self.err(raw.span(), what)
+                .with_hint("write modes in octal: 0o644 or \"0644\"")
+        };
         let value = match raw.get_ref() {
-            RawMode::Int(v) => *v,
+            RawMode::Int(v) => {
+                // TOML reads `755` as decimal 755 (0o1363): almost certainly not what was meant.
+                let literal = self.source.text.get(raw.span()).unwrap_or("");
+                if *v > 7 && !literal.trim_start_matches(['+', '-']).starts_with("0o") {
+                    return Err(bad(format!("mode `{literal}` is a decimal number")));
+                }
+                *v
+            }
             RawMode::Text(t) => {
                 let digits = t.strip_prefix("0o").unwrap_or(t);
-                i64::from_str_radix(digits, 8).map_err(|_| {
-                    self.err(
-                        raw.span(),
-                        format!("mode `{t}` is not an octal number like 0o644 or \"0644\""),
-                    )
-                })?
+                if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+                    return Err(bad(format!("mode `{t}` is not an octal number")));
+                }
+                i64::from_str_radix(digits, 8)
+                    .map_err(|_| bad(format!("mode `{t}` is out of range 0o0..=0o7777")))?
             }
         };
         if !(0..=0o7777).contains(&value) {
-            return Err(self.err(
-                raw.span(),
-                format!("mode {value:#o} is out of range 0o0..=0o7777"),
-            ));
+            let shown = if value < 0 {
+                value.to_string()
+            } else {
+                format!("{value:#o}")
+            };
+            return Err(bad(format!("mode {shown} is out of range 0o0..=0o7777")));
         }
         Ok(Some(value as u32))
     }
@@ -771,8 +811,9 @@ fn check_account_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
+        // Debug form, so a newline in the name cannot break the message in two.
         Err(format!(
-            "`{name}` is not a valid user or group name (letters, digits, `_`, `-`, `.`; at most 32)"
+            "{name:?} is not a valid user or group name (letters, digits, `_`, `-`, `.`; at most 32)"
         ))
     }
 }
