@@ -47,6 +47,10 @@ pub enum Error {
         retry: Retry,
     },
 
+    /// The image would fail error-level checks (see `check`).
+    #[error("the image fails {count} check(s): {first}")]
+    Policy { count: usize, first: String },
+
     /// An output location kiln refuses to write to.
     #[error("output `{}`: {msg}", path.display())]
     Output { path: PathBuf, msg: String },
@@ -75,6 +79,7 @@ impl Error {
             | Error::Source { .. }
             | Error::Base { .. }
             | Error::Usage { .. }
+            | Error::Policy { .. }
             | Error::Output { .. } => EXIT_BAD_INPUT,
             Error::Registry { .. } | Error::Io { .. } => EXIT_FAILURE,
         }
@@ -87,6 +92,9 @@ impl Error {
             | Error::Base { hint, .. }
             | Error::Registry { hint, .. }
             | Error::Usage { hint, .. } => hint.as_deref(),
+            Error::Policy { .. } => Some(
+                "fix them (kiln check shows all), list their IDs in [policy] ignore, or build with --no-check",
+            ),
             Error::Output { .. } | Error::Io { .. } => None,
         }
     }
@@ -114,7 +122,7 @@ impl Error {
             | Error::Base { hint, .. }
             | Error::Registry { hint, .. }
             | Error::Usage { hint, .. } => *hint = Some(text.into()),
-            Error::Output { .. } | Error::Io { .. } => {}
+            Error::Policy { .. } | Error::Output { .. } | Error::Io { .. } => {}
         }
         self
     }

@@ -24,6 +24,7 @@ pub mod args;
 pub mod assemble;
 pub mod base;
 pub mod cache;
+pub mod check;
 pub mod compress;
 pub mod config;
 pub mod digest;
@@ -86,6 +87,32 @@ pub struct Built {
     pub warnings: Vec<String>,
 }
 
+/// Evaluate the checks on a spec and its resolved base, writing nothing.
+pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec<check::Finding>> {
+    let spec = validate::load(spec_path, inputs)?;
+    let mut net = Net::new(network, None);
+    let (base, plans) = resolve(&spec, &mut net)?;
+    Ok(check::run(&spec, &base, &plans, &spec.policy))
+}
+
+/// The base image, and every path of every new layer.
+fn resolve(spec: &validate::Spec, net: &mut Net) -> Result<(base::Base, Vec<plan::LayerPlan>)> {
+    let base = match &spec.base {
+        validate::BaseRef::Registry(r) => {
+            let (rt, client, cache) = net.get()?;
+            rt.block_on(pull::pull(client, cache, r, &spec.platform))?
+        }
+        other => base::resolve(other, &spec.platform)?,
+    };
+    let days = spec.created.unix / 86_400;
+    let accounts = accounts::merge(&base.fs, spec.user.as_ref(), days).map_err(|msg| {
+        let at = spec.user.as_ref().map_or(0..0, |u| u.at.clone());
+        spec.source.error(at, msg)
+    })?;
+    let plans = plan::plan(spec, &base, &accounts)?;
+    Ok((base, plans))
+}
+
 /// Build the image that the spec at `spec_path` describes.
 pub fn build(
     spec_path: &Path,
@@ -104,19 +131,29 @@ pub fn build(
             .ok(),
     };
     let mut net = Net::new(network, outputs.push.as_ref().map(|r| r.registry.as_str()));
-    let base = match &spec.base {
-        validate::BaseRef::Registry(r) => {
-            let (rt, client, cache) = net.get()?;
-            rt.block_on(pull::pull(client, cache, r, &spec.platform))?
+    let (base, plans) = resolve(&spec, &mut net)?;
+    let findings = check::run(&spec, &base, &plans, &spec.policy);
+    for f in &findings {
+        let at =
+            f.at.as_deref()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
+        match f.severity {
+            check::Severity::Error => tracing::error!("{}[{}] {}{at}", "check", f.id, f.message),
+            check::Severity::Warning => tracing::warn!("{}[{}] {}{at}", "check", f.id, f.message),
+            check::Severity::Info => tracing::debug!("{}[{}] {}{at}", "check", f.id, f.message),
         }
-        other => base::resolve(other, &spec.platform)?,
-    };
-    let days = spec.created.unix / 86_400;
-    let accounts = accounts::merge(&base.fs, spec.user.as_ref(), days).map_err(|msg| {
-        let at = spec.user.as_ref().map_or(0..0, |u| u.at.clone());
-        spec.source.error(at, msg)
-    })?;
-    let plans = plan::plan(&spec, &base, &accounts)?;
+    }
+    let errors: Vec<&check::Finding> = findings
+        .iter()
+        .filter(|f| f.severity == check::Severity::Error)
+        .collect();
+    if spec.enforce && !errors.is_empty() {
+        return Err(Error::Policy {
+            count: errors.len(),
+            first: format!("{} {}", errors[0].id, errors[0].message),
+        });
+    }
 
     let default_layout = PathBuf::from("kiln-out").join(&spec.name);
     let layout_dest = match (&outputs.layout, &outputs.tar, &outputs.push) {

@@ -28,6 +28,32 @@ struct Cli {
 enum Command {
     /// Build the image a spec describes.
     Build(BuildArgs),
+    /// Check a spec against the hardening rules, writing nothing.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The spec file.
+    #[arg(default_value = "kiln.toml")]
+    spec: PathBuf,
+    /// An unpinned base is an error.
+    #[arg(long)]
+    strict: bool,
+    /// Set a ${NAME} value, overriding [args].
+    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
+    build_args: Vec<(String, String)>,
+    /// Check for this platform (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<String>,
+    /// `text` (default) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// List the rules and exit.
+    #[arg(long)]
+    list: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(clap::Args)]
@@ -56,6 +82,12 @@ struct BuildArgs {
     /// Push the image to a registry (HOST[:PORT]/REPO[:TAG]).
     #[arg(long, value_name = "REF", value_parser = parse_reference)]
     push: Option<kiln::reference::Reference>,
+    /// Build even when checks find errors.
+    #[arg(long)]
+    no_check: bool,
+    /// An unpinned base is an error.
+    #[arg(long)]
+    strict: bool,
     /// Also push under this tag (repeatable).
     #[arg(long = "tag", value_name = "TAG", requires = "push")]
     tags: Vec<String>,
@@ -80,6 +112,83 @@ struct RegistryArgs {
     /// Pull images of REGISTRY from HOST instead, e.g. docker.io=127.0.0.1:5000.
     #[arg(long = "registry-mirror", value_name = "REGISTRY=HOST", value_parser = parse_mirror, global = true)]
     mirrors: Vec<(String, String)>,
+}
+
+impl RegistryArgs {
+    fn network(self) -> kiln::Network {
+        kiln::Network {
+            registry: kiln::registry::Options {
+                ca_file: self.ca_file,
+                insecure: self.insecure,
+                mirrors: self.mirrors,
+                credentials: Default::default(),
+            },
+            cache_dir: self
+                .cache_dir
+                .unwrap_or_else(kiln::cache::Cache::default_dir),
+            layer_cache: !self.no_cache,
+        }
+    }
+}
+
+/// Print the findings; exit 1 if any is an error.
+fn check(args: CheckArgs) -> Result<(), Error> {
+    use kiln::check::{RULES, Severity};
+    if args.list {
+        for r in RULES {
+            println!(
+                "{} {:<7} {}\n        fix: {}\n        same as: {}",
+                r.id,
+                format!("{:?}", r.severity).to_lowercase(),
+                r.title,
+                r.hint,
+                if r.same_as.is_empty() { "-" } else { r.same_as }
+            );
+        }
+        return Ok(());
+    }
+    let inputs = Inputs {
+        build_args: args.build_args,
+        source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+        platform: args.platform,
+        strict: args.strict,
+        ..Inputs::default()
+    };
+    let findings = kiln::check(&args.spec, &inputs, &args.registry.network())?;
+    if args.format == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&findings).expect("findings serialize")
+        );
+    } else {
+        for f in &findings {
+            let at =
+                f.at.as_deref()
+                    .map(|a| format!("{a}: "))
+                    .unwrap_or_default();
+            println!(
+                "{}[{}] {at}{}",
+                format!("{:?}", f.severity).to_lowercase(),
+                f.id,
+                f.message
+            );
+            println!("  hint: {}", f.hint);
+            if !f.same_as.is_empty() {
+                println!("  same as: {}", f.same_as);
+            }
+        }
+        let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+        println!(
+            "{} error(s), {} warning(s), {} info",
+            count(Severity::Error),
+            count(Severity::Warning),
+            count(Severity::Info)
+        );
+    }
+    if findings.iter().any(|f| f.severity == Severity::Error) {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn parse_reference(text: &str) -> Result<kiln::reference::Reference, String> {
@@ -110,6 +219,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Build(args) => build(args),
+        Command::Check(args) => check(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,6 +236,8 @@ fn build(args: BuildArgs) -> Result<(), Error> {
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
         platform: args.platform,
         compression: args.compression,
+        no_check: args.no_check,
+        strict: args.strict,
     };
     let outputs = Outputs {
         layout: args.oci,
@@ -134,19 +246,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
         push: args.push,
         tags: args.tags,
     };
-    let network = kiln::Network {
-        registry: kiln::registry::Options {
-            ca_file: args.registry.ca_file,
-            insecure: args.registry.insecure,
-            mirrors: args.registry.mirrors,
-            credentials: Default::default(),
-        },
-        cache_dir: args
-            .registry
-            .cache_dir
-            .unwrap_or_else(kiln::cache::Cache::default_dir),
-        layer_cache: !args.registry.no_cache,
-    };
+    let network = args.registry.network();
     let started = std::time::Instant::now();
     let built = kiln::build(&args.spec, &inputs, &outputs, &network)?;
     for layer in &built.layers {

@@ -32,6 +32,20 @@ pub struct RawSpec {
     #[serde(default)]
     pub config: RawConfig,
     pub healthcheck: Option<S<RawHealthcheck>>,
+    #[serde(default)]
+    pub policy: RawPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPolicy {
+    /// Rule IDs (KL001...) to leave out.
+    #[serde(default)]
+    pub ignore: Vec<S<String>>,
+    /// An unpinned base is an error.
+    pub strict: Option<bool>,
+    /// `false`: `kiln build` does not stop on error-level findings.
+    pub enforce: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

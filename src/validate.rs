@@ -38,6 +38,9 @@ pub struct Spec {
     pub symlinks: Vec<Symlink>,
     pub config: Config,
     pub healthcheck: Option<Healthcheck>,
+    pub policy: crate::check::Policy,
+    /// Whether `kiln build` stops on error-level findings.
+    pub enforce: bool,
     pub warnings: Vec<String>,
 }
 
@@ -178,6 +181,10 @@ pub struct Inputs {
     pub platform: Option<String>,
     /// `--compression`, overriding the spec.
     pub compression: Option<String>,
+    /// `--no-check`: build even when checks find errors.
+    pub no_check: bool,
+    /// `--strict`: an unpinned base is an error.
+    pub strict: bool,
 }
 
 /// Read, parse and validate the spec at `path`.
@@ -370,7 +377,25 @@ impl Validator {
             );
         }
 
+        let mut policy = crate::check::Policy {
+            ignore: Vec::new(),
+            strict: raw.policy.strict.unwrap_or(false) || inputs.strict,
+        };
+        for id in &raw.policy.ignore {
+            if !crate::check::RULES.iter().any(|r| r.id == id.get_ref()) {
+                return Err(self
+                    .err(
+                        id.span(),
+                        format!("`{}` is not a check rule (KL001 to KL013)", id.get_ref()),
+                    )
+                    .with_hint("see `kiln check --list`"));
+            }
+            policy.ignore.push(id.get_ref().clone());
+        }
+        let enforce = raw.policy.enforce.unwrap_or(true) && !inputs.no_check;
         Ok(Spec {
+            policy,
+            enforce,
             source: self.source,
             dir,
             name,

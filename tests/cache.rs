@@ -18,6 +18,8 @@ dest = "/a/"
 [[copy]]
 src = "b/"
 dest = "/b/"
+[policy]
+enforce = false
 "#;
 
 fn setup() -> tempfile::TempDir {

@@ -38,6 +38,8 @@ volumes = ["/app/data/"]
 labels = { "org.opencontainers.image.version" = "${VERSION}" }
 stop-signal = "SIGINT"
 user = "1000:1000"
+[policy]
+enforce = false
 "#,
     )
     .unwrap();
@@ -79,7 +81,11 @@ user = "1000:1000"
 fn env_naming_nothing_is_an_error_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("kiln.toml");
-    fs::write(&spec, "[config]\nenv = { A = \"$NOPE/bin\" }\n").unwrap();
+    fs::write(
+        &spec,
+        "[config]\nenv = { A = \"$NOPE/bin\" }\n[policy]\nenforce = false\n",
+    )
+    .unwrap();
     let out = kiln()
         .arg("build")
         .arg(&spec)

@@ -20,6 +20,8 @@ owner = "app:app"
 [healthcheck]
 test = ["CMD", "/bin/true"]
 interval = "30s"
+[policy]
+enforce = false
 "#;
 
 /// A spec directory with a few source files and a good build already in `out/`.
@@ -253,7 +255,7 @@ fn symlinks_inside_trees_are_kept_as_links_not_followed() {
     std::os::unix::fs::symlink("/etc/shadow", d.join("venv/bin/sneaky")).unwrap();
     fs::write(
         d.join("kiln.toml"),
-        "[[copy]]\nsrc = \"venv/\"\ndest = \"/app/.venv/\"\n",
+        "[[copy]]\nsrc = \"venv/\"\ndest = \"/app/.venv/\"\n[policy]\nenforce = false\n",
     )
     .unwrap();
     let out = d.join("out");

@@ -31,7 +31,7 @@ fn spec(dir: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     let spec = dir.join("kiln.toml");
-    fs::write(&spec, "[image]\nname = \"m\"\n[[copy]]\nsrc = \"a/\"\ndest = \"/a/\"\n[[copy]]\nsrc = \"b/\"\ndest = \"/b/\"\n").unwrap();
+    fs::write(&spec, "[image]\nname = \"m\"\n[[copy]]\nsrc = \"a/\"\ndest = \"/a/\"\n[[copy]]\nsrc = \"b/\"\ndest = \"/b/\"\n[policy]\nenforce = false\n").unwrap();
     spec
 }
 

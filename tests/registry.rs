@@ -220,7 +220,7 @@ fn registry_errors_are_one_line_with_a_hint_and_exit_1() {
     let scratch = w.join("scratch.toml");
     fs::write(
         &scratch,
-        "[image]\nname = \"x\"\n[[file]]\npath = \"/a\"\ncontent = \"a\"\n",
+        "[image]\nname = \"x\"\n[[file]]\npath = \"/a\"\ncontent = \"a\"\n[policy]\nenforce = false\n",
     )
     .unwrap();
     let out = Command::new("unshare")

@@ -60,7 +60,7 @@ fn links_are_stored_not_followed_and_read_alike_by_gnu_tar_and_umoci() {
     hostile_tree(&spec_dir, &outside);
     fs::write(
         spec_dir.join("kiln.toml"),
-        "[[copy]]\nsrc = \"tree/\"\ndest = \"/app/\"\n",
+        "[[copy]]\nsrc = \"tree/\"\ndest = \"/app/\"\n[policy]\nenforce = false\n",
     )
     .unwrap();
     let layout = work.path().join("out");
@@ -124,7 +124,7 @@ fn links_are_stored_not_followed_and_read_alike_by_gnu_tar_and_umoci() {
     fs::write(
         next.join("kiln.toml"),
         format!(
-            "[image]\nbase = \"oci:{}\"\n[[copy]]\nsrc = \"x\"\ndest = \"/x\"\n",
+            "[image]\nbase = \"oci:{}\"\n[[copy]]\nsrc = \"x\"\ndest = \"/x\"\n[policy]\nenforce = false\n",
             layout.display()
         ),
     )
@@ -143,8 +143,7 @@ fn following_links_is_opt_in_and_stays_inside_the_spec_directory() {
     fs::write(d.join("tree/real/file.txt"), "inside\n").unwrap();
     symlink("real/file.txt", d.join("tree/link.txt")).unwrap();
     symlink("real", d.join("tree/dirlink")).unwrap();
-    let spec =
-        "[[copy]]\nsrc = \"tree/\"\ndest = \"/app/\"\nfollow-symlinks = true\nmode = 0o4755\n";
+    let spec = "[[copy]]\nsrc = \"tree/\"\ndest = \"/app/\"\nfollow-symlinks = true\nmode = 0o4755\n[policy]\nenforce = false\n";
     fs::write(d.join("kiln.toml"), spec).unwrap();
     let layout = d.join("out");
     build(&d.join("kiln.toml"), &["--oci", layout.to_str().unwrap()]);

@@ -1,0 +1,576 @@
+//! `kiln check`: the hardening checklist our users verify by hand after a
+//! `docker build` (non-root, numeric USER, HEALTHCHECK, no secrets, pinned
+//! base, labels, no setuid...), evaluated on the spec and the resolved base
+//! before a byte is written. Each rule has a stable ID and names the
+//! equivalent checks of hadolint, dockle, trivy and the CIS Docker Benchmark.
+
+use std::collections::BTreeMap;
+
+use crate::base::{Base, Kind};
+use crate::plan::{Content, LayerPlan};
+use crate::validate::{BaseRef, Spec};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub hint: &'static str,
+    /// The same check elsewhere: hadolint, dockle, trivy, CIS Docker Benchmark.
+    pub same_as: &'static str,
+}
+
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "KL001",
+        severity: Severity::Error,
+        title: "runs as root",
+        hint: "add a [user] section, or set [config] user to a non-zero uid:gid",
+        same_as: "hadolint DL3002, dockle CIS-DI-0001, trivy DS-0002, CIS 4.1",
+    },
+    Rule {
+        id: "KL002",
+        severity: Severity::Warning,
+        title: "user is not a numeric uid:gid",
+        hint: "write [config] user as \"10001:10001\" so Kubernetes runAsNonRoot can verify it",
+        same_as: "Kubernetes runAsNonRoot",
+    },
+    Rule {
+        id: "KL003",
+        severity: Severity::Warning,
+        title: "uid below 1000",
+        hint: "use a uid of 1000 or more (10001 keeps clear of host users)",
+        same_as: "seed 004 (UID 10001+ for Kubernetes)",
+    },
+    Rule {
+        id: "KL004",
+        severity: Severity::Warning,
+        title: "no healthcheck",
+        hint: "add a [healthcheck] section",
+        same_as: "hadolint DL3057, dockle CIS-DI-0006, trivy DS-0026, CIS 4.6",
+    },
+    Rule {
+        id: "KL005",
+        severity: Severity::Error,
+        title: "healthcheck command is not in the image",
+        hint: "copy the program into the image, or use one that is there (e.g. busybox wget)",
+        same_as: "",
+    },
+    Rule {
+        id: "KL006",
+        severity: Severity::Error,
+        title: "secret in env, labels or args",
+        hint: "pass secrets at run time (docker run -e, Kubernetes secrets), never in the image",
+        same_as: "hadolint DL3064, dockle CIS-DI-0010 / DKL-LI-0003, trivy DS-0031",
+    },
+    Rule {
+        id: "KL007",
+        severity: Severity::Warning,
+        title: "base not pinned by digest",
+        hint: "pin the base as NAME:TAG@sha256:...",
+        same_as: "hadolint DL3006 / DL3007, dockle DKL-DI-0006, trivy DS-0001",
+    },
+    Rule {
+        id: "KL008",
+        severity: Severity::Info,
+        title: "missing OCI label",
+        hint: "set it in [config] labels, e.g. from --build-arg",
+        same_as: "hadolint DL3048-DL3058",
+    },
+    Rule {
+        id: "KL009",
+        severity: Severity::Warning,
+        title: "setuid or setgid file",
+        hint: "drop the bit with mode = 0o755 unless the program needs it",
+        same_as: "dockle CIS-DI-0008",
+    },
+    Rule {
+        id: "KL010",
+        severity: Severity::Warning,
+        title: "world-writable path",
+        hint: "give the app user ownership instead (owner = \"app:app\", mode 0o750)",
+        same_as: "CIS 4 (least privilege)",
+    },
+    Rule {
+        id: "KL011",
+        severity: Severity::Warning,
+        title: "privileged port for a non-root user",
+        hint: "listen on a port above 1023 and map it at run time",
+        same_as: "seed 001 (port 80 -> 8000)",
+    },
+    Rule {
+        id: "KL012",
+        severity: Severity::Warning,
+        title: "root-owned file in a directory the app writes to",
+        hint: "give the copy the app user as owner",
+        same_as: "",
+    },
+    Rule {
+        id: "KL013",
+        severity: Severity::Info,
+        title: "login shell for the app user",
+        hint: "set [user] shell = \"/sbin/nologin\" unless something needs a shell",
+        same_as: "seed 004 (/sbin/nologin)",
+    },
+];
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub message: String,
+    /// `file:line` of the spec key, when there is one.
+    pub at: Option<String>,
+    pub hint: &'static str,
+    pub same_as: &'static str,
+}
+
+/// How findings are handled: from `[policy]` and the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub ignore: Vec<String>,
+    /// An unpinned or `latest` base is an error, not a warning.
+    pub strict: bool,
+}
+
+pub fn run(spec: &Spec, base: &Base, plans: &[LayerPlan], policy: &Policy) -> Vec<Finding> {
+    let mut c = Checker {
+        spec,
+        out: Vec::new(),
+    };
+    c.user(base);
+    c.healthcheck(base, plans);
+    c.secrets();
+    c.base_pin(policy.strict);
+    c.labels(base);
+    c.files(plans);
+    c.ports(base);
+    c.shell(base);
+    c.out.retain(|f| !policy.ignore.iter().any(|i| i == f.id));
+    c.out
+        .sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
+    c.out
+}
+
+struct Checker<'a> {
+    spec: &'a Spec,
+    out: Vec<Finding>,
+}
+
+impl Checker<'_> {
+    fn add(&mut self, id: &str, message: String, key: Option<&str>) {
+        let rule = RULES.iter().find(|r| r.id == id).expect("known rule");
+        let at = key
+            .and_then(|k| self.line_of(k))
+            .map(|line| format!("{}:{line}", self.spec.source.path.display()));
+        self.out.push(Finding {
+            id: rule.id,
+            severity: rule.severity,
+            title: rule.title,
+            message,
+            at,
+            hint: rule.hint,
+            same_as: rule.same_as,
+        });
+    }
+
+    /// The line where `key` (`name =` or `[table]`) is first written.
+    fn line_of(&self, key: &str) -> Option<usize> {
+        self.spec
+            .source
+            .text
+            .lines()
+            .position(|l| {
+                let l = l.trim_start();
+                if key.starts_with('[') {
+                    l.starts_with(key)
+                } else {
+                    l.strip_prefix(key)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                }
+            })
+            .map(|i| i + 1)
+    }
+
+    fn effective_user(&self, base: &Base) -> String {
+        self.spec
+            .config
+            .user
+            .clone()
+            .or_else(|| base.config.config.user.clone())
+            .unwrap_or_default()
+    }
+
+    fn user(&mut self, base: &Base) {
+        let user = self.effective_user(base);
+        let key = if self.spec.config.user.is_some() {
+            "user"
+        } else {
+            "[user]"
+        };
+        let (u, g) = user.split_once(':').unwrap_or((user.as_str(), ""));
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let uid = if numeric(u) {
+            u.parse::<u64>().ok()
+        } else if u == "root" || u.is_empty() {
+            Some(0)
+        } else {
+            self.spec
+                .user
+                .as_ref()
+                .filter(|x| x.name == u)
+                .map(|x| u64::from(x.uid))
+        };
+        if uid == Some(0) {
+            let shown = if user.is_empty() {
+                "no user (root)".to_string()
+            } else {
+                format!("user `{user}`")
+            };
+            self.add("KL001", format!("the image runs as {shown}"), Some(key));
+            return;
+        }
+        if !(numeric(u) && numeric(g)) {
+            self.add(
+                "KL002",
+                format!("user `{user}` is not numeric uid:gid"),
+                Some(key),
+            );
+        }
+        if let Some(uid) = uid.filter(|&u| u < 1000) {
+            self.add("KL003", format!("uid {uid} is below 1000"), Some(key));
+        }
+    }
+
+    fn healthcheck(&mut self, base: &Base, plans: &[LayerPlan]) {
+        let test = match (&self.spec.healthcheck, &base.config.config.healthcheck) {
+            (Some(h), _) => h.test.clone(),
+            (None, Some(h)) => h.test.clone(),
+            (None, None) => {
+                self.add(
+                    "KL004",
+                    "neither the spec nor the base sets a healthcheck".into(),
+                    None,
+                );
+                return;
+            }
+        };
+        let program = match test.first().map(String::as_str) {
+            Some("CMD") => test.get(1).cloned(),
+            Some("CMD-SHELL") => Some("/bin/sh".to_string()),
+            _ => None,
+        };
+        let Some(program) = program else { return };
+        let files = Files { base, plans };
+        let found = if program.starts_with('/') {
+            files.exists(&program)
+        } else {
+            self.path_dirs(base)
+                .iter()
+                .any(|d| files.exists(&format!("{}/{program}", d.trim_end_matches('/'))))
+        };
+        if !found {
+            self.add(
+                "KL005",
+                format!("healthcheck runs `{program}`, which is not in the image"),
+                Some("test"),
+            );
+        }
+    }
+
+    fn path_dirs(&self, base: &Base) -> Vec<String> {
+        let from_spec = self
+            .spec
+            .config
+            .env
+            .iter()
+            .find(|(k, _, _)| k == "PATH")
+            .map(|(_, v, _)| v.clone());
+        let from_base = base
+            .config
+            .config
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
+        let path = from_spec.or(from_base).unwrap_or_else(|| {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+        });
+        path.split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn secrets(&mut self) {
+        let mut values: Vec<(String, String, &str)> = Vec::new();
+        for (k, v, _) in &self.spec.config.env {
+            values.push((format!("env {k}"), v.clone(), k.as_str()));
+        }
+        for (k, v) in &self.spec.config.labels {
+            values.push((format!("label {k}"), v.clone(), "labels"));
+        }
+        for (k, v) in &self.spec.args {
+            values.push((format!("arg {k}"), v.clone(), k.as_str()));
+        }
+        for (what, value, key) in values {
+            let name = what
+                .split_once(' ')
+                .map_or("", |(_, n)| n)
+                .to_ascii_uppercase();
+            let named = [
+                "PASSWORD",
+                "PASSWD",
+                "SECRET",
+                "TOKEN",
+                "CREDENTIAL",
+                "PRIVATE_KEY",
+            ]
+            .iter()
+            .any(|s| name.contains(s))
+                || name.ends_with("_KEY");
+            let literal = !value.is_empty() && !value.starts_with('$');
+            if (named && literal) || looks_like_key(&value) {
+                self.add(
+                    "KL006",
+                    format!("{what} holds what looks like a secret"),
+                    Some(key),
+                );
+            }
+        }
+    }
+
+    fn base_pin(&mut self, strict: bool) {
+        let BaseRef::Registry(r) = &self.spec.base else {
+            return;
+        };
+        if r.digest.is_none() {
+            let latest = r.tag.as_deref().is_none_or(|t| t == "latest");
+            let what = if latest {
+                format!("base `{r}` is unpinned and tracks `latest`")
+            } else {
+                format!("base `{r}` is not pinned by digest")
+            };
+            self.add("KL007", what, Some("base"));
+            if strict {
+                if let Some(f) = self.out.last_mut() {
+                    f.severity = Severity::Error;
+                }
+            }
+        }
+    }
+
+    fn labels(&mut self, base: &Base) {
+        for name in ["source", "revision", "version", "created"] {
+            let key = format!("org.opencontainers.image.{name}");
+            if !self.spec.config.labels.contains_key(&key)
+                && !base.config.config.labels.contains_key(&key)
+            {
+                self.add("KL008", format!("label `{key}` is not set"), Some("labels"));
+            }
+        }
+    }
+
+    fn files(&mut self, plans: &[LayerPlan]) {
+        let user = self.spec.user.as_ref();
+        // Directories the app writes to: [[dir]]s owned by the user, and volumes.
+        let mut writable: Vec<String> = self.spec.config.volumes.clone();
+        if let Some(u) = user {
+            for d in &self.spec.dirs {
+                let entry = plans.iter().find_map(|p| p.entries.get(&d.path));
+                if entry.is_some_and(|e| e.uid == u.uid) {
+                    writable.push(d.path.clone());
+                }
+            }
+        }
+        let mut seen = BTreeMap::new();
+        for (path, e) in plans.iter().flat_map(|p| &p.entries) {
+            if matches!(e.content, Content::Symlink(_)) {
+                continue;
+            }
+            if e.mode & 0o6000 != 0 && seen.insert(("KL009", path.clone()), ()).is_none() {
+                self.add("KL009", format!("`{path}` has mode {:04o}", e.mode), None);
+            }
+            let sticky_dir = matches!(e.content, Content::Dir) && e.mode & 0o1000 != 0;
+            if e.mode & 0o002 != 0
+                && !sticky_dir
+                && seen.insert(("KL010", path.clone()), ()).is_none()
+            {
+                self.add(
+                    "KL010",
+                    format!("`{path}` is writable by everyone ({:04o})", e.mode),
+                    None,
+                );
+            }
+            let inside = writable.iter().any(|w| path.starts_with(&format!("{w}/")));
+            if inside && e.uid == 0 && seen.insert(("KL012", path.clone()), ()).is_none() {
+                self.add(
+                    "KL012",
+                    format!("`{path}` is owned by root inside a directory the app writes to"),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn ports(&mut self, base: &Base) {
+        let user = self.effective_user(base);
+        if user.is_empty() || user.starts_with("0") || user.starts_with("root") {
+            return;
+        }
+        let ports = self
+            .spec
+            .config
+            .expose
+            .iter()
+            .chain(base.config.config.exposed_ports.keys());
+        for port in ports {
+            let n: u32 = port
+                .split('/')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(u32::MAX);
+            if n < 1024 {
+                self.add(
+                    "KL011",
+                    format!("port {port} needs root to bind, but the image runs as `{user}`"),
+                    Some("expose"),
+                );
+            }
+        }
+    }
+
+    fn shell(&mut self, base: &Base) {
+        let Some(u) = &self.spec.user else { return };
+        if u.shell.ends_with("nologin") || u.shell.ends_with("/false") {
+            return;
+        }
+        let entry = self
+            .spec
+            .config
+            .entrypoint
+            .clone()
+            .or_else(|| base.config.config.entrypoint.clone())
+            .unwrap_or_default();
+        let cmd = self
+            .spec
+            .config
+            .cmd
+            .clone()
+            .or_else(|| base.config.config.cmd.clone())
+            .unwrap_or_default();
+        let shell_named = entry
+            .iter()
+            .chain(&cmd)
+            .take(1)
+            .any(|a| a.ends_with("sh") || a.ends_with("bash"));
+        if !shell_named {
+            self.add(
+                "KL013",
+                format!("user `{}` has the login shell `{}`", u.name, u.shell),
+                Some("shell"),
+            );
+        }
+    }
+}
+
+/// Values that look like keys whatever they are called: AWS access key ids,
+/// GitHub and Slack tokens, PEM private keys.
+fn looks_like_key(v: &str) -> bool {
+    let prefixed = [
+        "AKIA",
+        "ghp_",
+        "github_pat_",
+        "glpat-",
+        "xoxb-",
+        "xoxp-",
+        "sk_live_",
+    ]
+    .iter()
+    .any(|p| v.starts_with(p) && v.len() >= 20);
+    prefixed || v.contains("-----BEGIN") && v.contains("PRIVATE KEY")
+}
+
+/// The image's files: the base's, then the new layers', links resolved.
+struct Files<'a> {
+    base: &'a Base,
+    plans: &'a [LayerPlan],
+}
+
+impl Files<'_> {
+    fn exists(&self, path: &str) -> bool {
+        let mut path = self.base.fs.resolve_parents(path);
+        for _ in 0..16 {
+            let new = self.plans.iter().rev().find_map(|p| p.entries.get(&path));
+            let target = match new {
+                Some(e) => match &e.content {
+                    Content::Symlink(t) => t.clone(),
+                    _ => return true,
+                },
+                None => match self.base.fs.entries.get(&path) {
+                    Some(m) if m.kind == Kind::Symlink => match self.base.fs.links.get(&path) {
+                        Some(t) => t.clone(),
+                        None => return false,
+                    },
+                    Some(_) => return true,
+                    None => return false,
+                },
+            };
+            let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+            let joined = if target.starts_with('/') {
+                target
+            } else {
+                format!("{parent}/{target}")
+            };
+            path = self.base.fs.resolve_parents(&normalize(&joined));
+        }
+        false
+    }
+}
+
+fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            p => out.push(p),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_formats_are_recognised() {
+        assert!(looks_like_key("AKIAIOSFODNN7EXAMPLE1"));
+        assert!(looks_like_key("ghp_0123456789abcdefghijABCDEFGHIJ"));
+        assert!(looks_like_key("-----BEGIN RSA PRIVATE KEY-----\nabc"));
+        assert!(!looks_like_key("8000"));
+        assert!(!looks_like_key("AKIA"));
+    }
+
+    #[test]
+    fn every_rule_has_an_id_hint_and_title() {
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), RULES.len());
+        assert!(
+            RULES
+                .iter()
+                .all(|r| !r.hint.is_empty() && !r.title.is_empty())
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! `kiln check` and the checks `kiln build` runs first: each rule fires on
+//! the spec that breaks it, names the spec line, and stops a build when it
+//! is an error, unless [policy] or --no-check says otherwise.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+const BAD: &str = r#"[image]
+name = "bad"
+[args]
+API_TOKEN = "hunter2-value"
+[user]
+name = "app"
+uid = 100
+shell = "/bin/bash"
+[[copy]]
+src = "bin/"
+dest = "/app/bin/"
+mode = 0o4755
+[[dir]]
+path = "/app/data"
+owner = "app:app"
+[[copy]]
+src = "seed.txt"
+dest = "/app/data/seed.txt"
+[[dir]]
+path = "/shared"
+mode = 0o777
+[config]
+user = "app"
+expose = ["80"]
+entrypoint = ["/app/bin/server"]
+env = { AWS_KEY = "AKIAIOSFODNN7EXAMPLE1" }
+[healthcheck]
+test = ["CMD", "/usr/bin/curl", "-f", "http://localhost/"]
+"#;
+
+fn setup(spec: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("bin")).unwrap();
+    fs::write(dir.path().join("bin/server"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(
+        dir.path().join("bin/server"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+    )
+    .unwrap();
+    fs::write(dir.path().join("seed.txt"), "seed\n").unwrap();
+    fs::write(dir.path().join("kiln.toml"), spec).unwrap();
+    dir
+}
+
+fn check_cmd(dir: &Path, extra: &[&str]) -> Output {
+    kiln()
+        .arg("check")
+        .arg(dir.join("kiln.toml"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_rule_fires_on_the_spec_that_breaks_it() {
+    let dir = setup(BAD);
+    let out = check_cmd(dir.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    for id in [
+        "KL002", "KL003", "KL005", "KL006", "KL008", "KL009", "KL010", "KL011", "KL012", "KL013",
+    ] {
+        assert!(ids.contains(&id), "{id} did not fire: {ids:?}");
+    }
+    let secret = findings.iter().filter(|f| f["id"] == "KL006").count();
+    assert_eq!(secret, 2, "the token arg and the AWS key: {findings:?}");
+    let text = String::from_utf8_lossy(&check_cmd(dir.path(), &[]).stdout).into_owned();
+    assert!(text.contains("error[KL005] "), "{text}");
+    assert!(
+        text.contains("kiln.toml:28: healthcheck runs `/usr/bin/curl`, which is not in the image"),
+        "{text}"
+    );
+    assert!(text.contains("same as: hadolint DL3064"), "{text}");
+    assert!(!text.contains("hunter2"), "a secret was printed:\n{text}");
+}
+
+#[test]
+fn root_and_missing_healthcheck() {
+    let dir = setup("[[copy]]\nsrc = \"seed.txt\"\ndest = \"/seed.txt\"\n");
+    let out = check_cmd(dir.path(), &["--format", "json"]);
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"KL001") && ids.contains(&"KL004"), "{ids:?}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn build_stops_on_errors_unless_told_otherwise() {
+    let dir = setup(BAD);
+    let out_dir = dir.path().join("out");
+    let build = |extra: &[&str]| {
+        kiln()
+            .arg("build")
+            .arg(dir.path().join("kiln.toml"))
+            .arg("--oci")
+            .arg(&out_dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = build(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: the image fails 3 check(s): KL005"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--no-check"), "{stderr}");
+    assert!(!out_dir.exists(), "a failed check wrote output");
+    check(&kiln(), &build(&["--no-check"]));
+
+    // [policy] ignore takes rules out.
+    let ignored = format!("{BAD}[policy]\nignore = [\"KL005\", \"KL006\"]\n");
+    fs::write(dir.path().join("kiln.toml"), ignored).unwrap();
+    check(&kiln(), &build(&[]));
+    fs::write(
+        dir.path().join("kiln.toml"),
+        format!("{BAD}[policy]\nignore = [\"KL999\"]\n"),
+    )
+    .unwrap();
+    let out = build(&[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`KL999` is not a check rule"));
+}
+
+#[test]
+fn the_example_passes_and_strict_pins_bases() {
+    let web = repo().join("specs/web/kiln.toml");
+    let out = kiln().arg("check").arg(&web).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 error(s), 0 warning(s)"));
+
+    let rules = kiln().args(["check", "--list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&rules.stdout);
+    assert!(list.contains("KL007") && list.contains("DL3007"), "{list}");
+}
