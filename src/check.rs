@@ -29,91 +29,91 @@ pub struct Rule {
 
 pub const RULES: &[Rule] = &[
     Rule {
-        id: "KL001",
+        id: "KILN-ROOT-USER",
         severity: Severity::Error,
         title: "runs as root",
         hint: "add a [user] section, or set [config] user to a non-zero uid:gid",
         same_as: "hadolint DL3002, dockle CIS-DI-0001, trivy DS-0002, CIS 4.1",
     },
     Rule {
-        id: "KL002",
+        id: "KILN-USER-NOT-NUMERIC",
         severity: Severity::Warning,
         title: "user is not a numeric uid:gid",
         hint: "write [config] user as \"10001:10001\" so Kubernetes runAsNonRoot can verify it",
         same_as: "Kubernetes runAsNonRoot",
     },
     Rule {
-        id: "KL003",
+        id: "KILN-LOW-UID",
         severity: Severity::Warning,
         title: "uid below 1000",
         hint: "use a uid of 1000 or more (10001 keeps clear of host users)",
         same_as: "seed 004 (UID 10001+ for Kubernetes)",
     },
     Rule {
-        id: "KL004",
+        id: "KILN-NO-HEALTHCHECK",
         severity: Severity::Warning,
         title: "no healthcheck",
         hint: "add a [healthcheck] section",
         same_as: "hadolint DL3057, dockle CIS-DI-0006, trivy DS-0026, CIS 4.6",
     },
     Rule {
-        id: "KL005",
+        id: "KILN-HEALTHCHECK-NOT-IN-IMAGE",
         severity: Severity::Error,
         title: "healthcheck command is not in the image",
         hint: "copy the program into the image, or use one that is there (e.g. busybox wget)",
         same_as: "",
     },
     Rule {
-        id: "KL006",
+        id: "KILN-SECRET",
         severity: Severity::Error,
         title: "secret in env, labels or args",
         hint: "pass secrets at run time (docker run -e, Kubernetes secrets), never in the image",
         same_as: "hadolint DL3064, dockle CIS-DI-0010 / DKL-LI-0003, trivy DS-0031",
     },
     Rule {
-        id: "KL007",
+        id: "KILN-BASE-NOT-PINNED",
         severity: Severity::Warning,
         title: "base not pinned by digest",
         hint: "pin the base as NAME:TAG@sha256:...",
         same_as: "hadolint DL3006 / DL3007, dockle DKL-DI-0006, trivy DS-0001",
     },
     Rule {
-        id: "KL008",
+        id: "KILN-MISSING-LABEL",
         severity: Severity::Info,
         title: "missing OCI label",
         hint: "set it in [config] labels, e.g. from --build-arg",
         same_as: "hadolint DL3048-DL3058",
     },
     Rule {
-        id: "KL009",
+        id: "KILN-SETUID",
         severity: Severity::Warning,
         title: "setuid or setgid file",
         hint: "drop the bit with mode = 0o755 unless the program needs it",
         same_as: "dockle CIS-DI-0008",
     },
     Rule {
-        id: "KL010",
+        id: "KILN-WORLD-WRITABLE",
         severity: Severity::Warning,
         title: "world-writable path",
         hint: "give the app user ownership instead (owner = \"app:app\", mode 0o750)",
         same_as: "CIS 4 (least privilege)",
     },
     Rule {
-        id: "KL011",
+        id: "KILN-PRIVILEGED-PORT",
         severity: Severity::Warning,
         title: "privileged port for a non-root user",
         hint: "listen on a port above 1023 and map it at run time",
         same_as: "seed 001 (port 80 -> 8000)",
     },
     Rule {
-        id: "KL012",
+        id: "KILN-ROOT-OWNED-IN-APP-DIR",
         severity: Severity::Warning,
         title: "root-owned file in a directory the app writes to",
         hint: "give the copy the app user as owner",
         same_as: "",
     },
     Rule {
-        id: "KL013",
+        id: "KILN-LOGIN-SHELL",
         severity: Severity::Info,
         title: "login shell for the app user",
         hint: "set [user] shell = \"/sbin/nologin\" unless something needs a shell",
@@ -129,6 +129,7 @@ pub struct Finding {
     pub message: String,
     /// `file:line` of the spec key, when there is one.
     pub at: Option<String>,
+    pub line: Option<usize>,
     pub hint: &'static str,
     pub same_as: &'static str,
 }
@@ -168,15 +169,15 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn add(&mut self, id: &str, message: String, key: Option<&str>) {
         let rule = RULES.iter().find(|r| r.id == id).expect("known rule");
-        let at = key
-            .and_then(|k| self.line_of(k))
-            .map(|line| format!("{}:{line}", self.spec.source.path.display()));
+        let line = key.and_then(|k| self.line_of(k));
+        let at = line.map(|line| format!("{}:{line}", self.spec.source.path.display()));
         self.out.push(Finding {
             id: rule.id,
             severity: rule.severity,
             title: rule.title,
             message,
             at,
+            line,
             hint: rule.hint,
             same_as: rule.same_as,
         });
@@ -235,18 +236,26 @@ impl Checker<'_> {
             } else {
                 format!("user `{user}`")
             };
-            self.add("KL001", format!("the image runs as {shown}"), Some(key));
+            self.add(
+                "KILN-ROOT-USER",
+                format!("the image runs as {shown}"),
+                Some(key),
+            );
             return;
         }
         if !(numeric(u) && numeric(g)) {
             self.add(
-                "KL002",
+                "KILN-USER-NOT-NUMERIC",
                 format!("user `{user}` is not numeric uid:gid"),
                 Some(key),
             );
         }
         if let Some(uid) = uid.filter(|&u| u < 1000) {
-            self.add("KL003", format!("uid {uid} is below 1000"), Some(key));
+            self.add(
+                "KILN-LOW-UID",
+                format!("uid {uid} is below 1000"),
+                Some(key),
+            );
         }
     }
 
@@ -256,7 +265,7 @@ impl Checker<'_> {
             (None, Some(h)) => h.test.clone(),
             (None, None) => {
                 self.add(
-                    "KL004",
+                    "KILN-NO-HEALTHCHECK",
                     "neither the spec nor the base sets a healthcheck".into(),
                     None,
                 );
@@ -279,7 +288,7 @@ impl Checker<'_> {
         };
         if !found {
             self.add(
-                "KL005",
+                "KILN-HEALTHCHECK-NOT-IN-IMAGE",
                 format!("healthcheck runs `{program}`, which is not in the image"),
                 Some("test"),
             );
@@ -339,7 +348,7 @@ impl Checker<'_> {
             let literal = !value.is_empty() && !value.starts_with('$');
             if (named && literal) || looks_like_key(&value) {
                 self.add(
-                    "KL006",
+                    "KILN-SECRET",
                     format!("{what} holds what looks like a secret"),
                     Some(key),
                 );
@@ -358,7 +367,7 @@ impl Checker<'_> {
             } else {
                 format!("base `{r}` is not pinned by digest")
             };
-            self.add("KL007", what, Some("base"));
+            self.add("KILN-BASE-NOT-PINNED", what, Some("base"));
             if strict {
                 if let Some(f) = self.out.last_mut() {
                     f.severity = Severity::Error;
@@ -373,7 +382,11 @@ impl Checker<'_> {
             if !self.spec.config.labels.contains_key(&key)
                 && !base.config.config.labels.contains_key(&key)
             {
-                self.add("KL008", format!("label `{key}` is not set"), Some("labels"));
+                self.add(
+                    "KILN-MISSING-LABEL",
+                    format!("label `{key}` is not set"),
+                    Some("labels"),
+                );
             }
         }
     }
@@ -395,24 +408,35 @@ impl Checker<'_> {
             if matches!(e.content, Content::Symlink(_)) {
                 continue;
             }
-            if e.mode & 0o6000 != 0 && seen.insert(("KL009", path.clone()), ()).is_none() {
-                self.add("KL009", format!("`{path}` has mode {:04o}", e.mode), None);
+            if e.mode & 0o6000 != 0 && seen.insert(("KILN-SETUID", path.clone()), ()).is_none() {
+                self.add(
+                    "KILN-SETUID",
+                    format!("`{path}` has mode {:04o}", e.mode),
+                    None,
+                );
             }
             let sticky_dir = matches!(e.content, Content::Dir) && e.mode & 0o1000 != 0;
             if e.mode & 0o002 != 0
                 && !sticky_dir
-                && seen.insert(("KL010", path.clone()), ()).is_none()
+                && seen
+                    .insert(("KILN-WORLD-WRITABLE", path.clone()), ())
+                    .is_none()
             {
                 self.add(
-                    "KL010",
+                    "KILN-WORLD-WRITABLE",
                     format!("`{path}` is writable by everyone ({:04o})", e.mode),
                     None,
                 );
             }
             let inside = writable.iter().any(|w| path.starts_with(&format!("{w}/")));
-            if inside && e.uid == 0 && seen.insert(("KL012", path.clone()), ()).is_none() {
+            if inside
+                && e.uid == 0
+                && seen
+                    .insert(("KILN-ROOT-OWNED-IN-APP-DIR", path.clone()), ())
+                    .is_none()
+            {
                 self.add(
-                    "KL012",
+                    "KILN-ROOT-OWNED-IN-APP-DIR",
                     format!("`{path}` is owned by root inside a directory the app writes to"),
                     None,
                 );
@@ -439,7 +463,7 @@ impl Checker<'_> {
                 .unwrap_or(u32::MAX);
             if n < 1024 {
                 self.add(
-                    "KL011",
+                    "KILN-PRIVILEGED-PORT",
                     format!("port {port} needs root to bind, but the image runs as `{user}`"),
                     Some("expose"),
                 );
@@ -473,7 +497,7 @@ impl Checker<'_> {
             .any(|a| a.ends_with("sh") || a.ends_with("bash"));
         if !shell_named {
             self.add(
-                "KL013",
+                "KILN-LOGIN-SHELL",
                 format!("user `{}` has the login shell `{}`", u.name, u.shell),
                 Some("shell"),
             );
@@ -547,6 +571,49 @@ fn normalize(path: &str) -> String {
         }
     }
     format!("/{}", out.join("/"))
+}
+
+/// Findings as SARIF 2.1.0, the format GitHub code scanning reads.
+pub fn sarif(findings: &[Finding], spec_path: &str) -> serde_json::Value {
+    let level = |s: Severity| match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "note",
+    };
+    let rules: Vec<serde_json::Value> = RULES
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "shortDescription": { "text": r.title },
+                "help": { "text": format!("{} (same as: {})", r.hint, if r.same_as.is_empty() { "-" } else { r.same_as }) },
+                "defaultConfiguration": { "level": level(r.severity) },
+            })
+        })
+        .collect();
+    let results: Vec<serde_json::Value> = findings
+        .iter()
+        .map(|f| {
+            let mut location = serde_json::json!({ "physicalLocation": { "artifactLocation": { "uri": spec_path } } });
+            if let Some(line) = f.line {
+                location["physicalLocation"]["region"] = serde_json::json!({ "startLine": line });
+            }
+            serde_json::json!({
+                "ruleId": f.id,
+                "level": level(f.severity),
+                "message": { "text": format!("{} ({})", f.message, f.hint) },
+                "locations": [location],
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "version": "2.1.0",
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "runs": [{
+            "tool": { "driver": { "name": "kiln", "version": env!("CARGO_PKG_VERSION"), "rules": rules } },
+            "results": results,
+        }],
+    })
 }
 
 #[cfg(test)]

@@ -46,8 +46,8 @@ struct CheckArgs {
     /// Check for this platform (os/arch[/variant]).
     #[arg(long, value_name = "OS/ARCH")]
     platform: Option<String>,
-    /// `text` (default) or `json`.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    /// `text` (default), `json`, or `sarif` (SARIF 2.1.0, for GitHub code scanning).
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif"])]
     format: String,
     /// List the rules and exit.
     #[arg(long)]
@@ -159,6 +159,12 @@ fn check(args: CheckArgs) -> Result<(), Error> {
         println!(
             "{}",
             serde_json::to_string_pretty(&findings).expect("findings serialize")
+        );
+    } else if args.format == "sarif" {
+        let sarif = kiln::check::sarif(&findings, &args.spec.display().to_string());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&sarif).expect("sarif serializes")
         );
     } else {
         for f in &findings {

@@ -39,9 +39,10 @@ pub struct RawSpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawPolicy {
-    /// Rule IDs (KL001...) to leave out.
+    /// Rule IDs (KILN-ROOT-USER...) allowed in this image; needs `reason`.
     #[serde(default)]
-    pub ignore: Vec<S<String>>,
+    pub allow: Vec<S<String>>,
+    pub reason: Option<S<String>>,
     /// An unpinned base is an error.
     pub strict: Option<bool>,
     /// `false`: `kiln build` does not stop on error-level findings.

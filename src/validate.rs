@@ -381,16 +381,26 @@ impl Validator {
             ignore: Vec::new(),
             strict: raw.policy.strict.unwrap_or(false) || inputs.strict,
         };
-        for id in &raw.policy.ignore {
+        for id in &raw.policy.allow {
             if !crate::check::RULES.iter().any(|r| r.id == id.get_ref()) {
                 return Err(self
-                    .err(
-                        id.span(),
-                        format!("`{}` is not a check rule (KL001 to KL013)", id.get_ref()),
-                    )
-                    .with_hint("see `kiln check --list`"));
+                    .err(id.span(), format!("`{}` is not a check rule", id.get_ref()))
+                    .with_hint("`kiln check --list` shows the rules"));
             }
             policy.ignore.push(id.get_ref().clone());
+        }
+        let reason = raw
+            .policy
+            .reason
+            .as_ref()
+            .map(|r| r.get_ref().trim())
+            .unwrap_or("");
+        if let (Some(first), true) = (raw.policy.allow.first(), reason.is_empty()) {
+            return Err(self
+                .err(first.span(), "[policy] allow needs a reason")
+                .with_hint(
+                    "add reason = \"...\" saying why these rules do not apply to this image",
+                ));
         }
         let enforce = raw.policy.enforce.unwrap_or(true) && !inputs.no_check;
         Ok(Spec {

@@ -71,20 +71,47 @@ fn every_rule_fires_on_the_spec_that_breaks_it() {
     let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
     for id in [
-        "KL002", "KL003", "KL005", "KL006", "KL008", "KL009", "KL010", "KL011", "KL012", "KL013",
+        "KILN-USER-NOT-NUMERIC",
+        "KILN-LOW-UID",
+        "KILN-HEALTHCHECK-NOT-IN-IMAGE",
+        "KILN-SECRET",
+        "KILN-MISSING-LABEL",
+        "KILN-SETUID",
+        "KILN-WORLD-WRITABLE",
+        "KILN-PRIVILEGED-PORT",
+        "KILN-ROOT-OWNED-IN-APP-DIR",
+        "KILN-LOGIN-SHELL",
     ] {
         assert!(ids.contains(&id), "{id} did not fire: {ids:?}");
     }
-    let secret = findings.iter().filter(|f| f["id"] == "KL006").count();
+    let secret = findings.iter().filter(|f| f["id"] == "KILN-SECRET").count();
     assert_eq!(secret, 2, "the token arg and the AWS key: {findings:?}");
     let text = String::from_utf8_lossy(&check_cmd(dir.path(), &[]).stdout).into_owned();
-    assert!(text.contains("error[KL005] "), "{text}");
+    assert!(
+        text.contains("error[KILN-HEALTHCHECK-NOT-IN-IMAGE] "),
+        "{text}"
+    );
     assert!(
         text.contains("kiln.toml:28: healthcheck runs `/usr/bin/curl`, which is not in the image"),
         "{text}"
     );
     assert!(text.contains("same as: hadolint DL3064"), "{text}");
     assert!(!text.contains("hunter2"), "a secret was printed:\n{text}");
+
+    let sarif: serde_json::Value =
+        serde_json::from_slice(&check_cmd(dir.path(), &["--format", "sarif"]).stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), findings.len());
+    let health = results
+        .iter()
+        .find(|r| r["ruleId"] == "KILN-HEALTHCHECK-NOT-IN-IMAGE")
+        .unwrap();
+    assert_eq!(health["level"], "error");
+    assert_eq!(
+        health["locations"][0]["physicalLocation"]["region"]["startLine"],
+        28
+    );
 }
 
 #[test]
@@ -93,7 +120,10 @@ fn root_and_missing_healthcheck() {
     let out = check_cmd(dir.path(), &["--format", "json"]);
     let findings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"KL001") && ids.contains(&"KL004"), "{ids:?}");
+    assert!(
+        ids.contains(&"KILN-ROOT-USER") && ids.contains(&"KILN-NO-HEALTHCHECK"),
+        "{ids:?}"
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -115,24 +145,29 @@ fn build_stops_on_errors_unless_told_otherwise() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("error: the image fails 3 check(s): KL005"),
+        stderr.contains("error: the image fails 3 check(s): KILN-HEALTHCHECK-NOT-IN-IMAGE"),
         "{stderr}"
     );
     assert!(stderr.contains("--no-check"), "{stderr}");
     assert!(!out_dir.exists(), "a failed check wrote output");
     check(&kiln(), &build(&["--no-check"]));
 
-    // [policy] ignore takes rules out.
-    let ignored = format!("{BAD}[policy]\nignore = [\"KL005\", \"KL006\"]\n");
-    fs::write(dir.path().join("kiln.toml"), ignored).unwrap();
+    // [policy] allow takes rules out, with a reason.
+    let policy = |body: &str| {
+        fs::write(
+            dir.path().join("kiln.toml"),
+            format!("{BAD}[policy]\n{body}\n"),
+        )
+        .unwrap()
+    };
+    policy("allow = [\"KILN-HEALTHCHECK-NOT-IN-IMAGE\", \"KILN-SECRET\"]\nreason = \"a fixture\"");
     check(&kiln(), &build(&[]));
-    fs::write(
-        dir.path().join("kiln.toml"),
-        format!("{BAD}[policy]\nignore = [\"KL999\"]\n"),
-    )
-    .unwrap();
-    let out = build(&[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`KL999` is not a check rule"));
+    policy("allow = [\"KILN-SECRET\"]");
+    assert!(String::from_utf8_lossy(&build(&[]).stderr).contains("[policy] allow needs a reason"));
+    policy("allow = [\"KILN-NOPE\"]\nreason = \"x\"");
+    assert!(
+        String::from_utf8_lossy(&build(&[]).stderr).contains("`KILN-NOPE` is not a check rule")
+    );
 }
 
 #[test]
@@ -149,5 +184,8 @@ fn the_example_passes_and_strict_pins_bases() {
 
     let rules = kiln().args(["check", "--list"]).output().unwrap();
     let list = String::from_utf8_lossy(&rules.stdout);
-    assert!(list.contains("KL007") && list.contains("DL3007"), "{list}");
+    assert!(
+        list.contains("KILN-BASE-NOT-PINNED") && list.contains("DL3007"),
+        "{list}"
+    );
 }
