@@ -11,7 +11,9 @@
 //!   `registry` into the `cache`), its config and filesystem view.
 //! - `accounts`: /etc/passwd, /etc/group, /etc/shadow merged with the app user.
 //! - `plan`: every path of every new layer, with owner and mode; `sources` walks local files.
-//! - `layer`: one pass per layer: tar, diff_id, gzip, digest, file.
+//! - `check`: the hardening rules, evaluated before anything is written.
+//! - `layers` / `layer`: one pass per layer: tar, diff_id, `compress`, digest, file;
+//!   unchanged layers come from the cache; `stream` uploads while writing.
 //! - `assemble`: the image config (`config`) and the manifest (`oci`).
 //! - `layout` / `archive`: the OCI image layout and the docker-archive, written atomically.
 //! - `push`: blobs then manifest to a registry, through `registry` (auth, TLS, mirrors).
