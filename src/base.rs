@@ -101,7 +101,7 @@ impl FsView {
 }
 
 /// Collapse `.` and `..` in an absolute path, never going above `/`.
-fn resolve_dots(path: &str) -> String {
+pub fn resolve_dots(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

@@ -553,24 +553,13 @@ impl Files<'_> {
             } else {
                 format!("{parent}/{target}")
             };
-            path = self.base.fs.resolve_parents(&normalize(&joined));
+            path = self
+                .base
+                .fs
+                .resolve_parents(&crate::base::resolve_dots(&joined));
         }
         false
     }
-}
-
-fn normalize(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            p => out.push(p),
-        }
-    }
-    format!("/{}", out.join("/"))
 }
 
 /// Findings as SARIF 2.1.0, the format GitHub code scanning reads.

@@ -9,16 +9,9 @@ use std::path::Path;
 use common::*;
 
 fn config(layout: &Path) -> serde_json::Value {
-    let read =
-        |p: &Path| -> serde_json::Value { serde_json::from_slice(&fs::read(p).unwrap()).unwrap() };
-    let blob = |d: &serde_json::Value| {
-        layout
-            .join("blobs/sha256")
-            .join(d.as_str().unwrap().trim_start_matches("sha256:"))
-    };
-    let index = read(&layout.join("index.json"));
-    let manifest = read(&blob(&index["manifests"][0]["digest"]));
-    read(&blob(&manifest["config"]["digest"]))
+    let manifest = layout_manifest(layout);
+    serde_json::from_slice(&fs::read(layout_blob(layout, &manifest["config"]["digest"])).unwrap())
+        .unwrap()
 }
 
 #[test]

@@ -15,17 +15,9 @@ use common::*;
 
 /// The layer blob of the image's only new layer (the last one).
 fn last_layer(layout: &Path) -> std::path::PathBuf {
-    let read =
-        |p: &Path| -> serde_json::Value { serde_json::from_slice(&fs::read(p).unwrap()).unwrap() };
-    let blob = |d: &serde_json::Value| {
-        layout
-            .join("blobs/sha256")
-            .join(d.as_str().unwrap().trim_start_matches("sha256:"))
-    };
-    let index = read(&layout.join("index.json"));
-    let manifest = read(&blob(&index["manifests"][0]["digest"]));
+    let manifest = layout_manifest(layout);
     let layers = manifest["layers"].as_array().unwrap();
-    blob(&layers[layers.len() - 1]["digest"])
+    layout_blob(layout, &layers[layers.len() - 1]["digest"])
 }
 
 fn hostile_tree(spec_dir: &Path, outside: &Path) {

@@ -179,6 +179,21 @@ pub fn unpack(layout: &Path, work: &Path) -> PathBuf {
     bundle
 }
 
+/// A blob of an OCI layout, by digest (a `"sha256:..."` JSON string).
+pub fn layout_blob(layout: &Path, digest: &serde_json::Value) -> PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.as_str().unwrap().trim_start_matches("sha256:"))
+}
+
+/// The manifest of the only image in an OCI layout.
+pub fn layout_manifest(layout: &Path) -> serde_json::Value {
+    let read =
+        |p: &Path| -> serde_json::Value { serde_json::from_slice(&fs::read(p).unwrap()).unwrap() };
+    let index = read(&layout.join("index.json"));
+    read(&layout_blob(layout, &index["manifests"][0]["digest"]))
+}
+
 /// `uid:gid mode` as a runtime will see the path.
 pub fn stat(path: &Path) -> String {
     run(Command::new("stat").args(["-c", "%u:%g %a"]).arg(path))
