@@ -210,6 +210,23 @@ impl Checker<'_> {
             .unwrap_or_default()
     }
 
+    /// The uid a User value runs as, when kiln can tell: numbers, `root`,
+    /// an empty User (root), or the [user] section's name.
+    fn uid_of(&self, user: &str) -> Option<u64> {
+        let u = user.split(':').next().unwrap_or("");
+        if !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()) {
+            u.parse().ok()
+        } else if u == "root" || u.is_empty() {
+            Some(0)
+        } else {
+            self.spec
+                .user
+                .as_ref()
+                .filter(|x| x.name == u)
+                .map(|x| u64::from(x.uid))
+        }
+    }
+
     fn user(&mut self, base: &Base) {
         let user = self.effective_user(base);
         let key = if self.spec.config.user.is_some() {
@@ -219,17 +236,7 @@ impl Checker<'_> {
         };
         let (u, g) = user.split_once(':').unwrap_or((user.as_str(), ""));
         let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let uid = if numeric(u) {
-            u.parse::<u64>().ok()
-        } else if u == "root" || u.is_empty() {
-            Some(0)
-        } else {
-            self.spec
-                .user
-                .as_ref()
-                .filter(|x| x.name == u)
-                .map(|x| u64::from(x.uid))
-        };
+        let uid = self.uid_of(&user);
         if uid == Some(0) {
             let shown = if user.is_empty() {
                 "no user (root)".to_string()
@@ -243,7 +250,8 @@ impl Checker<'_> {
             );
             return;
         }
-        if !(numeric(u) && numeric(g)) {
+        // A bare numeric uid is enough for runAsNonRoot; a named one is not.
+        if !(numeric(u) && (g.is_empty() || numeric(g))) {
             self.add(
                 "KILN-USER-NOT-NUMERIC",
                 format!("user `{user}` is not numeric uid:gid"),
@@ -446,7 +454,7 @@ impl Checker<'_> {
 
     fn ports(&mut self, base: &Base) {
         let user = self.effective_user(base);
-        if user.is_empty() || user.starts_with("0") || user.starts_with("root") {
+        if self.uid_of(&user) == Some(0) {
             return;
         }
         let ports = self

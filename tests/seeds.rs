@@ -114,6 +114,7 @@ fn check_seed(name: &str) {
     push_stand_in_base(&registry, seed.base, work.path());
     let (image, digest) = build_and_push(&registry, seed, work.path());
     assert_pulls_back_as(&image, &digest, work.path());
+    assert_expected_findings(&registry, seed, work.path());
 
     let podman = Podman::new();
     podman.run(&["pull", "-q", "--tls-verify=false", &image]);
@@ -187,6 +188,50 @@ fn build_and_push(registry: &Registry, seed: &Seed, work: &Path) -> (String, Str
     assert_eq!(reference, image);
     assert!(digest.starts_with("sha256:"), "{printed}");
     (image, digest.to_string())
+}
+
+/// `kiln check` on the seed spec, with the build's mirror and cache, finds
+/// what specs/NAME/expected-findings.txt lists: the finding IDs, sorted, one
+/// a line. KILN_BLESS=1 rewrites the file instead.
+fn assert_expected_findings(registry: &Registry, seed: &Seed, work: &Path) {
+    let dir = repo().join("specs").join(seed.spec);
+    let out = kiln()
+        .current_dir(work)
+        .arg("check")
+        .arg(dir.join("kiln.toml"))
+        .args(["--format", "json", "--registry-mirror"])
+        .arg(format!("docker.io={}", registry.addr))
+        .arg("--cache-dir")
+        .arg(work.join("cache"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "kiln check {} exited {}:\n{stdout}\n{}",
+        seed.spec,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let findings: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
+    let mut ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let actual: String = ids.iter().map(|id| format!("{id}\n")).collect();
+    let expected_file = dir.join("expected-findings.txt");
+    if std::env::var("KILN_BLESS").is_ok_and(|v| v == "1") {
+        fs::write(&expected_file, &actual).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(&expected_file)
+        .unwrap_or_else(|e| panic!("{}: {e} (KILN_BLESS=1 writes it)", expected_file.display()));
+    assert_eq!(
+        actual,
+        expected,
+        "kiln check {} found other rules than {} (KILN_BLESS=1 rewrites it):\n{stdout}",
+        seed.spec,
+        expected_file.display()
+    );
 }
 
 /// skopeo pulls the pushed image back, checking every blob, and the
