@@ -93,7 +93,7 @@ impl Error {
             | Error::Registry { hint, .. }
             | Error::Usage { hint, .. } => hint.as_deref(),
             Error::Policy { .. } => Some(
-                "fix them (kiln check shows all), list their IDs in [policy] ignore, or build with --no-check",
+                "fix them (kiln check shows all), allow them in [policy] with a reason, or build with --no-check",
             ),
             Error::Output { .. } | Error::Io { .. } => None,
         }

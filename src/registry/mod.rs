@@ -174,15 +174,25 @@ impl Client {
         })?;
         let mut chosen = https.clone();
         if self.insecure_allowed(host) {
+            // Ask in plain HTTP first (no credentials go with it): a TLS server
+            // answers 400 "...HTTP request to an HTTPS server" or hangs up, and
+            // a plain registry answers at once, sparing the TLS setup.
+            let http = Url::parse(&format!("http://{host}/")).expect("valid above");
             let probe = self
                 .http
-                .get(https.join("v2/").expect("static path"))
+                .get(http.join("v2/").expect("static path"))
                 .timeout(Duration::from_secs(10))
                 .send()
                 .await;
-            if let Err(e) = probe {
-                if !is_certificate_error(&e) {
-                    chosen = Url::parse(&format!("http://{host}/")).expect("valid above");
+            if let Ok(response) = probe {
+                let status = response.status();
+                let body = read_limited(response, 1024).await.unwrap_or_default();
+                let wants_tls = status == StatusCode::BAD_REQUEST
+                    && String::from_utf8_lossy(&body)
+                        .to_ascii_lowercase()
+                        .contains("https");
+                if !wants_tls {
+                    chosen = http;
                 }
             }
         }
