@@ -10,7 +10,7 @@ use kiln::{Inputs, Outputs};
 #[derive(Parser)]
 #[command(
     name = "kiln",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KILN_REVISION"), ")"),
     about = "Daemonless, reproducible OCI image builder"
 )]
 struct Cli {
@@ -30,6 +30,25 @@ enum Command {
     Build(BuildArgs),
     /// Check a spec against the hardening rules, writing nothing.
     Check(CheckArgs),
+    /// Write a commented starter kiln.toml for a directory.
+    Init(InitArgs),
+    /// Print the JSON Schema of kiln.toml, for editor completion and validation.
+    Schema,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// The directory to write kiln.toml in.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Replace an existing kiln.toml.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -226,6 +245,25 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build(args),
         Command::Check(args) => check(args),
+        Command::Init(args) => kiln::init::write(&args.dir, args.force).map(|path| {
+            tracing::info!(
+                "wrote {}; edit it, then run `kiln check` and `kiln build`",
+                path.display()
+            );
+        }),
+        Command::Schema => {
+            let schema = kiln::schema::schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schema serializes")
+            );
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
