@@ -53,6 +53,10 @@ pub struct Meta {
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,
+    /// Bytes of a regular file; 0 for the rest.
+    pub size: u64,
+    /// Which layer (from 0) last wrote the path.
+    pub layer: usize,
 }
 
 /// The base image's filesystem as the last of its layers leaves it.
@@ -141,6 +145,26 @@ pub fn resolve(base: &BaseRef, platform: &Platform) -> Result<Base> {
 }
 
 fn from_layout(dir: &Path, tag: Option<&str>, text: &str, platform: &Platform) -> Result<Base> {
+    let chosen = select_in_layout(dir, tag, text, platform)?;
+    from_manifest(dir, &chosen.manifest, text, platform, chosen.top.digest)
+}
+
+/// What a reference picked out of an OCI layout: the top descriptor (a
+/// manifest, or an index), the index itself, and the platform's manifest.
+pub struct Chosen {
+    pub top: Descriptor,
+    pub index: Option<Index>,
+    pub manifest: Descriptor,
+}
+
+/// Find the image tagged `tag` (or the only one) in the layout at `dir`,
+/// going through an index to `platform`'s manifest.
+pub fn select_in_layout(
+    dir: &Path,
+    tag: Option<&str>,
+    text: &str,
+    platform: &Platform,
+) -> Result<Chosen> {
     let fail = |msg: String| Error::base(text, msg);
     let index_path = dir.join("index.json");
     if !index_path.is_file() {
@@ -159,7 +183,7 @@ fn from_layout(dir: &Path, tag: Option<&str>, text: &str, platform: &Platform) -
         None if index.manifests.len() == 1 => index.manifests.first(),
         None => None,
     };
-    let Some(mut desc) = chosen.cloned() else {
+    let Some(top) = chosen.cloned() else {
         let names: Vec<&str> = index
             .manifests
             .iter()
@@ -181,12 +205,19 @@ fn from_layout(dir: &Path, tag: Option<&str>, text: &str, platform: &Platform) -
             }
         )));
     };
-    let top = desc.digest.clone();
-    if oci::is_index(&desc.media_type) {
-        let inner: Index = parse_json(&read_blob(dir, &desc, text)?, &index_path, text)?;
-        desc = choose_platform(&inner, platform, text)?;
+    if !oci::is_index(&top.media_type) {
+        return Ok(Chosen {
+            manifest: top.clone(),
+            top,
+            index: None,
+        });
     }
-    from_manifest(dir, &desc, text, platform, top)
+    let inner: Index = parse_json(&read_blob(dir, &top, text)?, &index_path, text)?;
+    Ok(Chosen {
+        manifest: choose_platform(&inner, platform, text)?,
+        top,
+        index: Some(inner),
+    })
 }
 
 /// The manifest for `platform` in an index, or an error listing what it has.
@@ -250,7 +281,12 @@ pub fn from_manifest(
 
     let mut fs = FsView::default();
     let mut layers = Vec::new();
-    for (desc, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+    for (n, (desc, diff_id)) in manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .enumerate()
+    {
         let compression = oci::layer_compression(&desc.media_type).ok_or_else(|| {
             fail(format!(
                 "layer {} has unsupported media type `{}`",
@@ -258,7 +294,7 @@ pub fn from_manifest(
             ))
         })?;
         let blob = blob_path(dir, desc, text)?;
-        let diff_size = read_layer(&blob, desc, compression, diff_id, &mut fs, text)?;
+        let diff_size = read_layer(&blob, desc, compression, diff_id, (&mut fs, n), text)?;
         layers.push(BaseLayer {
             descriptor: desc.clone(),
             blob,
@@ -291,12 +327,16 @@ fn pick_platform(index: &Index, want: &Platform) -> Option<Descriptor> {
         .cloned()
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path, text: &str) -> Result<T> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    path: &Path,
+    text: &str,
+) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::base(text, format!("`{}`: malformed JSON: {e}", path.display())))
 }
 
-fn read_limited(path: &Path) -> Result<Vec<u8>> {
+pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
     let file = File::open(path).ctx("open", path)?;
     let mut bytes = Vec::new();
     file.take(MAX_JSON)
@@ -312,7 +352,7 @@ pub fn blob_path(dir: &Path, desc: &Descriptor, text: &str) -> Result<PathBuf> {
 }
 
 /// Read a small blob whole, checking its size and digest.
-fn read_blob(dir: &Path, desc: &Descriptor, text: &str) -> Result<Vec<u8>> {
+pub fn read_blob(dir: &Path, desc: &Descriptor, text: &str) -> Result<Vec<u8>> {
     let path = blob_path(dir, desc, text)?;
     if desc.size > MAX_JSON {
         return Err(Error::base(
@@ -345,21 +385,13 @@ fn read_layer(
     desc: &Descriptor,
     compression: Compression,
     diff_id: &str,
-    fs: &mut FsView,
+    (fs, layer): (&mut FsView, usize),
     text: &str,
 ) -> Result<u64> {
     let file = File::open(blob).ctx("open base layer", blob)?;
-    let mut compressed = HashReader::new(BufReader::with_capacity(1 << 20, file));
-    let (uncompressed_digest, size) = {
-        let decoder = crate::compress::decoder(BufReader::new(&mut compressed), compression)
-            .ctx("read base layer", blob)?;
-        let mut tar_stream = HashReader::new(decoder);
-        apply_layer(&mut ZeroTail::new(&mut tar_stream), fs)
-            .map_err(|e| Error::base(text, format!("layer {}: {e}", desc.digest)))?;
-        tar_stream.finish().ctx("read base layer", blob)?
-    };
-    let (blob_digest, blob_size) = compressed.finish().ctx("read base layer", blob)?;
-    if blob_digest != desc.digest || blob_size != desc.size {
+    let read = apply_blob(file, compression, fs, layer)
+        .map_err(|e| Error::base(text, format!("layer {}: {e}", desc.digest)))?;
+    if read.digest != desc.digest || read.size != desc.size {
         return Err(Error::base(
             text,
             format!(
@@ -369,13 +401,45 @@ fn read_layer(
             ),
         ));
     }
-    if uncompressed_digest != diff_id {
+    if read.diff_id != diff_id {
         return Err(Error::base(
             text,
             format!("layer {} does not match its diff_id {diff_id}", desc.digest),
         ));
     }
-    Ok(size)
+    Ok(read.diff_size)
+}
+
+/// What reading a layer blob measured.
+pub struct BlobRead {
+    pub digest: String,
+    pub size: u64,
+    pub diff_id: String,
+    pub diff_size: u64,
+}
+
+/// Decompress a layer blob and apply it to `fs` as layer number `layer`,
+/// hashing both the blob and the tar inside it.
+pub fn apply_blob(
+    blob: impl Read,
+    compression: Compression,
+    fs: &mut FsView,
+    layer: usize,
+) -> std::io::Result<BlobRead> {
+    let mut compressed = HashReader::new(BufReader::with_capacity(1 << 20, blob));
+    let (diff_id, diff_size) = {
+        let decoder = crate::compress::decoder(BufReader::new(&mut compressed), compression)?;
+        let mut tar_stream = HashReader::new(decoder);
+        apply_layer(&mut ZeroTail::new(&mut tar_stream), fs, layer)?;
+        tar_stream.finish()?
+    };
+    let (digest, size) = compressed.finish()?;
+    Ok(BlobRead {
+        digest,
+        size,
+        diff_id,
+        diff_size,
+    })
 }
 
 /// Some writers (umoci 0.4) end a layer without the last entry's padding or
@@ -409,7 +473,7 @@ impl<R: Read> Read for ZeroTail<R> {
 }
 
 /// Apply one layer's entries to `fs`, honouring whiteouts and opaque directories.
-fn apply_layer(reader: &mut dyn Read, fs: &mut FsView) -> std::io::Result<()> {
+fn apply_layer(reader: &mut dyn Read, fs: &mut FsView, layer: usize) -> std::io::Result<()> {
     let mut archive = tar::Archive::new(reader);
     let mut added = BTreeSet::new();
     for entry in archive.entries()? {
@@ -466,6 +530,11 @@ fn apply_layer(reader: &mut dyn Read, fs: &mut FsView) -> std::io::Result<()> {
             uid: header.uid().unwrap_or(0) as u32,
             gid: header.gid().unwrap_or(0) as u32,
             mode: header.mode().unwrap_or(0o755) & 0o7777,
+            size: match kind {
+                Kind::File => header.size().unwrap_or(0),
+                _ => 0,
+            },
+            layer,
         };
         if kind == Kind::File && header.entry_type() != tar::EntryType::Link {
             let slot = match path.as_str() {
@@ -562,7 +631,7 @@ mod tests {
             ("app/a", Regular, b"a"),
             ("app/b", Regular, b"b"),
         ]);
-        apply_layer(&mut &l1[..], &mut fs).unwrap();
+        apply_layer(&mut &l1[..], &mut fs, 0).unwrap();
         assert_eq!(fs.passwd.as_deref(), Some(&b"root:x:0:0::/:/bin/sh\n"[..]));
         assert_eq!(fs.entries["/app/a"].uid, 7);
         let l2 = layer(&[
@@ -570,7 +639,7 @@ mod tests {
             ("app/.wh..wh..opq", Regular, b""),
             ("app/c", Regular, b"c"),
         ]);
-        apply_layer(&mut &l2[..], &mut fs).unwrap();
+        apply_layer(&mut &l2[..], &mut fs, 1).unwrap();
         assert!(fs.passwd.is_none());
         assert!(!fs.entries.contains_key("/etc/passwd"));
         assert!(!fs.entries.contains_key("/app/a"));

@@ -37,6 +37,14 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// An image `kiln inspect` cannot read.
+    #[error("image `{reference}`: {msg}")]
+    Image {
+        reference: String,
+        msg: String,
+        hint: Option<String>,
+    },
+
     /// A registry that cannot be reached, refuses, or answers wrongly.
     #[error("registry `{what}`: {msg}")]
     Registry {
@@ -78,6 +86,7 @@ impl Error {
             Error::Spec { .. }
             | Error::Source { .. }
             | Error::Base { .. }
+            | Error::Image { .. }
             | Error::Usage { .. }
             | Error::Policy { .. }
             | Error::Output { .. } => EXIT_BAD_INPUT,
@@ -90,6 +99,7 @@ impl Error {
             Error::Spec { hint, .. }
             | Error::Source { hint, .. }
             | Error::Base { hint, .. }
+            | Error::Image { hint, .. }
             | Error::Registry { hint, .. }
             | Error::Usage { hint, .. } => hint.as_deref(),
             Error::Policy { .. } => Some(
@@ -120,6 +130,7 @@ impl Error {
             Error::Spec { hint, .. }
             | Error::Source { hint, .. }
             | Error::Base { hint, .. }
+            | Error::Image { hint, .. }
             | Error::Registry { hint, .. }
             | Error::Usage { hint, .. } => *hint = Some(text.into()),
             Error::Policy { .. } | Error::Output { .. } | Error::Io { .. } => {}

@@ -18,6 +18,9 @@
 //! - `layout` / `archive`: the OCI image layout and the docker-archive, written atomically.
 //! - `push`: blobs then manifest to a registry, through `registry` (auth, TLS, mirrors).
 //!
+//! `inspect` reads any image back (registry, OCI layout, docker-archive) with
+//! the same base reader.
+//!
 //! `build` runs them in that order.
 
 pub mod accounts;
@@ -33,6 +36,7 @@ pub mod digest;
 pub mod duration;
 pub mod error;
 pub mod init;
+pub mod inspect;
 pub mod layer;
 pub mod layers;
 pub mod layout;
@@ -97,6 +101,54 @@ pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec
     let mut net = Net::new(network, None);
     let (base, plans) = resolve(&spec, &mut net)?;
     Ok(check::run(&spec, &base, &plans, &spec.policy))
+}
+
+/// Read an image's config, layers and (with `files`) every path in it.
+pub fn inspect(text: &str, opts: &inspect::Options, network: &Network) -> Result<inspect::Report> {
+    use inspect::Target;
+    let target = Target::parse(text).map_err(|msg| Error::Usage {
+        what: format!("`{text}`"),
+        msg,
+        hint: None,
+    })?;
+    let opened = match &target {
+        Target::Layout { dir, tag } => inspect::open_layout(dir, tag.as_deref(), text, opts)?,
+        Target::Archive(path) => inspect::open_archive(path, text)?,
+        Target::Registry(reference) => {
+            let mut net = Net::new(network, None);
+            let (rt, client, cache) = net.get()?;
+            rt.block_on(async {
+                let resolved = pull::resolve(client, cache, reference, &opts.platform)
+                    .await
+                    .map_err(inspect::as_image)?;
+                let mut blobs = vec![resolved.manifest.config.clone()];
+                if opts.files {
+                    blobs.extend(resolved.manifest.layers.iter().cloned());
+                }
+                pull::fetch(client, cache, &resolved, blobs).await?;
+                let index = resolved.index.clone().map(|i| {
+                    let top = oci::Descriptor {
+                        media_type: i
+                            .media_type
+                            .clone()
+                            .unwrap_or_else(|| oci::OCI_INDEX.to_string()),
+                        digest: resolved.top.clone(),
+                        size: 0,
+                        urls: None,
+                        annotations: Default::default(),
+                        platform: None,
+                    };
+                    (top, i)
+                });
+                inspect::open_store(cache.dir(), index, &resolved.desc, &resolved.manifest, text)
+            })?
+        }
+    };
+    let fs = match opts.files {
+        true => Some(inspect::read_files(&opened, text)?),
+        false => None,
+    };
+    Ok(inspect::Report::new(text, opened, fs.as_ref()))
 }
 
 /// The base image, and every path of every new layer.

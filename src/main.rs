@@ -30,6 +30,8 @@ enum Command {
     Build(BuildArgs),
     /// Check a spec against the hardening rules, writing nothing.
     Check(CheckArgs),
+    /// Show an image's config, layers and (--files) every path with its owner, without running it.
+    Inspect(InspectArgs),
     /// Write a commented starter kiln.toml for a directory.
     Init(InitArgs),
     /// Print the JSON Schema of kiln.toml, for editor completion and validation.
@@ -39,6 +41,23 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(clap::Args)]
+struct InspectArgs {
+    /// A registry reference (HOST/REPO[:TAG|@DIGEST]), oci:DIR[:TAG], or tar:FILE (a docker-archive).
+    target: String,
+    /// Also list every path: owner uid:gid (with the image's own names), mode, size, and the layer that wrote it.
+    #[arg(long)]
+    files: bool,
+    /// `text` (default) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// Which image of a multi-platform index (os/arch[/variant]); default: this machine's.
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(clap::Args)]
@@ -216,6 +235,29 @@ fn check(args: CheckArgs) -> Result<(), Error> {
     Ok(())
 }
 
+fn inspect(args: InspectArgs) -> Result<(), Error> {
+    let platform = match &args.platform {
+        Some(text) => kiln::validate::parse_platform(text).map_err(|msg| Error::Usage {
+            what: "--platform".into(),
+            msg,
+            hint: Some("e.g. linux/amd64 or linux/arm64/v8".into()),
+        })?,
+        None => kiln::validate::host_platform(),
+    };
+    let opts = kiln::inspect::Options {
+        platform,
+        files: args.files,
+    };
+    let report = kiln::inspect(&args.target, &opts, &args.registry.network())?;
+    if args.format == "json" {
+        let json = serde_json::to_string_pretty(&report).expect("report serializes");
+        println!("{json}");
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(())
+}
+
 fn parse_reference(text: &str) -> Result<kiln::reference::Reference, String> {
     kiln::reference::Reference::parse(text)
 }
@@ -245,6 +287,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build(args),
         Command::Check(args) => check(args),
+        Command::Inspect(args) => inspect(args),
         Command::Init(args) => kiln::init::write(&args.dir, args.force).map(|path| {
             tracing::info!(
                 "wrote {}; edit it, then run `kiln check` and `kiln build`",

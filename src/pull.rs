@@ -24,6 +24,38 @@ pub async fn pull(
     reference: &Reference,
     platform: &Platform,
 ) -> Result<Base> {
+    let resolved = resolve(client, cache, reference, platform).await?;
+    let blobs: Vec<Descriptor> = std::iter::once(&resolved.manifest.config)
+        .chain(&resolved.manifest.layers)
+        .cloned()
+        .collect();
+    fetch(client, cache, &resolved, blobs).await?;
+    let name = reference.to_string();
+    let mut base = base::from_manifest(cache.dir(), &resolved.desc, &name, platform, resolved.top)?;
+    base.source = Some((resolved.host, reference.repository.clone()));
+    Ok(base)
+}
+
+/// A reference resolved to the manifest for a platform, both in the cache.
+pub struct Resolved {
+    /// The digest the reference names: the index's, or the manifest's.
+    pub top: String,
+    pub index: Option<Index>,
+    pub desc: Descriptor,
+    pub manifest: Manifest,
+    /// The host blobs come from (a mirror, if one is set).
+    pub host: String,
+    pub repository: String,
+    name: String,
+}
+
+/// Fetch the manifest (through an index, for `platform`) into the cache.
+pub async fn resolve(
+    client: &Client,
+    cache: &Cache,
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<Resolved> {
     let name = reference.to_string();
     let host = client.pull_host(&reference.registry);
     let repo = reference.repository.as_str();
@@ -41,27 +73,16 @@ pub async fn pull(
         annotations: Default::default(),
         platform: None,
     };
+    let mut index = None;
     if oci::is_index(&desc.media_type) {
-        let bytes =
-            std::fs::read(cache.blob_path(&top).expect("sha256")).map_err(|e| Error::Io {
-                action: "read",
-                path: cache.dir().to_path_buf(),
-                source: e,
-            })?;
-        let index: Index = serde_json::from_slice(&bytes)
+        let parsed: Index = serde_json::from_slice(&read_cached(cache, &top)?)
             .map_err(|e| Error::base(&name, format!("index is not valid JSON: {e}")))?;
-        desc = base::choose_platform(&index, platform, &name)?;
+        desc = base::choose_platform(&parsed, platform, &name)?;
         manifest(client, cache, &host, repo, &desc.digest, &name).await?;
+        index = Some(parsed);
     }
-    desc.size = std::fs::metadata(cache.blob_path(&desc.digest).expect("sha256"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    let bytes =
-        std::fs::read(cache.blob_path(&desc.digest).expect("sha256")).map_err(|e| Error::Io {
-            action: "read",
-            path: cache.dir().to_path_buf(),
-            source: e,
-        })?;
+    let bytes = read_cached(cache, &desc.digest)?;
+    desc.size = bytes.len() as u64;
     let parsed: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::base(&name, format!("manifest is not valid JSON: {e}")))?;
     if desc.media_type.is_empty() {
@@ -70,33 +91,52 @@ pub async fn pull(
             .clone()
             .unwrap_or_else(|| oci::OCI_MANIFEST.to_string());
     }
+    Ok(Resolved {
+        top,
+        index,
+        desc,
+        manifest: parsed,
+        host,
+        repository: repo.to_string(),
+        name,
+    })
+}
 
-    let missing: Vec<Descriptor> = std::iter::once(&parsed.config)
-        .chain(&parsed.layers)
-        .filter(|d| !cache.has(d))
-        .cloned()
-        .collect();
+/// Fetch those of `blobs` the cache lacks, a few at a time, each checked
+/// against its digest.
+pub async fn fetch(
+    client: &Client,
+    cache: &Cache,
+    resolved: &Resolved,
+    blobs: Vec<Descriptor>,
+) -> Result<()> {
+    let (host, repo, name) = (&resolved.host, &resolved.repository, &resolved.name);
+    let missing: Vec<Descriptor> = blobs.into_iter().filter(|d| !cache.has(d)).collect();
     if !missing.is_empty() {
         tracing::info!("pulling {} blobs of {name} from {host}", missing.len());
     }
-    let name_ref = name.as_str();
-    futures_util::stream::iter(missing.into_iter().map(|d| {
-        let host = host.clone();
-        async move {
-            let path = cache.blob_path(&d.digest).ok_or_else(|| {
-                Error::base(name_ref, format!("`{}` is not a sha256 digest", d.digest))
-            })?;
-            let what = format!("pull {host}/{repo}@{}", d.digest);
-            retrying(&what, |_| client.fetch_blob(&host, repo, &d, &path)).await
-        }
+    futures_util::stream::iter(missing.into_iter().map(|d| async move {
+        let path = cache
+            .blob_path(&d.digest)
+            .ok_or_else(|| Error::base(name, format!("`{}` is not a sha256 digest", d.digest)))?;
+        let what = format!("pull {host}/{repo}@{}", d.digest);
+        retrying(&what, |_| client.fetch_blob(host, repo, &d, &path)).await
     }))
     .buffer_unordered(PARALLEL)
     .try_collect::<Vec<()>>()
     .await?;
+    Ok(())
+}
 
-    let mut base = base::from_manifest(cache.dir(), &desc, &name, platform, top)?;
-    base.source = Some((host, repo.to_string()));
-    Ok(base)
+fn read_cached(cache: &Cache, digest: &str) -> Result<Vec<u8>> {
+    let path = cache
+        .blob_path(digest)
+        .ok_or_else(|| Error::base(digest, "not a sha256 digest"))?;
+    std::fs::read(&path).map_err(|e| Error::Io {
+        action: "read",
+        path,
+        source: e,
+    })
 }
 
 /// Make sure the manifest `wanted` (tag or digest) is in the cache; returns its digest and media type.

@@ -966,7 +966,7 @@ fn parse_compression(text: &str) -> Result<Compression, String> {
     }
 }
 
-fn parse_platform(text: &str) -> Result<Platform, String> {
+pub fn parse_platform(text: &str) -> Result<Platform, String> {
     let parts: Vec<&str> = text.split('/').collect();
     let ok = (2..=3).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty());
     if !ok {
