@@ -12,6 +12,7 @@ use crate::digest::HashWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::Compression;
 use crate::plan::{Content, Entry, LayerPlan};
+use crate::progress::Bar;
 
 /// A finished layer blob on disk.
 #[derive(Debug, Clone)]
@@ -37,6 +38,7 @@ pub fn write(
     compression: Compression,
     level: u32,
     tee: Option<Box<dyn Write + Send>>,
+    bar: &Bar,
 ) -> Result<LayerBlob> {
     let file = File::create(out).ctx("create", out)?;
     let blob = HashWriter::new(Tee {
@@ -45,14 +47,14 @@ pub fn write(
     });
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let gzip = Encoder::new(blob, compression, level, threads).ctx("write", out)?;
-    let mut tar = HashWriter::new(gzip);
+    let mut tar = HashWriter::new(Counted { inner: gzip, bar });
     for (path, entry) in &plan.entries {
         write_entry(&mut tar, path, entry, mtime)?;
     }
     // Two zero blocks end a tar archive.
     tar.write_all(&[0u8; 1024]).ctx("write", out)?;
-    let (gzip, diff_id, diff_size) = tar.finish();
-    let blob = gzip.finish().ctx("write", out)?;
+    let (counted, diff_id, diff_size) = tar.finish();
+    let blob = counted.inner.finish().ctx("write", out)?;
     let (writer, digest, size) = blob.finish();
     writer
         .file
@@ -67,6 +69,24 @@ pub fn write(
         diff_size,
         verified: true,
     })
+}
+
+/// Tar bytes on their way to the compressor, counted for the progress bar.
+struct Counted<'a, W> {
+    inner: W,
+    bar: &'a Bar,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The blob file, and optionally a second reader of the same bytes (an
@@ -364,7 +384,17 @@ mod tests {
                 mode: 0o644,
             },
         )]);
-        let err = write(&p, &dir.path().join("out"), 0, Compression::Gzip, 1, None).unwrap_err();
+        let bar = Bar::start(crate::progress::Step::Build, "test", 0);
+        let err = write(
+            &p,
+            &dir.path().join("out"),
+            0,
+            Compression::Gzip,
+            1,
+            None,
+            &bar,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("changed while"), "{err}");
     }
 }

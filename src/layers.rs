@@ -13,6 +13,7 @@ use crate::layer::{self, LayerBlob};
 use crate::layout::Staging;
 use crate::oci::Compression;
 use crate::plan::{Content, LayerPlan};
+use crate::progress::{Bar, Step};
 
 /// Bumped whenever the bytes kiln writes for the same inputs change.
 const FORMAT: &str = "kiln-layer-1";
@@ -69,13 +70,25 @@ pub fn build(
 
 fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<LayerBlob> {
     let key = cache_key(plan, s);
+    let name = match plan.created_by.first() {
+        Some(line) => format!("layer {} {}", i + 1, line.trim_end_matches(" # kiln")),
+        None => format!("layer {}", i + 1),
+    };
+    // Tar bytes: a header and padded content per entry, two zero blocks at the end.
+    let total: u64 = 1024
+        + plan
+            .entries
+            .values()
+            .map(|e| 512 + e.content.size().div_ceil(512) * 512)
+            .sum::<u64>();
+    let bar = Bar::start(Step::Build, &name, total);
     if let Some(cached) = s.cache.and_then(|c| c.layer(&key)) {
         if !s.verify_hits {
-            tracing::debug!("layer {} from the cache", cached.digest);
+            bar.done(cached.size, "cached");
             return Ok(cached);
         }
         if verify(&cached) {
-            tracing::debug!("layer {} from the cache", cached.digest);
+            bar.done(cached.size, "cached");
             return Ok(LayerBlob {
                 verified: true,
                 ..cached
@@ -95,15 +108,22 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
         s.compression,
         s.level,
         tee,
+        &bar,
     )?;
     let path = staging.adopt(&blob.path, &blob.digest)?;
     let blob = LayerBlob { path, ..blob };
+    bar.done(blob.size, &short(&blob.digest));
     if let Some(cache) = s.cache {
         if let Err(e) = cache.store_layer(&key, &blob) {
             tracing::warn!("cannot cache layer {}: {e}", blob.digest);
         }
     }
     Ok(blob)
+}
+
+/// `sha256:` and 12 hex digits, for progress lines.
+pub fn short(digest: &str) -> String {
+    digest.chars().take(19).collect()
 }
 
 /// Whether a blob's bytes still hash to its digest.

@@ -42,6 +42,7 @@ pub mod layers;
 pub mod layout;
 pub mod oci;
 pub mod plan;
+pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod reference;
@@ -50,6 +51,7 @@ pub mod schema;
 pub mod sources;
 pub mod spec;
 pub mod stream;
+pub mod summary;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -88,11 +90,30 @@ pub struct Built {
     pub tag: String,
     pub manifest_digest: String,
     pub config_digest: String,
+    pub manifest: oci::Descriptor,
+    pub config: oci::Descriptor,
     pub layers: Vec<assemble::ImageLayer>,
     /// The OCI layout written, if any.
     pub layout: Option<PathBuf>,
     pub pushed: Option<push::Pushed>,
     pub warnings: Vec<String>,
+    /// How many of `layers` came from the base.
+    pub base_layers: usize,
+    pub timings: Timings,
+}
+
+/// Where a build's time went.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    /// Spec, base (pulled if needed), plan and checks.
+    pub resolve: std::time::Duration,
+    /// Writing (or reusing) the new layers, and uploads streamed while writing.
+    pub layers: std::time::Duration,
+    /// Config, manifest, docker-archive.
+    pub assemble: std::time::Duration,
+    /// The rest of the push: HEADs, mounts, uploads from disk, the manifest.
+    pub push: std::time::Duration,
+    pub total: std::time::Duration,
 }
 
 /// Evaluate the checks on a spec and its resolved base, writing nothing.
@@ -176,6 +197,8 @@ pub fn build(
     outputs: &Outputs,
     network: &Network,
 ) -> Result<Built> {
+    let started = std::time::Instant::now();
+    let mut timings = Timings::default();
     let spec = validate::load(spec_path, inputs)?;
     for w in &spec.warnings {
         tracing::warn!("{w}");
@@ -223,6 +246,7 @@ pub fn build(
         (None, None) => network.cache_dir.join("staging").join(&spec.name),
     };
     let staging = Staging::near(&staging_near)?;
+    timings.resolve = started.elapsed();
 
     // With --push, new layers upload while they are written.
     let streams = match &outputs.push {
@@ -250,6 +274,7 @@ pub fn build(
     };
     let blobs = layers::build(&plans, &staging, &settings)?;
     let streamed = streams.map(|s| s.finish(&blobs)).unwrap_or_default();
+    timings.layers = started.elapsed() - timings.resolve;
     let new: Vec<(Vec<String>, LayerBlob)> = plans
         .iter()
         .map(|p| p.created_by.clone())
@@ -263,6 +288,7 @@ pub fn build(
         let repo_tag = format!("{}:{}", spec.name, spec.tag);
         archive::write(tar, &image, &repo_tag, spec.created.unix)?;
     }
+    timings.assemble = started.elapsed() - timings.resolve - timings.layers;
     let pushed = match &outputs.push {
         Some(target) => {
             let (rt, client, _) = net.get()?;
@@ -281,6 +307,7 @@ pub fn build(
         }
         None => None,
     };
+    timings.push = started.elapsed() - timings.resolve - timings.layers - timings.assemble;
     if let Some(dest) = &layout_dest {
         staging.commit_layout(&image, &spec.tag, dest)?;
     }
@@ -295,12 +322,19 @@ pub fn build(
     Ok(Built {
         name: spec.name,
         tag: spec.tag,
-        manifest_digest: image.manifest_descriptor.digest,
-        config_digest: image.config_descriptor.digest,
+        manifest_digest: image.manifest_descriptor.digest.clone(),
+        config_digest: image.config_descriptor.digest.clone(),
+        manifest: image.manifest_descriptor,
+        config: image.config_descriptor,
         layers: image.layers,
         layout: layout_dest,
         pushed,
         warnings: spec.warnings,
+        base_layers: base.layers.len(),
+        timings: Timings {
+            total: started.elapsed(),
+            ..timings
+        },
     })
 }
 

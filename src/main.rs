@@ -17,7 +17,7 @@ struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// Only errors on stderr.
+    /// No progress bars: one plain line per step, as when stderr is not a terminal.
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -129,6 +129,9 @@ struct BuildArgs {
     /// Also push under this tag (repeatable).
     #[arg(long = "tag", value_name = "TAG", requires = "push")]
     tags: Vec<String>,
+    /// `text` (default: the image reference on stdout) or `json` (digests, layers, bytes pushed, timings).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -334,16 +337,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
         tags: args.tags,
     };
     let network = args.registry.network();
-    let started = std::time::Instant::now();
     let built = kiln::build(&args.spec, &inputs, &outputs, &network)?;
-    for layer in &built.layers {
-        tracing::info!(
-            "layer {} {} bytes ({} uncompressed)",
-            layer.descriptor.digest,
-            layer.descriptor.size,
-            layer.diff_size
-        );
-    }
     if let Some(dir) = built.layout.as_ref() {
         tracing::info!("wrote OCI layout {}", dir.display());
     }
@@ -352,14 +346,21 @@ fn build(args: BuildArgs) -> Result<(), Error> {
     }
     if let Some(p) = &built.pushed {
         tracing::info!(
-            "pushed: {} blobs uploaded ({} bytes), {} mounted, {} already there",
+            "pushed {}: {} blobs uploaded ({}), {} mounted, {} already there",
+            p.reference,
             p.uploaded,
-            p.uploaded_bytes,
+            kiln::inspect::report::human(p.uploaded_bytes),
             p.mounted,
             p.skipped
         );
     }
-    tracing::info!("built in {:.2?}", started.elapsed());
+    tracing::info!("built in {:.2?}", built.timings.total);
+    if args.format == "json" {
+        let summary = kiln::summary::Summary::new(&built, outputs.tar.as_deref());
+        let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
+        println!("{json}");
+        return Ok(());
+    }
     match &built.pushed {
         Some(p) => println!("{}", p.reference),
         None => println!("{}:{}@{}", built.name, built.tag, built.manifest_digest),
@@ -379,18 +380,26 @@ fn fixed_mmap_threshold() {
     }
 }
 
+/// Bars when stderr is a terminal (and not --quiet); plain step lines otherwise.
 fn init_logging(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "info",
-        (false, 1) => "debug",
-        (false, _) => "trace",
+    use std::io::IsTerminal;
+    let terminal =
+        std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");
+    kiln::progress::init(if terminal && !quiet {
+        kiln::progress::Mode::Bars
+    } else {
+        kiln::progress::Mode::Plain
+    });
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(kiln::progress::Stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()

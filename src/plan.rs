@@ -23,6 +23,17 @@ pub enum Content {
     Symlink(String),
 }
 
+impl Content {
+    /// Bytes of file content this entry puts in a layer.
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::File { size, .. } => *size,
+            Content::Bytes(b) => b.len() as u64,
+            Content::Dir | Content::Symlink(_) => 0,
+        }
+    }
+}
+
 pub struct Entry {
     pub content: Content,
     pub uid: u32,

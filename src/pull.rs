@@ -10,6 +10,7 @@ use crate::cache::Cache;
 use crate::digest;
 use crate::error::{Error, Result};
 use crate::oci::{self, Descriptor, Index, Manifest};
+use crate::progress::{Bar, Step};
 use crate::reference::Reference;
 use crate::registry::retry::retrying;
 use crate::registry::{self, Client};
@@ -120,7 +121,10 @@ pub async fn fetch(
             .blob_path(&d.digest)
             .ok_or_else(|| Error::base(name, format!("`{}` is not a sha256 digest", d.digest)))?;
         let what = format!("pull {host}/{repo}@{}", d.digest);
-        retrying(&what, |_| client.fetch_blob(host, repo, &d, &path)).await
+        let bar = Bar::start(Step::Pull, &crate::layers::short(&d.digest), d.size);
+        retrying(&what, |_| client.fetch_blob(host, repo, &d, &path, &bar)).await?;
+        bar.done(d.size, "");
+        Ok(())
     }))
     .buffer_unordered(PARALLEL)
     .try_collect::<Vec<()>>()

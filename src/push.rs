@@ -9,6 +9,8 @@ use futures_util::StreamExt;
 
 use crate::assemble::Image;
 use crate::error::Result;
+use crate::layers::short;
+use crate::progress::{Bar, Step};
 use crate::reference::Reference;
 use crate::registry::retry::retrying;
 use crate::registry::{self, Client};
@@ -19,16 +21,21 @@ const PARALLEL: usize = 4;
 pub struct Pushed {
     /// `host/repo:tag@sha256:...` for the first tag.
     pub reference: String,
+    /// `host/repo:tag@sha256:...` for every tag.
+    pub references: Vec<String>,
     pub digest: String,
     pub uploaded: usize,
     pub uploaded_bytes: u64,
     pub mounted: usize,
+    pub mounted_bytes: u64,
+    /// Blobs the registry already had.
     pub skipped: usize,
+    pub skipped_bytes: u64,
 }
 
 enum Outcome {
-    Skipped,
-    Mounted,
+    Skipped(u64),
+    Mounted(u64),
     Uploaded(u64),
 }
 
@@ -44,11 +51,11 @@ struct Blob {
 
 async fn push_blob(client: &Client, host: &str, repo: &str, b: &Blob) -> Result<Outcome> {
     if client.blob_exists(host, repo, &b.digest).await? {
-        return Ok(Outcome::Skipped);
+        return Ok(Outcome::Skipped(b.size));
     }
     if let Some(from) = &b.mount_from {
         if client.mount(host, repo, from, &b.digest).await? {
-            return Ok(Outcome::Mounted);
+            return Ok(Outcome::Mounted(b.size));
         }
     }
     if b.verify && !crate::layers::verify_file(&b.path, &b.digest, b.size) {
@@ -60,9 +67,11 @@ async fn push_blob(client: &Client, host: &str, repo: &str, b: &Blob) -> Result<
             "build again: kiln rebuilds the layer",
         ));
     }
+    let bar = Bar::start(Step::Push, &short(&b.digest), b.size);
     client
-        .upload(host, repo, &b.digest, b.size, &b.path)
+        .upload(host, repo, &b.digest, b.size, &b.path, &bar)
         .await?;
+    bar.done(b.size, "");
     Ok(Outcome::Uploaded(b.size))
 }
 
@@ -152,8 +161,14 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
     };
     for o in outcomes {
         match o {
-            Outcome::Skipped => pushed.skipped += 1,
-            Outcome::Mounted => pushed.mounted += 1,
+            Outcome::Skipped(n) => {
+                pushed.skipped += 1;
+                pushed.skipped_bytes += n;
+            }
+            Outcome::Mounted(n) => {
+                pushed.mounted += 1;
+                pushed.mounted_bytes += n;
+            }
             Outcome::Uploaded(n) => {
                 pushed.uploaded += 1;
                 pushed.uploaded_bytes += n;
@@ -165,6 +180,7 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
         .filter(|b| streamed.contains(&b.digest))
         .count();
     pushed.skipped -= streamed_count.min(pushed.skipped);
+    pushed.skipped_bytes -= streamed_bytes.min(pushed.skipped_bytes);
     pushed.uploaded += streamed_count;
     pushed.uploaded_bytes += streamed_bytes;
 
@@ -194,6 +210,10 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
             ));
         }
     }
-    pushed.reference = format!("{host}/{repo}:{}@{}", all_tags[0], pushed.digest);
+    pushed.references = all_tags
+        .iter()
+        .map(|t| format!("{host}/{repo}:{t}@{}", pushed.digest))
+        .collect();
+    pushed.reference = pushed.references[0].clone();
     Ok(pushed)
 }

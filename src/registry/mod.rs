@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
 };
@@ -382,7 +382,9 @@ impl Client {
         repo: &str,
         desc: &oci::Descriptor,
         dest: &Path,
+        bar: &crate::progress::Bar,
     ) -> Result<(), Error> {
+        bar.restart();
         let scopes = [format!("repository:{repo}:pull")];
         let path = format!("v2/{repo}/blobs/{}", desc.digest);
         let response = self
@@ -412,6 +414,7 @@ impl Client {
             if size > desc.size {
                 break;
             }
+            bar.inc(chunk.len() as u64);
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(|e| Error::Io {
                 action: "write",
@@ -497,6 +500,7 @@ impl Client {
         digest: &str,
         size: u64,
         file: &Path,
+        bar: &crate::progress::Bar,
     ) -> Result<(), Error> {
         let what = format!("{host}/{repo}@{digest}");
         let scopes = [format!("repository:{repo}:pull,push")];
@@ -508,10 +512,15 @@ impl Client {
                     // 1 MiB reads: reqwest's own File body reads 4 KiB at a time, each a
                     // trip to the blocking pool, which capped uploads near 100 MB/s.
                     Ok(f) => {
-                        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                        bar.restart();
+                        let chunks = tokio_util::io::ReaderStream::with_capacity(
                             tokio::fs::File::from_std(f),
                             1 << 20,
-                        ))
+                        );
+                        let counter = bar.counter();
+                        reqwest::Body::wrap_stream(
+                            chunks.inspect_ok(move |c| counter.inc(c.len() as u64)),
+                        )
                     }
                     Err(_) => reqwest::Body::from(Vec::new()),
                 };

@@ -1,0 +1,122 @@
+//! `kiln build --format json`: what a build made, for CI to read.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::Built;
+
+#[derive(Serialize)]
+pub struct Summary<'a> {
+    pub name: &'a str,
+    pub tag: &'a str,
+    /// `HOST/REPO:TAG@DIGEST` for each pushed tag, else `NAME:TAG@DIGEST`.
+    pub references: Vec<String>,
+    pub manifest: Blob<'a>,
+    pub config: Blob<'a>,
+    pub layers: Vec<Layer<'a>>,
+    pub oci: Option<&'a Path>,
+    pub tar: Option<&'a Path>,
+    pub push: Option<Push<'a>>,
+    pub timings_ms: Timings,
+    pub warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+pub struct Blob<'a> {
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    pub size: u64,
+}
+
+#[derive(Serialize)]
+pub struct Layer<'a> {
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    pub size: u64,
+    pub diff_id: &'a str,
+    pub diff_size: u64,
+    /// Taken unchanged from the base image.
+    pub from_base: bool,
+}
+
+#[derive(Serialize)]
+pub struct Push<'a> {
+    pub reference: &'a str,
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub mounted: usize,
+    pub mounted_bytes: u64,
+    /// Blobs the registry already had.
+    pub skipped: usize,
+    pub skipped_bytes: u64,
+}
+
+#[derive(Serialize)]
+pub struct Timings {
+    pub resolve: u64,
+    pub layers: u64,
+    pub assemble: u64,
+    pub push: u64,
+    pub total: u64,
+}
+
+impl<'a> Summary<'a> {
+    pub fn new(built: &'a Built, tar: Option<&'a Path>) -> Summary<'a> {
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        let t = &built.timings;
+        Summary {
+            name: &built.name,
+            tag: &built.tag,
+            references: match &built.pushed {
+                Some(p) => p.references.clone(),
+                None => vec![format!(
+                    "{}:{}@{}",
+                    built.name, built.tag, built.manifest.digest
+                )],
+            },
+            manifest: blob(&built.manifest),
+            config: blob(&built.config),
+            layers: built
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Layer {
+                    digest: &l.descriptor.digest,
+                    media_type: &l.descriptor.media_type,
+                    size: l.descriptor.size,
+                    diff_id: &l.diff_id,
+                    diff_size: l.diff_size,
+                    from_base: i < built.base_layers,
+                })
+                .collect(),
+            oci: built.layout.as_deref(),
+            tar,
+            push: built.pushed.as_ref().map(|p| Push {
+                reference: &p.reference,
+                uploaded: p.uploaded,
+                uploaded_bytes: p.uploaded_bytes,
+                mounted: p.mounted,
+                mounted_bytes: p.mounted_bytes,
+                skipped: p.skipped,
+                skipped_bytes: p.skipped_bytes,
+            }),
+            timings_ms: Timings {
+                resolve: ms(t.resolve),
+                layers: ms(t.layers),
+                assemble: ms(t.assemble),
+                push: ms(t.push),
+                total: ms(t.total),
+            },
+            warnings: &built.warnings,
+        }
+    }
+}
+
+fn blob(d: &crate::oci::Descriptor) -> Blob<'_> {
+    Blob {
+        digest: &d.digest,
+        media_type: &d.media_type,
+        size: d.size,
+    }
+}
