@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the real tools the tests check kiln's images with (Debian packages):
 # skopeo, umoci, podman + runc, docker-registry, a static busybox, file,
-# openssl and htpasswd (apache2-utils) for the TLS and token registries.
+# openssl and htpasswd (apache2-utils) for the TLS and token registries, and
+# tmux, a real terminal for the progress-bar tests.
 set -euo pipefail
 
 need=()
-for tool in skopeo umoci podman runc docker-registry file openssl htpasswd; do
+for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || need+=("$tool")
 done
 file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
@@ -17,4 +18,4 @@ SUDO=""
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
   skopeo umoci podman runc docker-registry busybox-static file uidmap ca-certificates \
-  apache2-utils openssl
+  apache2-utils openssl tmux
