@@ -12,7 +12,7 @@ use crate::duration;
 use crate::error::{Error, Result};
 use crate::layer::LayerBlob;
 use crate::oci::{self, Compression, Descriptor, Manifest};
-use crate::validate::{Format, Spec};
+use crate::validate::{Format, Platform, Spec};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -107,6 +107,40 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
         manifest_descriptor,
         layers,
     })
+}
+
+/// The index of a multi-platform build: a Docker manifest list for
+/// Docker-format images (what docker pull expects with them), else an OCI index.
+pub struct ImageIndex {
+    pub bytes: Vec<u8>,
+    pub descriptor: Descriptor,
+}
+
+pub fn index(format: Format, images: &[(&Platform, &Image)]) -> ImageIndex {
+    let media_type = match format {
+        Format::Docker => oci::DOCKER_LIST,
+        Format::Oci => oci::OCI_INDEX,
+    };
+    let manifests = images
+        .iter()
+        .map(|(p, image)| Descriptor {
+            platform: Some(oci::Platform {
+                architecture: p.arch.clone(),
+                os: p.os.clone(),
+                variant: p.variant.clone(),
+            }),
+            ..image.manifest_descriptor.clone()
+        })
+        .collect();
+    let index = oci::Index {
+        schema_version: 2,
+        media_type: Some(media_type.to_string()),
+        manifests,
+        annotations: Default::default(),
+    };
+    let bytes = serde_json::to_vec(&index).expect("index serializes");
+    let descriptor = descriptor(media_type, &digest::sha256(&bytes), bytes.len() as u64);
+    ImageIndex { bytes, descriptor }
 }
 
 fn descriptor(media_type: &str, digest: &str, size: u64) -> Descriptor {

@@ -1,6 +1,7 @@
 //! Every planned layer, built several at once, or taken from the cache when
 //! its inputs are unchanged: an unchanged rebuild compresses nothing.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -28,6 +29,9 @@ pub struct Settings<'a> {
     pub verify_hits: bool,
     /// Where a layer's compressed bytes also go while it is written (an upload).
     pub tee: Option<&'a (dyn Fn(usize) -> Option<Box<dyn std::io::Write + Send>> + Sync)>,
+    /// Layers already made in this run, by key: a layer that is the same on
+    /// every platform is written once, cache or no cache.
+    pub made: &'a Mutex<BTreeMap<String, LayerBlob>>,
 }
 
 pub fn build(
@@ -82,6 +86,16 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
             .map(|e| 512 + e.content.size().div_ceil(512) * 512)
             .sum::<u64>();
     let bar = Bar::start(Step::Build, &name, total);
+    let made = s
+        .made
+        .lock()
+        .expect("no panics while holding the lock")
+        .get(&key)
+        .cloned();
+    if let Some(blob) = made {
+        bar.done(blob.size, "same as for another platform");
+        return Ok(blob);
+    }
     if let Some(cached) = s.cache.and_then(|c| c.layer(&key)) {
         if !s.verify_hits {
             bar.done(cached.size, "cached");
@@ -103,7 +117,7 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
     let tee = s.tee.and_then(|t| t(i));
     let blob = layer::write(
         plan,
-        &staging.scratch_path(i),
+        &staging.scratch_path(),
         s.mtime,
         s.compression,
         s.level,
@@ -112,6 +126,10 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
     )?;
     let path = staging.adopt(&blob.path, &blob.digest)?;
     let blob = LayerBlob { path, ..blob };
+    s.made
+        .lock()
+        .expect("no panics while holding the lock")
+        .insert(key.clone(), blob.clone());
     bar.done(blob.size, &short(&blob.digest));
     if let Some(cache) = s.cache {
         if let Err(e) = cache.store_layer(&key, &blob) {

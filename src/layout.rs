@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use crate::assemble::Image;
 use crate::error::{Error, IoContext, Result};
-use crate::oci::{self, Index};
+use crate::oci::{self, Descriptor, Index};
 
 pub struct Staging {
     dir: tempfile::TempDir,
+    scratch: std::sync::atomic::AtomicUsize,
 }
 
 impl Staging {
@@ -28,7 +29,10 @@ impl Staging {
             .ctx("create a staging directory in", &parent)?;
         let blobs = dir.path().join("blobs/sha256");
         fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
-        Ok(Staging { dir })
+        Ok(Staging {
+            dir,
+            scratch: Default::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -40,8 +44,11 @@ impl Staging {
         self.dir.path().join("blobs/sha256").join(hex)
     }
 
-    /// A scratch file for a layer being written, renamed once its digest is known.
-    pub fn scratch_path(&self, n: usize) -> PathBuf {
+    /// A fresh scratch file for a layer being written, renamed once its digest is known.
+    pub fn scratch_path(&self) -> PathBuf {
+        let n = self
+            .scratch
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.dir.path().join(format!("layer-{n}.tmp"))
     }
 
@@ -70,9 +77,16 @@ impl Staging {
         Ok(())
     }
 
-    /// Complete the layout (base blobs, oci-layout, index.json) and move it to `dest`.
-    pub fn commit_layout(self, image: &Image, tag: &str, dest: &Path) -> Result<()> {
-        for layer in &image.layers {
+    /// Complete the layout (base blobs, oci-layout, index.json naming `top`,
+    /// one image's manifest or the index of several) and move it to `dest`.
+    pub fn commit_layout(
+        self,
+        images: &[&Image],
+        top: &Descriptor,
+        tag: &str,
+        dest: &Path,
+    ) -> Result<()> {
+        for layer in images.iter().flat_map(|i| &i.layers) {
             if layer.blob.parent() != Some(&self.dir.path().join("blobs/sha256")) {
                 self.import(&layer.blob, &layer.descriptor.digest)?;
             }
@@ -80,7 +94,7 @@ impl Staging {
         let staged = self.dir.path();
         let layout = staged.join("oci-layout");
         fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).ctx("write", &layout)?;
-        let mut manifest = image.manifest_descriptor.clone();
+        let mut manifest = top.clone();
         manifest
             .annotations
             .insert(oci::REF_NAME.to_string(), tag.to_string());

@@ -28,6 +28,7 @@ pub mod archive;
 pub mod args;
 pub mod assemble;
 pub mod base;
+pub mod build;
 pub mod cache;
 pub mod check;
 pub mod compress;
@@ -57,8 +58,6 @@ pub mod validate;
 use std::path::{Path, PathBuf};
 
 use error::{Error, Result};
-use layer::LayerBlob;
-use layout::Staging;
 
 pub use validate::Inputs;
 
@@ -88,18 +87,24 @@ pub struct Network {
 pub struct Built {
     pub name: String,
     pub tag: String,
-    pub manifest_digest: String,
-    pub config_digest: String,
-    pub manifest: oci::Descriptor,
-    pub config: oci::Descriptor,
-    pub layers: Vec<assemble::ImageLayer>,
+    /// The image's manifest, or the index of several platforms' images.
+    pub top: oci::Descriptor,
+    pub images: Vec<BuiltImage>,
     /// The OCI layout written, if any.
     pub layout: Option<PathBuf>,
     pub pushed: Option<push::Pushed>,
     pub warnings: Vec<String>,
+    pub timings: Timings,
+}
+
+/// One platform's image.
+pub struct BuiltImage {
+    pub platform: String,
+    pub manifest: oci::Descriptor,
+    pub config: oci::Descriptor,
+    pub layers: Vec<assemble::ImageLayer>,
     /// How many of `layers` came from the base.
     pub base_layers: usize,
-    pub timings: Timings,
 }
 
 /// Where a build's time went.
@@ -173,7 +178,10 @@ pub fn inspect(text: &str, opts: &inspect::Options, network: &Network) -> Result
 }
 
 /// The base image, and every path of every new layer.
-fn resolve(spec: &validate::Spec, net: &mut Net) -> Result<(base::Base, Vec<plan::LayerPlan>)> {
+pub(crate) fn resolve(
+    spec: &validate::Spec,
+    net: &mut Net,
+) -> Result<(base::Base, Vec<plan::LayerPlan>)> {
     let base = match &spec.base {
         validate::BaseRef::Registry(r) => {
             let (rt, client, cache) = net.get()?;
@@ -190,157 +198,20 @@ fn resolve(spec: &validate::Spec, net: &mut Net) -> Result<(base::Base, Vec<plan
     Ok((base, plans))
 }
 
-/// Build the image that the spec at `spec_path` describes.
+/// Build the image (or, for several platforms, the images and their
+/// index) that the spec at `spec_path` describes.
 pub fn build(
     spec_path: &Path,
     inputs: &Inputs,
     outputs: &Outputs,
     network: &Network,
 ) -> Result<Built> {
-    let started = std::time::Instant::now();
-    let mut timings = Timings::default();
-    let spec = validate::load(spec_path, inputs)?;
-    for w in &spec.warnings {
-        tracing::warn!("{w}");
-    }
-    let layer_cache = match network.layer_cache {
-        false => None,
-        true => cache::Cache::open(&network.cache_dir)
-            .map_err(|e| tracing::warn!("building without a layer cache: {e}"))
-            .ok(),
-    };
-    let mut net = Net::new(network, outputs.push.as_ref().map(|r| r.registry.as_str()));
-    let (base, plans) = resolve(&spec, &mut net)?;
-    let findings = check::run(&spec, &base, &plans, &spec.policy);
-    for f in &findings {
-        let at =
-            f.at.as_deref()
-                .map(|a| format!(" ({a})"))
-                .unwrap_or_default();
-        match f.severity {
-            check::Severity::Error => tracing::error!("{}[{}] {}{at}", "check", f.id, f.message),
-            check::Severity::Warning => tracing::warn!("{}[{}] {}{at}", "check", f.id, f.message),
-            check::Severity::Info => tracing::debug!("{}[{}] {}{at}", "check", f.id, f.message),
-        }
-    }
-    let errors: Vec<&check::Finding> = findings
-        .iter()
-        .filter(|f| f.severity == check::Severity::Error)
-        .collect();
-    if spec.enforce && !errors.is_empty() {
-        return Err(Error::Policy {
-            count: errors.len(),
-            first: format!("{} {}", errors[0].id, errors[0].message),
-        });
-    }
-
-    let default_layout = PathBuf::from("kiln-out").join(&spec.name);
-    let layout_dest = match (&outputs.layout, &outputs.tar, &outputs.push) {
-        (Some(dir), _, _) => Some(dir.clone()),
-        (None, None, None) => Some(default_layout),
-        _ => None,
-    };
-    let staging_near = match (&layout_dest, &outputs.tar) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(tar)) => tar.clone(),
-        (None, None) => network.cache_dir.join("staging").join(&spec.name),
-    };
-    let staging = Staging::near(&staging_near)?;
-    timings.resolve = started.elapsed();
-
-    // With --push, new layers upload while they are written.
-    let streams = match &outputs.push {
-        Some(target) if target.digest.is_none() => {
-            let (rt, client, _) = net.get()?;
-            Some(stream::Streams::new(
-                rt.handle().clone(),
-                client.clone(),
-                &target.registry,
-                &target.repository,
-            ))
-        }
-        _ => None,
-    };
-    let tee = |i: usize| streams.as_ref().and_then(|s| s.tee(i));
-    let settings = layers::Settings {
-        mtime: spec.created.unix,
-        compression: spec.compression,
-        level: spec.compression_level,
-        cache: layer_cache.as_ref(),
-        verify_hits: outputs.layout.is_some() || outputs.tar.is_some() || outputs.push.is_none(),
-        tee: streams
-            .as_ref()
-            .map(|_| &tee as &(dyn Fn(usize) -> Option<Box<dyn std::io::Write + Send>> + Sync)),
-    };
-    let blobs = layers::build(&plans, &staging, &settings)?;
-    let streamed = streams.map(|s| s.finish(&blobs)).unwrap_or_default();
-    timings.layers = started.elapsed() - timings.resolve;
-    let new: Vec<(Vec<String>, LayerBlob)> = plans
-        .iter()
-        .map(|p| p.created_by.clone())
-        .zip(blobs)
-        .collect();
-    let image = assemble::assemble(&spec, &base, &new)?;
-    staging.put_blob(&image.config_descriptor.digest, &image.config)?;
-    staging.put_blob(&image.manifest_descriptor.digest, &image.manifest)?;
-
-    if let Some(tar) = &outputs.tar {
-        let repo_tag = format!("{}:{}", spec.name, spec.tag);
-        archive::write(tar, &image, &repo_tag, spec.created.unix)?;
-    }
-    timings.assemble = started.elapsed() - timings.resolve - timings.layers;
-    let pushed = match &outputs.push {
-        Some(target) => {
-            let (rt, client, _) = net.get()?;
-            let config_path = staging.blob_path(&image.config_descriptor.digest);
-            let request = push::Request {
-                image: &image,
-                config_path,
-                target,
-                tags: &outputs.tags,
-                base_source: base.source.as_ref(),
-                base_layers: base.layers.len(),
-                streamed: &streamed,
-            };
-            let future = push::push(client, request);
-            Some(rt.block_on(future)?)
-        }
-        None => None,
-    };
-    timings.push = started.elapsed() - timings.resolve - timings.layers - timings.assemble;
-    if let Some(dest) = &layout_dest {
-        staging.commit_layout(&image, &spec.tag, dest)?;
-    }
-    if let Some(file) = &outputs.digest_file {
-        let line = pushed
-            .as_ref()
-            .map_or(image.manifest_descriptor.digest.clone(), |p| {
-                p.reference.clone()
-            });
-        layout::write_atomic(file, format!("{line}\n").as_bytes())?;
-    }
-    Ok(Built {
-        name: spec.name,
-        tag: spec.tag,
-        manifest_digest: image.manifest_descriptor.digest.clone(),
-        config_digest: image.config_descriptor.digest.clone(),
-        manifest: image.manifest_descriptor,
-        config: image.config_descriptor,
-        layers: image.layers,
-        layout: layout_dest,
-        pushed,
-        warnings: spec.warnings,
-        base_layers: base.layers.len(),
-        timings: Timings {
-            total: started.elapsed(),
-            ..timings
-        },
-    })
+    build::build(spec_path, inputs, outputs, network)
 }
 
 /// The network edge, set up on first use: a one-worker runtime, the
 /// registry client and the cache.
-struct Net<'a> {
+pub(crate) struct Net<'a> {
     network: &'a Network,
     push_host: Option<String>,
     ready: Option<(
@@ -351,7 +222,7 @@ struct Net<'a> {
 }
 
 impl<'a> Net<'a> {
-    fn new(network: &'a Network, push_host: Option<&str>) -> Self {
+    pub(crate) fn new(network: &'a Network, push_host: Option<&str>) -> Self {
         Net {
             network,
             push_host: push_host.map(str::to_string),
@@ -359,7 +230,7 @@ impl<'a> Net<'a> {
         }
     }
 
-    fn get(
+    pub(crate) fn get(
         &mut self,
     ) -> Result<(
         &tokio::runtime::Runtime,

@@ -363,7 +363,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
     }
     match &built.pushed {
         Some(p) => println!("{}", p.reference),
-        None => println!("{}:{}@{}", built.name, built.tag, built.manifest_digest),
+        None => println!("{}:{}@{}", built.name, built.tag, built.top.digest),
     }
     Ok(())
 }

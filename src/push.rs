@@ -33,6 +33,18 @@ pub struct Pushed {
     pub skipped_bytes: u64,
 }
 
+impl Pushed {
+    /// Add another image's counts (one platform of several).
+    pub fn add(&mut self, other: &Pushed) {
+        self.uploaded += other.uploaded;
+        self.uploaded_bytes += other.uploaded_bytes;
+        self.mounted += other.mounted;
+        self.mounted_bytes += other.mounted_bytes;
+        self.skipped += other.skipped;
+        self.skipped_bytes += other.skipped_bytes;
+    }
+}
+
 enum Outcome {
     Skipped(u64),
     Mounted(u64),
@@ -85,6 +97,9 @@ pub struct Request<'a> {
     pub base_layers: usize,
     /// Blobs already uploaded while they were written (see `stream`).
     pub streamed: &'a [String],
+    /// Put the manifest under its digest only: it is one platform of an
+    /// index, which gets the tags.
+    pub by_digest: bool,
 }
 
 pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
@@ -96,6 +111,7 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
         base_source,
         base_layers,
         streamed,
+        by_digest,
     } = request;
     let host = target.registry.as_str();
     let repo = target.repository.as_str();
@@ -184,36 +200,64 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
     pushed.uploaded += streamed_count;
     pushed.uploaded_bytes += streamed_bytes;
 
-    // Every blob is in place: now the manifest, under each tag.
+    // Every blob is in place: now the manifest.
     let media_type = &image.manifest_descriptor.media_type;
+    pushed.references = if by_digest {
+        let what = format!("push {host}/{repo}@{}", pushed.digest);
+        retrying(&what, |_| {
+            client.put_manifest(host, repo, &pushed.digest, &image.manifest, media_type)
+        })
+        .await?;
+        vec![format!("{host}/{repo}@{}", pushed.digest)]
+    } else {
+        put_tagged(
+            client,
+            target,
+            tags,
+            &image.manifest,
+            media_type,
+            &pushed.digest,
+        )
+        .await?
+    };
+    pushed.reference = pushed.references[0].clone();
+    Ok(pushed)
+}
+
+/// PUT a manifest (or index) under the target's tag and each extra tag;
+/// returns `host/repo:tag@digest` for each.
+pub async fn put_tagged(
+    client: &Client,
+    target: &Reference,
+    tags: &[String],
+    bytes: &[u8],
+    media_type: &str,
+    digest: &str,
+) -> Result<Vec<String>> {
+    let host = target.registry.as_str();
+    let repo = target.repository.as_str();
     let mut all_tags = vec![target.tag_or_latest().to_string()];
-    all_tags.extend(
-        tags.iter()
-            .filter(|t| !all_tags.contains(t))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    for t in tags {
+        if !all_tags.contains(t) {
+            all_tags.push(t.clone());
+        }
+    }
     for tag in &all_tags {
         let what = format!("push {host}/{repo}:{tag}");
         let reported = retrying(&what, |_| {
-            client.put_manifest(host, repo, tag, &image.manifest, media_type)
+            client.put_manifest(host, repo, tag, bytes, media_type)
         })
         .await?;
-        if let Some(d) = reported.filter(|d| *d != pushed.digest) {
+        if let Some(d) = reported.filter(|d| d != digest) {
             return Err(registry::error(
                 &format!("{host}/{repo}:{tag}"),
-                format!(
-                    "the registry stored the manifest as {d}, not {}",
-                    pushed.digest
-                ),
+                format!("the registry stored the manifest as {d}, not {digest}"),
                 "the registry rewrote the manifest; push to a registry that keeps manifests as sent",
             ));
         }
     }
-    pushed.references = all_tags
+    Ok(all_tags
         .iter()
-        .map(|t| format!("{host}/{repo}:{t}@{}", pushed.digest))
-        .collect();
-    pushed.reference = pushed.references[0].clone();
-    Ok(pushed)
+        .map(|t| format!("{host}/{repo}:{t}@{digest}"))
+        .collect())
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::Built;
+use crate::oci::Descriptor;
 
 #[derive(Serialize)]
 pub struct Summary<'a> {
@@ -12,9 +13,10 @@ pub struct Summary<'a> {
     pub tag: &'a str,
     /// `HOST/REPO:TAG@DIGEST` for each pushed tag, else `NAME:TAG@DIGEST`.
     pub references: Vec<String>,
+    /// The image's manifest, or the index when several platforms were built.
     pub manifest: Blob<'a>,
-    pub config: Blob<'a>,
-    pub layers: Vec<Layer<'a>>,
+    /// One entry per platform.
+    pub images: Vec<Image<'a>>,
     pub oci: Option<&'a Path>,
     pub tar: Option<&'a Path>,
     pub push: Option<Push<'a>>,
@@ -27,6 +29,14 @@ pub struct Blob<'a> {
     pub digest: &'a str,
     pub media_type: &'a str,
     pub size: u64,
+}
+
+#[derive(Serialize)]
+pub struct Image<'a> {
+    pub platform: &'a str,
+    pub manifest: Blob<'a>,
+    pub config: Blob<'a>,
+    pub layers: Vec<Layer<'a>>,
 }
 
 #[derive(Serialize)]
@@ -70,24 +80,29 @@ impl<'a> Summary<'a> {
             tag: &built.tag,
             references: match &built.pushed {
                 Some(p) => p.references.clone(),
-                None => vec![format!(
-                    "{}:{}@{}",
-                    built.name, built.tag, built.manifest.digest
-                )],
+                None => vec![format!("{}:{}@{}", built.name, built.tag, built.top.digest)],
             },
-            manifest: blob(&built.manifest),
-            config: blob(&built.config),
-            layers: built
-                .layers
+            manifest: blob(&built.top),
+            images: built
+                .images
                 .iter()
-                .enumerate()
-                .map(|(i, l)| Layer {
-                    digest: &l.descriptor.digest,
-                    media_type: &l.descriptor.media_type,
-                    size: l.descriptor.size,
-                    diff_id: &l.diff_id,
-                    diff_size: l.diff_size,
-                    from_base: i < built.base_layers,
+                .map(|image| Image {
+                    platform: &image.platform,
+                    manifest: blob(&image.manifest),
+                    config: blob(&image.config),
+                    layers: image
+                        .layers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| Layer {
+                            digest: &l.descriptor.digest,
+                            media_type: &l.descriptor.media_type,
+                            size: l.descriptor.size,
+                            diff_id: &l.diff_id,
+                            diff_size: l.diff_size,
+                            from_base: i < image.base_layers,
+                        })
+                        .collect(),
                 })
                 .collect(),
             oci: built.layout.as_deref(),
@@ -113,7 +128,7 @@ impl<'a> Summary<'a> {
     }
 }
 
-fn blob(d: &crate::oci::Descriptor) -> Blob<'_> {
+fn blob(d: &Descriptor) -> Blob<'_> {
     Blob {
         digest: &d.digest,
         media_type: &d.media_type,

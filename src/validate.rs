@@ -27,7 +27,10 @@ pub struct Spec {
     pub base: BaseRef,
     pub format: Format,
     pub created: Created,
+    /// The platform this spec was loaded for (${TARGETARCH} and friends).
     pub platform: Platform,
+    /// Every platform the build makes, `platform` first.
+    pub platforms: Vec<Platform>,
     pub compression: Compression,
     pub compression_level: u32,
     pub args: BTreeMap<String, String>,
@@ -413,6 +416,7 @@ impl Validator {
             base,
             format,
             created,
+            platforms: vec![platform.clone()],
             platform,
             compression,
             compression_level,

@@ -34,9 +34,13 @@ fn json_matches_the_layout_written() {
         serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
     assert_eq!(json["manifest"]["digest"], index["manifests"][0]["digest"]);
     assert_eq!(json["manifest"]["size"], index["manifests"][0]["size"]);
-    assert_eq!(json["config"]["digest"], manifest["config"]["digest"]);
-    assert_eq!(json["config"]["size"], manifest["config"]["size"]);
-    let layers = json["layers"].as_array().unwrap();
+    let images = json["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["manifest"], json["manifest"]);
+    assert_eq!(images[0]["platform"], "linux/amd64");
+    assert_eq!(images[0]["config"]["digest"], manifest["config"]["digest"]);
+    assert_eq!(images[0]["config"]["size"], manifest["config"]["size"]);
+    let layers = images[0]["layers"].as_array().unwrap();
     let want = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), want.len());
     for (got, want) in layers.iter().zip(want) {
@@ -100,12 +104,13 @@ fn json_counts_what_a_push_uploaded_and_skipped() {
     );
     let push = &first["push"];
     assert_eq!(push["reference"], refs[0]);
-    let layers = first["layers"].as_array().unwrap();
+    let image = &first["images"][0];
+    let layers = image["layers"].as_array().unwrap();
     let blob_bytes: u64 = layers
         .iter()
         .map(|l| l["size"].as_u64().unwrap())
         .sum::<u64>()
-        + first["config"]["size"].as_u64().unwrap();
+        + image["config"]["size"].as_u64().unwrap();
     assert_eq!(push["uploaded"], layers.len() + 1, "{push}");
     assert_eq!(push["uploaded_bytes"], blob_bytes, "{push}");
     assert_eq!(push["skipped"], 0, "{push}");

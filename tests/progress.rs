@@ -281,5 +281,5 @@ fn plain_lines_when_stderr_is_not_a_terminal() {
         .arg("--format")
         .arg("json"));
     let json: serde_json::Value = serde_json::from_str(&again).unwrap();
-    assert_eq!(json["layers"].as_array().unwrap().len(), 3);
+    assert_eq!(json["images"][0]["layers"].as_array().unwrap().len(), 3);
 }

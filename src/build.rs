@@ -1,0 +1,274 @@
+//! `kiln build`: every platform's spec resolved and checked before anything
+//! is written; then layers (each distinct one written once), images, an
+//! index when there are several platforms, and the outputs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::assemble::{self, Image};
+use crate::error::{Error, Result};
+use crate::layer::LayerBlob;
+use crate::layout::{self, Staging};
+use crate::oci::Descriptor;
+use crate::validate::{self, Inputs, Platform, Spec};
+use crate::{
+    Built, BuiltImage, Net, Network, Outputs, Timings, archive, base, cache, check, layers, plan,
+    push, resolve, stream,
+};
+
+/// One platform, resolved: its spec (args such as ${TARGETARCH} filled in),
+/// base and planned layers.
+struct Target {
+    spec: Spec,
+    base: base::Base,
+    plans: Vec<plan::LayerPlan>,
+}
+
+pub fn build(
+    spec_path: &std::path::Path,
+    inputs: &Inputs,
+    outputs: &Outputs,
+    network: &Network,
+) -> Result<Built> {
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    let first = validate::load(spec_path, inputs)?;
+    let platforms = first.platforms.clone();
+    if platforms.len() > 1 {
+        if let Some(tar) = &outputs.tar {
+            let list: Vec<String> = platforms.iter().map(Platform::to_string).collect();
+            return Err(Error::Usage {
+                what: format!("--tar {}", tar.display()),
+                msg: format!(
+                    "a docker-archive holds one image, and this build makes {} ({})",
+                    platforms.len(),
+                    list.join(", ")
+                ),
+                hint: Some(format!(
+                    "pick one with --platform {}, or write an OCI layout (--oci), which holds the index",
+                    list[0]
+                )),
+            });
+        }
+    }
+    for w in &first.warnings {
+        tracing::warn!("{w}");
+    }
+    let layer_cache = match network.layer_cache {
+        false => None,
+        true => cache::Cache::open(&network.cache_dir)
+            .map_err(|e| tracing::warn!("building without a layer cache: {e}"))
+            .ok(),
+    };
+    let mut net = Net::new(network, outputs.push.as_ref().map(|r| r.registry.as_str()));
+
+    let mut targets = Vec::new();
+    let mut first = Some(first);
+    for p in &platforms {
+        let spec = match first.take() {
+            Some(spec) if spec.platform == *p => spec,
+            _ => validate::load(
+                spec_path,
+                &Inputs {
+                    platform: Some(p.to_string()),
+                    ..inputs.clone()
+                },
+            )?,
+        };
+        let (base, plans) = resolve(&spec, &mut net)?;
+        enforce_checks(&spec, &base, &plans)?;
+        targets.push(Target { spec, base, plans });
+    }
+    let lead = &targets[0].spec;
+
+    let default_layout = PathBuf::from("kiln-out").join(&lead.name);
+    let layout_dest = match (&outputs.layout, &outputs.tar, &outputs.push) {
+        (Some(dir), _, _) => Some(dir.clone()),
+        (None, None, None) => Some(default_layout),
+        _ => None,
+    };
+    let staging_near = match (&layout_dest, &outputs.tar) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(tar)) => tar.clone(),
+        (None, None) => network.cache_dir.join("staging").join(&lead.name),
+    };
+    let staging = Staging::near(&staging_near)?;
+    timings.resolve = started.elapsed();
+
+    let made = Mutex::new(BTreeMap::new());
+    let mut images = Vec::new();
+    let mut streamed = Vec::new();
+    for t in &targets {
+        // With --push, new layers upload while they are written.
+        let streams = match &outputs.push {
+            Some(target) if target.digest.is_none() => {
+                let (rt, client, _) = net.get()?;
+                Some(stream::Streams::new(
+                    rt.handle().clone(),
+                    client.clone(),
+                    &target.registry,
+                    &target.repository,
+                ))
+            }
+            _ => None,
+        };
+        let tee = |i: usize| streams.as_ref().and_then(|s| s.tee(i));
+        let settings = layers::Settings {
+            mtime: t.spec.created.unix,
+            compression: t.spec.compression,
+            level: t.spec.compression_level,
+            cache: layer_cache.as_ref(),
+            verify_hits: outputs.layout.is_some()
+                || outputs.tar.is_some()
+                || outputs.push.is_none(),
+            tee: streams
+                .as_ref()
+                .map(|_| &tee as &(dyn Fn(usize) -> Option<Box<dyn std::io::Write + Send>> + Sync)),
+            made: &made,
+        };
+        let blobs = layers::build(&t.plans, &staging, &settings)?;
+        streamed.push(streams.map(|s| s.finish(&blobs)).unwrap_or_default());
+        let new: Vec<(Vec<String>, LayerBlob)> = t
+            .plans
+            .iter()
+            .map(|p| p.created_by.clone())
+            .zip(blobs)
+            .collect();
+        let image = assemble::assemble(&t.spec, &t.base, &new)?;
+        staging.put_blob(&image.config_descriptor.digest, &image.config)?;
+        staging.put_blob(&image.manifest_descriptor.digest, &image.manifest)?;
+        images.push(image);
+    }
+    timings.layers = started.elapsed() - timings.resolve;
+
+    let index = (images.len() > 1).then(|| {
+        let list: Vec<(&Platform, &Image)> = targets
+            .iter()
+            .map(|t| &t.spec.platform)
+            .zip(&images)
+            .collect();
+        assemble::index(lead.format, &list)
+    });
+    if let Some(index) = &index {
+        staging.put_blob(&index.descriptor.digest, &index.bytes)?;
+    }
+    let top: Descriptor = match &index {
+        Some(i) => i.descriptor.clone(),
+        None => images[0].manifest_descriptor.clone(),
+    };
+    if let Some(tar) = &outputs.tar {
+        let repo_tag = format!("{}:{}", lead.name, lead.tag);
+        archive::write(tar, &images[0], &repo_tag, lead.created.unix)?;
+    }
+    timings.assemble = started.elapsed() - timings.resolve - timings.layers;
+
+    let pushed = match &outputs.push {
+        Some(target) => {
+            let (rt, client, _) = net.get()?;
+            let mut total = push::Pushed::default();
+            for ((t, image), streamed) in targets.iter().zip(&images).zip(&streamed) {
+                let request = push::Request {
+                    image,
+                    config_path: staging.blob_path(&image.config_descriptor.digest),
+                    target,
+                    tags: &outputs.tags,
+                    base_source: t.base.source.as_ref(),
+                    base_layers: t.base.layers.len(),
+                    streamed,
+                    by_digest: index.is_some(),
+                };
+                let one = rt.block_on(push::push(client, request))?;
+                total.add(&one);
+                total.references = one.references;
+            }
+            if let Some(index) = &index {
+                let future = push::put_tagged(
+                    client,
+                    target,
+                    &outputs.tags,
+                    &index.bytes,
+                    &index.descriptor.media_type,
+                    &index.descriptor.digest,
+                );
+                total.references = rt.block_on(future)?;
+            }
+            total.digest = top.digest.clone();
+            total.reference = total.references[0].clone();
+            Some(total)
+        }
+        None => None,
+    };
+    timings.push = started.elapsed() - timings.resolve - timings.layers - timings.assemble;
+
+    if let Some(dest) = &layout_dest {
+        let all: Vec<&Image> = images.iter().collect();
+        staging.commit_layout(&all, &top, &lead.tag, dest)?;
+    }
+    if let Some(file) = &outputs.digest_file {
+        let line = pushed
+            .as_ref()
+            .map_or(top.digest.clone(), |p| p.reference.clone());
+        layout::write_atomic(file, format!("{line}\n").as_bytes())?;
+    }
+    let mut warnings = Vec::new();
+    for t in &targets {
+        for w in &t.spec.warnings {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
+    }
+    let built_images = targets
+        .iter()
+        .zip(images)
+        .map(|(t, image)| BuiltImage {
+            platform: t.spec.platform.to_string(),
+            manifest: image.manifest_descriptor,
+            config: image.config_descriptor,
+            layers: image.layers,
+            base_layers: t.base.layers.len(),
+        })
+        .collect();
+    Ok(Built {
+        name: lead.name.clone(),
+        tag: lead.tag.clone(),
+        top,
+        images: built_images,
+        layout: layout_dest,
+        pushed,
+        warnings,
+        timings: Timings {
+            total: started.elapsed(),
+            ..timings
+        },
+    })
+}
+
+/// Log every finding; stop on error-level ones unless the spec says not to.
+fn enforce_checks(spec: &Spec, base: &base::Base, plans: &[plan::LayerPlan]) -> Result<()> {
+    let findings = check::run(spec, base, plans, &spec.policy);
+    for f in &findings {
+        let at =
+            f.at.as_deref()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
+        match f.severity {
+            check::Severity::Error => tracing::error!("check[{}] {}{at}", f.id, f.message),
+            check::Severity::Warning => tracing::warn!("check[{}] {}{at}", f.id, f.message),
+            check::Severity::Info => tracing::debug!("check[{}] {}{at}", f.id, f.message),
+        }
+    }
+    let errors: Vec<&check::Finding> = findings
+        .iter()
+        .filter(|f| f.severity == check::Severity::Error)
+        .collect();
+    if spec.enforce && !errors.is_empty() {
+        return Err(Error::Policy {
+            count: errors.len(),
+            first: format!("{} {}", errors[0].id, errors[0].message),
+        });
+    }
+    Ok(())
+}
