@@ -36,6 +36,7 @@ pub mod config;
 pub mod digest;
 pub mod duration;
 pub mod error;
+pub mod index;
 pub mod init;
 pub mod inspect;
 pub mod layer;
@@ -175,6 +176,13 @@ pub fn inspect(text: &str, opts: &inspect::Options, network: &Network) -> Result
         false => None,
     };
     Ok(inspect::Report::new(text, opened, fs.as_ref()))
+}
+
+/// Put per-platform images pushed by separate jobs under one index tag.
+pub fn make_index(request: index::Request, network: &Network) -> Result<index::Made> {
+    let mut net = Net::new(network, Some(request.target.registry.as_str()));
+    let (rt, client, cache) = net.get()?;
+    rt.block_on(index::make(client, cache, request))
 }
 
 /// The base image, and every path of every new layer.

@@ -32,6 +32,8 @@ enum Command {
     Check(CheckArgs),
     /// Show an image's config, layers and (--files) every path with its owner, without running it.
     Inspect(InspectArgs),
+    /// Put images that separate jobs pushed (one per platform) under one multi-platform tag.
+    Index(IndexArgs),
     /// Write a commented starter kiln.toml for a directory.
     Init(InitArgs),
     /// Print the JSON Schema of kiln.toml, for editor completion and validation.
@@ -56,6 +58,30 @@ struct InspectArgs {
     /// Which image of a multi-platform index (os/arch[/variant]); default: this machine's.
     #[arg(long, value_name = "OS/ARCH")]
     platform: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(clap::Args)]
+struct IndexArgs {
+    /// Where the index goes: HOST/REPO:TAG.
+    #[arg(value_parser = parse_reference)]
+    target: kiln::reference::Reference,
+    /// A platform's image, HOST/REPO@sha256:... (repeatable).
+    #[arg(long = "add", value_name = "REF@DIGEST", value_parser = parse_reference)]
+    add: Vec<kiln::reference::Reference>,
+    /// Files written by `kiln build --push ... --digest-file` (repeatable).
+    #[arg(long = "from-digest-files", value_name = "FILE", num_args = 1..)]
+    digest_files: Vec<PathBuf>,
+    /// Also tag the index as TAG (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Write REF@sha256:... of the index to this file.
+    #[arg(long, value_name = "FILE")]
+    digest_file: Option<PathBuf>,
+    /// `text` (default) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -261,6 +287,54 @@ fn inspect(args: InspectArgs) -> Result<(), Error> {
     Ok(())
 }
 
+fn index(args: IndexArgs) -> Result<(), Error> {
+    let mut images = args.add;
+    for file in &args.digest_files {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::Io {
+            action: "read",
+            path: file.clone(),
+            source: e,
+        })?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let reference = parse_reference(line).map_err(|msg| Error::Usage {
+                what: format!("`{}`", file.display()),
+                msg,
+                hint: Some("a digest file from `kiln build --push REF --digest-file FILE` holds REF@sha256:...".into()),
+            })?;
+            images.push(reference);
+        }
+    }
+    let request = kiln::index::Request {
+        target: &args.target,
+        tags: &args.tags,
+        images: &images,
+    };
+    let made = kiln::make_index(request, &args.registry.network())?;
+    for (platform, digest) in &made.platforms {
+        tracing::info!("{platform}: {digest}");
+    }
+    if let Some(file) = &args.digest_file {
+        kiln::layout::write_atomic(file, format!("{}\n", made.references[0]).as_bytes())?;
+    }
+    if args.format == "json" {
+        let platforms: Vec<serde_json::Value> = made
+            .platforms
+            .iter()
+            .map(|(p, d)| serde_json::json!({ "platform": p, "digest": d }))
+            .collect();
+        let json = serde_json::json!({
+            "references": made.references,
+            "digest": made.digest,
+            "media_type": made.media_type,
+            "manifests": platforms,
+        });
+        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+    } else {
+        println!("{}", made.references[0]);
+    }
+    Ok(())
+}
+
 fn parse_reference(text: &str) -> Result<kiln::reference::Reference, String> {
     kiln::reference::Reference::parse(text)
 }
@@ -291,6 +365,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build(args),
         Command::Check(args) => check(args),
         Command::Inspect(args) => inspect(args),
+        Command::Index(args) => index(args),
         Command::Init(args) => kiln::init::write(&args.dir, args.force).map(|path| {
             tracing::info!(
                 "wrote {}; edit it, then run `kiln check` and `kiln build`",
