@@ -13,134 +13,290 @@ use crate::error::{Error, IoContext, Result};
 
 pub type S<T> = Spanned<T>;
 
-#[derive(Debug, Deserialize)]
+/// A kiln.toml as written. `kiln schema` prints its JSON Schema, derived
+/// from these types: the doc comments below are the descriptions editors show.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSpec {
+    /// The image's name, tag, base, format and creation time.
     #[serde(default)]
     pub image: RawImage,
+    /// Values for `${NAME}` in the spec's strings; `--build-arg NAME=VALUE` overrides them.
+    /// An arg may use the args written above it.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub args: BTreeMap<String, S<String>>,
+    /// The app user, added to /etc/passwd and /etc/group. The image runs as its
+    /// numeric uid:gid unless [config] user says otherwise.
+    #[schemars(with = "Option<RawUser>")]
     pub user: Option<S<RawUser>>,
+    /// Files and directories from the spec's directory. Each [[copy]] is one layer
+    /// unless `layer` groups several.
     #[serde(default)]
+    #[schemars(with = "Vec<RawCopy>")]
     pub copy: Vec<S<RawCopy>>,
+    /// Directories to create in the image (mkdir -p, then chown).
     #[serde(default)]
+    #[schemars(with = "Vec<RawDir>")]
     pub dir: Vec<S<RawDir>>,
+    /// Files with inline content.
     #[serde(default)]
+    #[schemars(with = "Vec<RawFile>")]
     pub file: Vec<S<RawFile>>,
+    /// Symbolic links.
     #[serde(default)]
+    #[schemars(with = "Vec<RawSymlink>")]
     pub symlink: Vec<S<RawSymlink>>,
+    /// The image config: entrypoint, cmd, workdir, env, ports, volumes, labels, user.
     #[serde(default)]
     pub config: RawConfig,
+    /// How the runtime probes the container (Docker's HEALTHCHECK).
+    #[schemars(with = "Option<RawHealthcheck>")]
     pub healthcheck: Option<S<RawHealthcheck>>,
+    /// What `kiln check` findings stop `kiln build`.
     #[serde(default)]
     pub policy: RawPolicy,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// What `kiln check` findings stop `kiln build`.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawPolicy {
     /// Rule IDs (KILN-ROOT-USER...) allowed in this image; needs `reason`.
+    /// `kiln check --list` shows the rules.
     #[serde(default)]
+    #[schemars(with = "Vec<crate::schema::RuleId>")]
     pub allow: Vec<S<String>>,
+    /// Why the rules in `allow` do not apply to this image; required with `allow`.
+    #[schemars(with = "Option<String>")]
     pub reason: Option<S<String>>,
-    /// An unpinned base is an error.
+    /// An unpinned base is an error, not a warning (as with --strict). Default false.
     pub strict: Option<bool>,
-    /// `false`: `kiln build` does not stop on error-level findings.
+    /// `false`: `kiln build` does not stop on error-level findings (as with --no-check).
+    /// Default true.
     pub enforce: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The image's name, tag, base, format and creation time.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawImage {
+    /// The image's name: lowercase letters, digits, `.`, `_`, `-` and `/`.
+    /// Default: the spec directory's name.
+    #[schemars(with = "Option<String>")]
     pub name: Option<S<String>>,
+    /// The image's tag: letters, digits, `.`, `_` and `-`, at most 128. Default "latest".
+    #[schemars(with = "Option<String>")]
     pub tag: Option<S<String>>,
+    /// "scratch" (the default: an empty image), "oci:PATH[:TAG]" (a local OCI image
+    /// layout, relative to the spec) or a registry reference, best pinned by digest:
+    /// "python:3.13-slim@sha256:...".
+    #[schemars(with = "Option<String>", extend("examples" = ["scratch"]))]
     pub base: Option<S<String>>,
+    /// "docker" (the default) or "oci". podman honours a healthcheck only in
+    /// Docker-format images.
+    #[schemars(with = "Option<String>", extend("examples" = ["docker", "oci"]))]
     pub format: Option<S<String>>,
+    /// The creation time, RFC 3339: "2025-01-01T00:00:00Z". Default: SOURCE_DATE_EPOCH,
+    /// else 1970-01-01T00:00:00Z.
+    #[schemars(with = "Option<String>")]
     pub created: Option<S<String>>,
+    /// "os/arch[/variant]", e.g. "linux/arm64". Default: this machine's; --platform
+    /// overrides it.
+    #[schemars(with = "Option<String>")]
     pub platform: Option<S<String>>,
+    /// Layer compression: "gzip" (the default) or "zstd", which needs format = "oci"
+    /// (a Docker-format image keeps gzip). --compression overrides it.
+    #[schemars(with = "Option<String>", extend("examples" = ["gzip", "zstd"]))]
     pub compression: Option<S<String>>,
+    /// 0 to 9 for gzip, 1 to 19 for zstd. Default 1.
+    #[schemars(with = "Option<i64>", range(min = 0, max = 19))]
     pub compression_level: Option<S<i64>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The app user, added to /etc/passwd and /etc/group.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawUser {
+    /// The user's name: letters, digits, `_`, `-` and `.`, at most 32.
+    #[schemars(with = "String")]
     pub name: S<String>,
+    /// 1 to 2147483647, never 0 (root). 10001 keeps clear of host users.
+    #[schemars(with = "i64", range(min = 1, max = 2147483647))]
     pub uid: S<i64>,
+    /// The group's name. Default: the user's name.
+    #[schemars(with = "Option<String>")]
     pub group: Option<S<String>>,
+    /// 0 to 2147483647. Default: the uid.
+    #[schemars(with = "Option<i64>", range(min = 0, max = 2147483647))]
     pub gid: Option<S<i64>>,
+    /// An absolute path, created and owned by uid:gid. Default: none (/nonexistent).
+    #[schemars(with = "Option<String>")]
     pub home: Option<S<String>>,
+    /// An absolute path. Default "/sbin/nologin".
+    #[schemars(with = "Option<String>")]
     pub shell: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Files and directories from the spec's directory.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawCopy {
+    /// A file, a directory or a glob, relative to the spec's directory and inside it.
+    /// A directory's contents go into `dest`.
+    #[schemars(with = "String")]
     pub src: S<String>,
+    /// An absolute path in the image; a trailing `/` means "into this directory".
+    #[schemars(with = "String")]
     pub dest: S<String>,
+    /// "user:group" (or "user"): names from [user] or the base, or numbers like
+    /// "10001:10001". Default 0:0.
+    #[schemars(with = "Option<String>")]
     pub owner: Option<S<String>>,
+    /// The files' mode. Default 0755 if the source is executable, else 0644.
+    #[schemars(with = "Option<RawMode>")]
     pub mode: Option<S<RawMode>>,
+    /// The directories' mode. Default 0755.
+    #[schemars(with = "Option<RawMode>")]
     pub dir_mode: Option<S<RawMode>>,
+    /// Glob patterns to leave out; a pattern without `/` matches a name at any depth.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub exclude: Vec<S<String>>,
+    /// `true`: copy what symlinks point to (inside the spec's directory only).
+    /// Default false: links are kept as links.
+    #[schemars(with = "Option<bool>")]
     pub follow_symlinks: Option<S<bool>>,
+    /// The layer's name: entries naming the same layer share it. Default: a layer
+    /// of its own.
+    #[schemars(with = "Option<String>")]
     pub layer: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A directory to create (mkdir -p, then chown).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawDir {
+    /// An absolute path in the image.
+    #[schemars(with = "String")]
     pub path: S<String>,
+    /// "user:group" (or "user"): names from [user] or the base, or numbers like
+    /// "10001:10001". Default 0:0.
+    #[schemars(with = "Option<String>")]
     pub owner: Option<S<String>>,
+    /// Default 0755.
+    #[schemars(with = "Option<RawMode>")]
     pub mode: Option<S<RawMode>>,
+    /// The layer's name. Default: the first layer.
+    #[schemars(with = "Option<String>")]
     pub layer: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A file with inline content.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawFile {
+    /// An absolute path in the image.
+    #[schemars(with = "String")]
     pub path: S<String>,
+    /// The file's content; `${NAME}` takes args.
+    #[schemars(with = "String")]
     pub content: S<String>,
+    /// "user:group" (or "user"): names from [user] or the base, or numbers like
+    /// "10001:10001". Default 0:0.
+    #[schemars(with = "Option<String>")]
     pub owner: Option<S<String>>,
+    /// Default 0644.
+    #[schemars(with = "Option<RawMode>")]
     pub mode: Option<S<RawMode>>,
+    /// The layer's name. Default: the first layer.
+    #[schemars(with = "Option<String>")]
     pub layer: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A symbolic link.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawSymlink {
+    /// An absolute path in the image: the link itself.
+    #[schemars(with = "String")]
     pub path: S<String>,
+    /// What the link points to, as written (relative or absolute).
+    #[schemars(with = "String")]
     pub target: S<String>,
+    /// "user:group" (or "user"): names from [user] or the base, or numbers like
+    /// "10001:10001". Default 0:0.
+    #[schemars(with = "Option<String>")]
     pub owner: Option<S<String>>,
+    /// The layer's name. Default: the first layer.
+    #[schemars(with = "Option<String>")]
     pub layer: Option<S<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The image config.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawConfig {
+    /// The program and its first arguments, e.g. ["/app/server"]. Setting it drops the
+    /// base's cmd, as in a Dockerfile.
+    #[schemars(with = "Option<Vec<String>>")]
     pub entrypoint: Option<S<Vec<String>>>,
+    /// Arguments (or the command, without an entrypoint). An unknown `${NAME}` is kept
+    /// for a shell to expand at run time.
+    #[schemars(with = "Option<Vec<String>>")]
     pub cmd: Option<S<Vec<String>>>,
+    /// An absolute path; created (0:0, 0755) if nothing else makes it.
+    #[schemars(with = "Option<String>")]
     pub workdir: Option<S<String>>,
+    /// Environment variables. Values take `$NAME` and `${NAME}` from args, then from
+    /// earlier env (the base's included); `$$` is a literal `$`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[^=]+$" }))]
     pub env: BTreeMap<String, S<String>>,
+    /// Ports the image listens on: "8000", "8000/tcp", "53/udp" or "N/sctp".
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub expose: Vec<S<String>>,
+    /// Absolute paths of volumes.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub volumes: Vec<S<String>>,
+    /// Labels, e.g. "org.opencontainers.image.version" = "${VERSION}".
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub labels: BTreeMap<String, S<String>>,
+    /// The signal that stops the container: "SIGTERM" or a number, 1 to 64.
+    #[schemars(with = "Option<String>")]
     pub stop_signal: Option<S<String>>,
+    /// "uid[:gid]" or "name[:group]". Default: [user]'s numeric uid:gid, else the base's.
+    #[schemars(with = "Option<String>")]
     pub user: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// How the runtime probes the container (Docker's HEALTHCHECK).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawHealthcheck {
+    /// ["CMD", program, args...], ["CMD-SHELL", "command"] or ["NONE"]. The program
+    /// (/bin/sh for CMD-SHELL) must be in the image.
+    #[schemars(with = "Vec<String>", length(min = 1))]
     pub test: S<Vec<String>>,
+    /// Time between probes, as Go/Docker write it: "30s", "1m30s", "500ms"; 0 or at
+    /// least 1ms. Default: the runtime's (30s).
+    #[schemars(with = "Option<String>")]
     pub interval: Option<S<String>>,
+    /// How long a probe may take: "10s". Default: the runtime's (30s).
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<S<String>>,
+    /// Time to start before failures count: "5s". Default: the runtime's (0s).
+    #[schemars(with = "Option<String>")]
     pub start_period: Option<S<String>>,
+    /// Time between probes during the start period: "2s". Default: the runtime's (5s).
+    #[schemars(with = "Option<String>")]
     pub start_interval: Option<S<String>>,
+    /// Failures in a row before the container is unhealthy. Default: the runtime's (3).
+    #[schemars(with = "Option<i64>", range(min = 0, max = 2147483647))]
     pub retries: Option<S<i64>>,
 }
 

@@ -1,0 +1,260 @@
+//! `kiln init`: the starter spec it writes for a project directory holds
+//! the guesses the files allow, validates against `kiln schema`, passes
+//! `kiln check` with no error-level finding, and builds when the build
+//! output exists. An existing kiln.toml is kept unless --force.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn kiln() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.env_remove("SOURCE_DATE_EPOCH").env_remove("RUST_LOG");
+    cmd
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn shown(out: &Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A project directory whose name has spaces and capitals to clean up.
+fn project() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("My Project ")
+        .tempdir()
+        .unwrap()
+}
+
+fn put(dir: &Path, rel: &str, content: &str, mode: u32) {
+    let path = dir.join(rel);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, content).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `kiln init DIR`; the spec it wrote, checked against the schema.
+fn init(dir: &Path) -> String {
+    let out = output(kiln().arg("init").arg(dir));
+    assert!(out.status.success(), "kiln init: {}", shown(&out));
+    let text = fs::read_to_string(dir.join("kiln.toml")).unwrap();
+    assert_schema_valid(&text);
+    text
+}
+
+fn assert_schema_valid(text: &str) {
+    let out = output(kiln().arg("schema"));
+    assert!(out.status.success(), "kiln schema: {}", shown(&out));
+    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let toml: toml::Value = toml::from_str(text).expect("the starter is TOML");
+    let json = serde_json::to_value(toml).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{text}");
+}
+
+/// `kiln check DIR/kiln.toml`: it must pass, with no error-level finding.
+fn check(dir: &Path) -> String {
+    let out = output(kiln().arg("check").arg(dir.join("kiln.toml")));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("error[")),
+        "{}",
+        shown(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "kiln check: {}", shown(&out));
+    stdout
+}
+
+/// `kiln build` into a temp layout; the image config.
+fn build(dir: &Path) -> Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("oci");
+    let out = output(
+        kiln()
+            .env("SOURCE_DATE_EPOCH", "0")
+            .arg("build")
+            .arg(dir.join("kiln.toml"))
+            .arg("--oci")
+            .arg(&layout)
+            .arg("--cache-dir")
+            .arg(tmp.path().join("cache")),
+    );
+    assert!(out.status.success(), "kiln build: {}", shown(&out));
+    let manifest = read_json(&blob(
+        &layout,
+        &read_json(&layout.join("index.json"))["manifests"][0],
+    ));
+    read_json(&blob(&layout, &manifest["config"]))["config"].clone()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+fn blob(layout: &Path, descriptor: &Value) -> PathBuf {
+    let digest = descriptor["digest"].as_str().unwrap();
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+fn assert_has(text: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(text.contains(w), "no {w:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn empty_dir_gets_commented_examples() {
+    let dir = project();
+    let text = init(dir.path());
+    let suffix =
+        dir.path().file_name().unwrap().to_str().unwrap()["My Project ".len()..].to_lowercase();
+    assert_has(
+        &text,
+        &[
+            &format!("name = \"my-project-{suffix}\""),
+            "base = \"scratch\"",
+            "# base = \"debian:12-slim@sha256:...\"",
+            "uid = 10001",
+            "# [[copy]]",
+            "# entrypoint = [",
+            "# expose = [\"8080/tcp\"]",
+            "# [healthcheck]",
+            "\"org.opencontainers.image.version\" = \"${VERSION}\"",
+        ],
+    );
+    check(dir.path());
+}
+
+#[test]
+fn dist_executable_and_dockerfile_port() {
+    let dir = project();
+    put(
+        dir.path(),
+        "dist/server",
+        "#!/bin/sh\necho serving\n",
+        0o755,
+    );
+    put(dir.path(), "dist/index.html", "<p>hi</p>\n", 0o644);
+    put(
+        dir.path(),
+        "Dockerfile",
+        "FROM scratch\nEXPOSE 9090\n",
+        0o644,
+    );
+    let text = init(dir.path());
+    assert_has(
+        &text,
+        &[
+            "src = \"dist/\"",
+            "dest = \"/app/\"",
+            "owner = \"app:app\"",
+            "entrypoint = [\"/app/server\"]",
+            "expose = [\"9090/tcp\"]",
+            "from EXPOSE in Dockerfile",
+            "http://127.0.0.1:9090/health",
+        ],
+    );
+    assert!(!text.contains("env = {"), "{text}");
+    let findings = check(dir.path());
+    assert!(findings.contains("KILN-NO-HEALTHCHECK"), "{findings}");
+
+    let config = build(dir.path());
+    assert_eq!(config["Entrypoint"], serde_json::json!(["/app/server"]));
+    assert_eq!(config["User"], "10001:10001");
+    assert!(config["ExposedPorts"]["9090/tcp"].is_object(), "{config}");
+    assert_eq!(config["WorkingDir"], "/app");
+}
+
+#[test]
+fn env_file_port_is_exposed_and_set() {
+    let dir = project();
+    put(dir.path(), ".env", "DEBUG=1\nexport PORT=\"3000\"\n", 0o600);
+    let text = init(dir.path());
+    assert_has(
+        &text,
+        &[
+            "expose = [\"3000/tcp\"]",
+            "from PORT in .env",
+            "env = { PORT = \"3000\" }",
+            "http://127.0.0.1:3000/health",
+        ],
+    );
+    check(dir.path());
+}
+
+#[test]
+fn cargo_project_copies_its_release_binary() {
+    let dir = project();
+    put(
+        dir.path(),
+        "Cargo.toml",
+        "[package]\nname = \"hello-svc\"\nversion = \"0.1.0\"\n",
+        0o644,
+    );
+    put(
+        dir.path(),
+        "target/release/hello-svc",
+        "#!/bin/sh\necho hi\n",
+        0o755,
+    );
+    put(dir.path(), "target/release/hello-svc.d", "deps\n", 0o644);
+    put(dir.path(), "target/release/deps/libx.rlib", "x", 0o644);
+    let text = init(dir.path());
+    assert_has(
+        &text,
+        &[
+            "src = \"target/release/hello-svc\"",
+            "dest = \"/app/hello-svc\"",
+            "entrypoint = [\"/app/hello-svc\"]",
+        ],
+    );
+    check(dir.path());
+    let config = build(dir.path());
+    assert_eq!(config["Entrypoint"], serde_json::json!(["/app/hello-svc"]));
+}
+
+#[test]
+fn existing_spec_is_kept_unless_forced() {
+    let dir = project();
+    let spec = dir.path().join("kiln.toml");
+    fs::write(&spec, "# mine\n").unwrap();
+
+    let out = output(kiln().arg("init").arg(dir.path()));
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&spec.display().to_string()), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(fs::read_to_string(&spec).unwrap(), "# mine\n");
+
+    let out = output(kiln().arg("init").arg(dir.path()).arg("--force"));
+    assert!(out.status.success(), "{}", shown(&out));
+    let text = fs::read_to_string(&spec).unwrap();
+    assert!(text.contains("[image]"), "{text}");
+    assert!(!text.contains("# mine"), "{text}");
+}
+
+#[test]
+fn missing_dir_is_a_usage_error() {
+    let dir = project();
+    let out = output(kiln().arg("init").arg(dir.path().join("nope")));
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert!(!dir.path().join("nope").exists());
+}
