@@ -10,7 +10,7 @@ use crate::config::{Empty, HealthConfig, History, ImageConfig};
 use crate::digest;
 use crate::duration;
 use crate::error::{Error, Result};
-use crate::layer::LayerBlob;
+use crate::layer::{LayerBlob, Source};
 use crate::oci::{self, Compression, Descriptor, Manifest};
 use crate::validate::{Format, Platform, Spec};
 
@@ -26,6 +26,9 @@ pub struct ImageLayer {
     pub diff_size: u64,
     /// Whether the blob's bytes are known to match its digest (see `layers`).
     pub verified: bool,
+    pub source: Source,
+    /// Where the push can mount the blob from, when `blob` may be absent.
+    pub mount_from: Option<(String, String)>,
 }
 
 pub struct Image {
@@ -51,13 +54,11 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
             diff_id: l.diff_id.clone(),
             diff_size: l.diff_size,
             verified: true,
+            source: Source::Base,
+            mount_from: None,
         });
     }
-    let new_type = match (spec.format, spec.compression) {
-        (Format::Docker, _) => oci::DOCKER_LAYER_GZIP,
-        (Format::Oci, Compression::Zstd) => oci::OCI_LAYER_ZSTD,
-        (Format::Oci, _) => oci::OCI_LAYER_GZIP,
-    };
+    let new_type = new_layer_type(spec.format, spec.compression);
     for (_, blob) in new {
         layers.push(ImageLayer {
             descriptor: descriptor(new_type, &blob.digest, blob.size),
@@ -66,6 +67,8 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
             diff_id: blob.diff_id.clone(),
             diff_size: blob.diff_size,
             verified: blob.verified,
+            source: blob.source,
+            mount_from: blob.mount_from.clone(),
         });
     }
 
@@ -107,6 +110,15 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
         manifest_descriptor,
         layers,
     })
+}
+
+/// The media type of the layers kiln writes.
+pub fn new_layer_type(format: Format, compression: Compression) -> &'static str {
+    match (format, compression) {
+        (Format::Docker, _) => oci::DOCKER_LAYER_GZIP,
+        (Format::Oci, Compression::Zstd) => oci::OCI_LAYER_ZSTD,
+        (Format::Oci, _) => oci::OCI_LAYER_GZIP,
+    }
 }
 
 /// The index of a multi-platform build: a Docker manifest list for

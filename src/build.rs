@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::layer::LayerBlob;
 use crate::layout::{self, Staging};
 use crate::oci::Descriptor;
+use crate::remote_cache::RemoteCache;
 use crate::validate::{self, Inputs, Platform, Spec};
 use crate::{
     Built, BuiltImage, Net, Network, Outputs, Timings, archive, base, cache, check, layers, plan,
@@ -97,6 +98,19 @@ pub fn build(
     let staging = Staging::near(&staging_near)?;
     timings.resolve = started.elapsed();
 
+    let remote = match &network.cache_repo {
+        Some(repo) => {
+            let (rt, client, _) = net.get()?;
+            Some(RemoteCache::new(
+                rt.handle().clone(),
+                client.clone(),
+                repo,
+                cache::Cache::open(&network.cache_dir).ok(),
+                outputs.push.as_ref().map(|p| p.registry.as_str()),
+            ))
+        }
+        None => None,
+    };
     let made = Mutex::new(BTreeMap::new());
     let mut images = Vec::new();
     let mut streamed = Vec::new();
@@ -127,6 +141,9 @@ pub fn build(
                 .as_ref()
                 .map(|_| &tee as &(dyn Fn(usize) -> Option<Box<dyn std::io::Write + Send>> + Sync)),
             made: &made,
+            remote: remote.as_ref(),
+            need_bytes: outputs.layout.is_some() || outputs.tar.is_some(),
+            media_type: assemble::new_layer_type(t.spec.format, t.spec.compression),
         };
         let blobs = layers::build(&t.plans, &staging, &settings)?;
         streamed.push(streams.map(|s| s.finish(&blobs)).unwrap_or_default());
@@ -200,6 +217,9 @@ pub fn build(
         }
         None => None,
     };
+    if let Some(remote) = &remote {
+        remote.record(outputs.push.as_ref());
+    }
     timings.push = started.elapsed() - timings.resolve - timings.layers - timings.assemble;
 
     if let Some(dest) = &layout_dest {

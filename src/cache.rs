@@ -66,6 +66,8 @@ impl Cache {
             diff_id: entry.diff_id,
             diff_size: entry.diff_size,
             verified: false,
+            source: crate::layer::Source::Cache,
+            mount_from: None,
         })
     }
 

@@ -24,6 +24,24 @@ pub struct LayerBlob {
     pub diff_size: u64,
     /// False for a cache hit whose bytes have not been re-hashed yet.
     pub verified: bool,
+    pub source: Source,
+    /// A repository on the push registry that has the blob (the cache
+    /// repository), to mount it from; `path` may not exist then.
+    pub mount_from: Option<(String, String)>,
+}
+
+/// Where a layer's bytes came from, for the build summary.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Unchanged from the base image.
+    Base,
+    /// Written by this build.
+    Built,
+    /// The local layer cache.
+    Cache,
+    /// The shared cache repository (`--cache-repo`).
+    CacheRepo,
 }
 
 /// ustar's name field holds 100 bytes; longer names go in a PAX record.
@@ -68,6 +86,8 @@ pub fn write(
         diff_id,
         diff_size,
         verified: true,
+        source: Source::Built,
+        mount_from: None,
     })
 }
 
@@ -328,6 +348,7 @@ mod tests {
             Compression::Gzip,
             1,
             None,
+            &Bar::start(crate::progress::Step::Build, "test", 0),
         )
         .unwrap();
         let b = write(
@@ -337,6 +358,7 @@ mod tests {
             Compression::Gzip,
             1,
             None,
+            &Bar::start(crate::progress::Step::Build, "test", 0),
         )
         .unwrap();
         assert_eq!((a.digest.clone(), a.diff_id.clone()), (b.digest, b.diff_id));

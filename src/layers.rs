@@ -15,6 +15,7 @@ use crate::layout::Staging;
 use crate::oci::Compression;
 use crate::plan::{Content, LayerPlan};
 use crate::progress::{Bar, Step};
+use crate::remote_cache::{KeyInputs, RemoteCache};
 
 /// Bumped whenever the bytes kiln writes for the same inputs change.
 const FORMAT: &str = "kiln-layer-1";
@@ -32,6 +33,12 @@ pub struct Settings<'a> {
     /// Layers already made in this run, by key: a layer that is the same on
     /// every platform is written once, cache or no cache.
     pub made: &'a Mutex<BTreeMap<String, LayerBlob>>,
+    /// The layer cache shared through a registry, and whether a hit there
+    /// must be downloaded (a layout or archive is written).
+    pub remote: Option<&'a RemoteCache>,
+    pub need_bytes: bool,
+    /// The media type the image gives new layers (for the shared cache's records).
+    pub media_type: &'a str,
 }
 
 pub fn build(
@@ -114,6 +121,36 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
         );
         let _ = std::fs::remove_file(&cached.path);
     }
+    let shared = s.remote.and_then(|r| {
+        let inputs = KeyInputs {
+            plan,
+            settings: settings_text(s),
+        };
+        r.key(&inputs).map(|k| (r, k))
+    });
+    if let Some((remote, shared_key)) = &shared {
+        let dest = staging.scratch_path();
+        if let Some(hit) = remote.lookup(shared_key, s.need_bytes, &dest) {
+            let blob = match hit.path == dest {
+                true => LayerBlob {
+                    path: staging.adopt(&dest, &hit.digest)?,
+                    ..hit
+                },
+                false => hit,
+            };
+            if blob.path.is_file() {
+                if let Some(cache) = s.cache {
+                    let _ = cache.store_layer(&key, &blob);
+                }
+            }
+            s.made
+                .lock()
+                .expect("no panics while holding the lock")
+                .insert(key.clone(), blob.clone());
+            bar.done(blob.size, "from the cache repository");
+            return Ok(blob);
+        }
+    }
     let tee = s.tee.and_then(|t| t(i));
     let blob = layer::write(
         plan,
@@ -131,6 +168,9 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
         .expect("no panics while holding the lock")
         .insert(key.clone(), blob.clone());
     bar.done(blob.size, &short(&blob.digest));
+    if let Some((remote, shared_key)) = shared {
+        remote.remember(shared_key, &blob, s.media_type);
+    }
     if let Some(cache) = s.cache {
         if let Err(e) = cache.store_layer(&key, &blob) {
             tracing::warn!("cannot cache layer {}: {e}", blob.digest);
@@ -157,6 +197,10 @@ fn verify(blob: &LayerBlob) -> bool {
     verify_file(&blob.path, &blob.digest, blob.size)
 }
 
+fn settings_text(s: &Settings) -> String {
+    format!("{:?} {} {}", s.compression, s.level, s.mtime)
+}
+
 /// A hash of everything that decides a layer's bytes. Files count by path,
 /// size, mtime, ctime, inode and device rather than by reading them.
 pub fn cache_key(plan: &LayerPlan, s: &Settings) -> String {
@@ -166,7 +210,7 @@ pub fn cache_key(plan: &LayerPlan, s: &Settings) -> String {
         h.update(field);
     };
     put(FORMAT.as_bytes());
-    put(format!("{:?} {} {}", s.compression, s.level, s.mtime).as_bytes());
+    put(settings_text(s).as_bytes());
     for (path, e) in &plan.entries {
         put(path.as_bytes());
         put(format!("{} {} {:o}", e.uid, e.gid, e.mode).as_bytes());

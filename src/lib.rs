@@ -49,6 +49,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod remote_cache;
 pub mod schema;
 pub mod sources;
 pub mod spec;
@@ -83,6 +84,8 @@ pub struct Network {
     pub cache_dir: PathBuf,
     /// Reuse finished layers whose inputs did not change (`--no-cache` turns it off).
     pub layer_cache: bool,
+    /// A registry repository that shares finished layers between machines.
+    pub cache_repo: Option<reference::Reference>,
 }
 
 pub struct Built {

@@ -140,9 +140,10 @@ struct BuildArgs {
     /// Layer compression, gzip or zstd (zstd needs format = "oci"), overriding the spec.
     #[arg(long, value_name = "gzip|zstd")]
     compression: Option<String>,
-    /// Build for this platform (os/arch[/variant]), overriding the spec; default: this machine's.
-    #[arg(long, value_name = "OS/ARCH")]
-    platform: Option<String>,
+    /// Build for these platforms (os/arch[/variant]; repeat, or separate with commas),
+    /// overriding the spec's; default: the spec's, else this machine's.
+    #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
+    platforms: Vec<String>,
     /// Push the image to a registry (HOST[:PORT]/REPO[:TAG]).
     #[arg(long, value_name = "REF", value_parser = parse_reference)]
     push: Option<kiln::reference::Reference>,
@@ -155,6 +156,10 @@ struct BuildArgs {
     /// Also push under this tag (repeatable).
     #[arg(long = "tag", value_name = "TAG", requires = "push")]
     tags: Vec<String>,
+    /// Share finished layers through this registry repository (HOST/REPO): a build on another
+    /// machine reuses them instead of compressing and uploading again.
+    #[arg(long, value_name = "REF", value_parser = parse_reference)]
+    cache_repo: Option<kiln::reference::Reference>,
     /// `text` (default: the image reference on stdout) or `json` (digests, layers, bytes pushed, timings).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
@@ -194,6 +199,7 @@ impl RegistryArgs {
                 .cache_dir
                 .unwrap_or_else(kiln::cache::Cache::default_dir),
             layer_cache: !self.no_cache,
+            cache_repo: None,
         }
     }
 }
@@ -399,7 +405,8 @@ fn build(args: BuildArgs) -> Result<(), Error> {
     let inputs = Inputs {
         build_args: args.build_args,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
-        platform: args.platform,
+        platform: None,
+        platforms: args.platforms,
         compression: args.compression,
         no_check: args.no_check,
         strict: args.strict,
@@ -411,7 +418,8 @@ fn build(args: BuildArgs) -> Result<(), Error> {
         push: args.push,
         tags: args.tags,
     };
-    let network = args.registry.network();
+    let mut network = args.registry.network();
+    network.cache_repo = args.cache_repo;
     let built = kiln::build(&args.spec, &inputs, &outputs, &network)?;
     if let Some(dir) = built.layout.as_ref() {
         tracing::info!("wrote OCI layout {}", dir.display());

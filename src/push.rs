@@ -70,6 +70,22 @@ async fn push_blob(client: &Client, host: &str, repo: &str, b: &Blob) -> Result<
             return Ok(Outcome::Mounted(b.size));
         }
     }
+    if !b.path.exists() {
+        // A shared-cache layer the registry would not mount: fetch it, then upload.
+        if let Some(from) = &b.mount_from {
+            let desc = crate::oci::Descriptor {
+                media_type: String::new(),
+                digest: b.digest.clone(),
+                size: b.size,
+                urls: None,
+                annotations: Default::default(),
+                platform: None,
+            };
+            let bar = Bar::start(Step::Pull, &short(&b.digest), b.size);
+            client.fetch_blob(host, from, &desc, &b.path, &bar).await?;
+            bar.done(b.size, "");
+        }
+    }
     if b.verify && !crate::layers::verify_file(&b.path, &b.digest, b.size) {
         // Gone from the cache, so the next build writes it afresh.
         let _ = std::fs::remove_file(&b.path);
@@ -136,7 +152,10 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
             mount_from: if i < base_layers {
                 mount_from.clone()
             } else {
-                None
+                l.mount_from
+                    .as_ref()
+                    .filter(|(h, r)| h == host && r != repo)
+                    .map(|(_, r)| r.clone())
             },
             verify: !l.verified,
         })

@@ -105,6 +105,11 @@ pub struct RawImage {
     /// overrides it.
     #[schemars(with = "Option<String>")]
     pub platform: Option<S<String>>,
+    /// Build one image per platform and an index over them, e.g.
+    /// ["linux/amd64", "linux/arm64"]. ${TARGETOS}, ${TARGETARCH}, ${TARGETVARIANT} and
+    /// ${TARGETPLATFORM} name the platform being built. --platform picks some of them.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub platforms: Option<S<Vec<S<String>>>>,
     /// Layer compression: "gzip" (the default) or "zstd", which needs format = "oci"
     /// (a Docker-format image keeps gzip). --compression overrides it.
     #[schemars(with = "Option<String>", extend("examples" = ["gzip", "zstd"]))]

@@ -12,7 +12,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::oci::Compression;
 use crate::reference::Reference;
 use crate::spec::{
-    RawCopy, RawDir, RawFile, RawHealthcheck, RawMode, RawSpec, RawSymlink, RawUser, S, Source,
+    RawCopy, RawDir, RawFile, RawHealthcheck, RawImage, RawMode, RawSpec, RawSymlink, RawUser, S,
+    Source,
 };
 
 /// Where a value sits in the spec, to report errors found after validation.
@@ -180,8 +181,10 @@ pub struct Healthcheck {
 pub struct Inputs {
     pub build_args: Vec<(String, String)>,
     pub source_date_epoch: Option<String>,
-    /// `--platform`, overriding the spec.
+    /// The one platform to load the spec for (set per platform by `build`).
     pub platform: Option<String>,
+    /// `--platform`, repeated: the platforms to build, overriding the spec's.
+    pub platforms: Vec<String>,
     /// `--compression`, overriding the spec.
     pub compression: Option<String>,
     /// `--no-check`: build even when checks find errors.
@@ -295,15 +298,16 @@ impl Validator {
                 None => created_at(0),
             },
         };
-        let platform = match (&inputs.platform, &image.platform) {
-            (Some(text), _) => parse_platform(text).map_err(|msg| Error::Usage {
+        let platforms = self.platforms(image, inputs)?;
+        let platform = match &inputs.platform {
+            Some(text) => parse_platform(text).map_err(|msg| Error::Usage {
                 what: "--platform".into(),
                 msg,
                 hint: None,
             })?,
-            (None, Some(p)) => parse_platform(&self.text(p)?).map_err(|m| self.err(p.span(), m))?,
-            (None, None) => host_platform(),
+            None => platforms[0].clone(),
         };
+        self.target_args(&platform, inputs);
         let compression = match (&inputs.compression, &image.compression) {
             (Some(text), _) => parse_compression(text).map_err(|msg| Error::Usage {
                 what: "--compression".into(),
@@ -416,7 +420,7 @@ impl Validator {
             base,
             format,
             created,
-            platforms: vec![platform.clone()],
+            platforms,
             platform,
             compression,
             compression_level,
@@ -430,6 +434,68 @@ impl Validator {
             healthcheck,
             warnings: self.warnings,
         })
+    }
+
+    /// What to build: --platform (repeated), else `platforms`, else
+    /// `platform`, else this machine's.
+    fn platforms(&self, image: &RawImage, inputs: &Inputs) -> Result<Vec<Platform>> {
+        let usage = |msg: String| Error::Usage {
+            what: "--platform".into(),
+            msg,
+            hint: Some("e.g. --platform linux/amd64 --platform linux/arm64".into()),
+        };
+        let list: Vec<Platform> = if !inputs.platforms.is_empty() {
+            inputs
+                .platforms
+                .iter()
+                .map(|t| parse_platform(t).map_err(usage))
+                .collect::<Result<_>>()?
+        } else if let Some(list) = &image.platforms {
+            if let Some(single) = &image.platform {
+                return Err(self
+                    .err(single.span(), "set `platform` or `platforms`, not both")
+                    .with_hint("`platforms` builds an image for each and an index over them"));
+            }
+            if list.get_ref().is_empty() {
+                return Err(self
+                    .err(list.span(), "`platforms` is empty")
+                    .with_hint("list at least one, e.g. [\"linux/amd64\", \"linux/arm64\"]"));
+            }
+            list.get_ref()
+                .iter()
+                .map(|p| parse_platform(&self.text(p)?).map_err(|m| self.err(p.span(), m)))
+                .collect::<Result<_>>()?
+        } else if let Some(p) = &image.platform {
+            vec![parse_platform(&self.text(p)?).map_err(|m| self.err(p.span(), m))?]
+        } else {
+            vec![host_platform()]
+        };
+        for (i, p) in list.iter().enumerate() {
+            if list[..i].contains(p) {
+                let msg = format!("platform {p} is listed twice");
+                return Err(match &image.platforms {
+                    Some(l) if inputs.platforms.is_empty() => self.err(l.span(), msg),
+                    _ => usage(msg),
+                });
+            }
+        }
+        Ok(list)
+    }
+
+    /// Docker's automatic platform args, for per-platform sources such as
+    /// `dist/${TARGETARCH}/server`; a --build-arg of the same name wins.
+    fn target_args(&mut self, p: &Platform, inputs: &Inputs) {
+        let values = [
+            ("TARGETPLATFORM", p.to_string()),
+            ("TARGETOS", p.os.clone()),
+            ("TARGETARCH", p.arch.clone()),
+            ("TARGETVARIANT", p.variant.clone().unwrap_or_default()),
+        ];
+        for (name, value) in values {
+            if !inputs.build_args.iter().any(|(n, _)| n == name) {
+                self.args.insert(name.to_string(), value);
+            }
+        }
     }
 
     fn collect_args(&mut self, raw: &RawSpec, inputs: &Inputs) -> Result<()> {

@@ -348,30 +348,39 @@ impl Client {
         repo: &str,
         reference: &str,
     ) -> Result<(Vec<u8>, String), Error> {
+        let response = self.manifest_response(host, repo, reference).await?;
+        let response = check(response, &format!("{host}/{repo}:{reference}")).await?;
+        read_manifest(response, host).await
+    }
+
+    /// A manifest that may well not exist (a cache lookup): None for a 404.
+    pub async fn find_manifest(
+        &self,
+        host: &str,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, Error> {
+        let response = self.manifest_response(host, repo, reference).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = check(response, &format!("{host}/{repo}:{reference}")).await?;
+        read_manifest(response, host).await.map(Some)
+    }
+
+    async fn manifest_response(
+        &self,
+        host: &str,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Response, Error> {
         let scopes = [format!("repository:{repo}:pull")];
         let path = format!("v2/{repo}/manifests/{reference}");
-        let response = self
-            .send(host, &scopes, &|c, base| {
-                c.get(base.join(&path).expect("valid path"))
-                    .header(ACCEPT, MANIFEST_TYPES.join(", "))
-            })
-            .await?;
-        let what = format!("{host}/{repo}:{reference}");
-        let response = check(response, &what).await?;
-        let media_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let body = read_limited(response, MAX_MANIFEST)
-            .await
-            .map_err(|e| transport_error(host, &e))?;
-        Ok((body, media_type))
+        self.send(host, &scopes, &|c, base| {
+            c.get(base.join(&path).expect("valid path"))
+                .header(ACCEPT, MANIFEST_TYPES.join(", "))
+        })
+        .await
     }
 
     /// GET a blob into `dest`, checking its size and digest on the way;
@@ -694,6 +703,24 @@ async fn read_limited(response: Response, limit: usize) -> Result<Vec<u8>, reqwe
 }
 
 /// Pass a success through; turn anything else into an error that says what to do.
+/// A manifest's bytes (size-limited) and the media type the registry gave it.
+async fn read_manifest(response: Response, host: &str) -> Result<(Vec<u8>, String), Error> {
+    let media_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let body = read_limited(response, MAX_MANIFEST)
+        .await
+        .map_err(|e| transport_error(host, &e))?;
+    Ok((body, media_type))
+}
+
 async fn check(response: Response, what: &str) -> Result<Response, Error> {
     if response.status().is_success() {
         Ok(response)
