@@ -48,6 +48,8 @@ pub struct Layer<'a> {
     pub diff_size: u64,
     /// Taken unchanged from the base image.
     pub from_base: bool,
+    /// `base`, `built`, `cache` (the local layer cache) or `cache-repo` (--cache-repo).
+    pub source: crate::layer::Source,
 }
 
 #[derive(Serialize)]
@@ -101,6 +103,7 @@ impl<'a> Summary<'a> {
                             diff_id: &l.diff_id,
                             diff_size: l.diff_size,
                             from_base: i < image.base_layers,
+                            source: l.source,
                         })
                         .collect(),
                 })
