@@ -45,8 +45,8 @@ pub fn open(path: &Path, text: &str) -> Result<Opened> {
             offset,
             len,
         }
-        .open()?
-        .read_to_end(&mut bytes)
+        .open()
+        .and_then(|mut r| r.read_to_end(&mut bytes))
         .ctx("read", path)?;
         Ok(bytes)
     };
@@ -106,7 +106,16 @@ fn stored_digest(name: &str) -> Option<String> {
 /// Every regular member's data offset and length; symlinked members (older
 /// `docker save` links repeated layers) point at their target's data.
 fn scan(path: &Path, text: &str) -> Result<BTreeMap<String, (u64, u64)>> {
-    let file = File::open(path).ctx("open", path)?;
+    // A missing file is a wrong target, like a missing layout: name it so.
+    let file = File::open(path).map_err(|e| {
+        let err = image_error(text, format!("cannot open `{}`: {e}", path.display()));
+        match e.kind() {
+            std::io::ErrorKind::NotFound => err.with_hint(
+                "tar: names a docker-archive file, e.g. from `podman save -o FILE IMAGE`",
+            ),
+            _ => err,
+        }
+    })?;
     let mut archive = tar::Archive::new(BufReader::new(file));
     let mut files = BTreeMap::new();
     let mut links = Vec::new();
@@ -141,4 +150,19 @@ fn scan(path: &Path, text: &str) -> Result<BTreeMap<String, (u64, u64)>> {
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_archive_names_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nothing.tar");
+        let err = open(&path, "tar:nothing.tar").err().expect("no file");
+        assert_eq!(err.exit_code(), crate::error::EXIT_BAD_INPUT);
+        assert!(err.to_string().contains("tar:nothing.tar"), "{err}");
+        assert!(err.hint().is_some_and(|h| h.contains("podman save")));
+    }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::base::{self, FsView};
 use crate::config::ImageConfig;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::oci::{self, Compression, Descriptor, Index, Manifest};
 use crate::reference::Reference;
 use crate::validate::Platform;
@@ -97,15 +97,22 @@ pub enum Bytes {
 }
 
 impl Bytes {
-    fn open(&self) -> Result<Box<dyn Read>> {
+    fn open(&self) -> std::io::Result<Box<dyn Read>> {
         Ok(match self {
-            Bytes::File(path) => Box::new(File::open(path).ctx("open", path)?),
+            Bytes::File(path) => Box::new(File::open(path)?),
             Bytes::Section { file, offset, len } => {
-                let mut f = File::open(file).ctx("open", file)?;
-                std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(*offset)).ctx("read", file)?;
+                let mut f = File::open(file)?;
+                std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(*offset))?;
                 Box::new(f.take(*len))
             }
         })
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Bytes::File(path) => path,
+            Bytes::Section { file, .. } => file,
+        }
     }
 }
 
@@ -189,7 +196,18 @@ pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
     }
     for (n, (layer, diff_id)) in opened.layers.iter().zip(diff_ids).enumerate() {
         let name = layer.digest.as_deref().unwrap_or(diff_id);
-        let mut reader = BufReader::with_capacity(1 << 20, layer.at.open()?);
+        // A blob missing from a layout (or the cache) is a damaged image.
+        let blob = layer.at.open().map_err(|e| {
+            image_error(
+                text,
+                format!(
+                    "layer {name}: cannot open `{}`: {e}",
+                    layer.at.path().display()
+                ),
+            )
+            .with_hint("the image is damaged; copy it again")
+        })?;
+        let mut reader = BufReader::with_capacity(1 << 20, blob);
         let compression = match layer.media_type.as_deref() {
             Some(t) => oci::layer_compression(t).ok_or_else(|| {
                 image_error(
@@ -300,5 +318,33 @@ mod tests {
         assert!(Target::parse("oci:").is_err());
         assert!(Target::parse("tar:").is_err());
         assert!(Target::parse("Not A Ref").is_err());
+    }
+
+    #[test]
+    fn a_missing_layer_blob_is_an_image_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let diff_id = format!("sha256:{}", "0".repeat(64));
+        let mut config = ImageConfig::default();
+        config.rootfs.diff_ids = vec![diff_id.clone()];
+        let opened = Opened {
+            kind: "oci",
+            index: None,
+            manifest: None,
+            config_digest: String::new(),
+            config,
+            layers: vec![LayerBlob {
+                digest: Some(diff_id.clone()),
+                media_type: Some(oci::OCI_LAYER_TAR.to_string()),
+                size: 0,
+                at: Bytes::File(dir.path().join("gone")),
+            }],
+        };
+        let err = read_files(&opened, "oci:x")
+            .err()
+            .expect("no blob, no files");
+        assert_eq!(err.exit_code(), crate::error::EXIT_BAD_INPUT);
+        let text = err.to_string();
+        assert!(text.contains("oci:x") && text.contains(&diff_id), "{text}");
+        assert_eq!(err.hint(), Some("the image is damaged; copy it again"));
     }
 }

@@ -413,47 +413,78 @@ pub fn human(bytes: u64) -> String {
 struct Names {
     users: BTreeMap<u32, String>,
     groups: BTreeMap<u32, String>,
+    /// A user name's uid and primary gid, from /etc/passwd.
+    accounts: BTreeMap<String, (u32, u32)>,
+    group_ids: BTreeMap<String, u32>,
 }
 
 impl Names {
     fn from_fs(fs: &FsView) -> Names {
-        let parse = |bytes: Option<&Vec<u8>>| {
-            let text = String::from_utf8_lossy(bytes.map_or(&[][..], |b| &b[..])).into_owned();
-            let mut map = BTreeMap::new();
-            for line in text.lines() {
-                let fields: Vec<&str> = line.split(':').collect();
-                if let (Some(name), Some(id)) = (fields.first(), fields.get(2)) {
-                    if let Ok(id) = id.parse::<u32>() {
-                        // The first line for an id wins, as getpwuid finds it.
-                        map.entry(id).or_insert_with(|| name.to_string());
-                    }
-                }
-            }
-            map
+        let lines = |bytes: Option<&Vec<u8>>| -> Vec<Vec<String>> {
+            String::from_utf8_lossy(bytes.map_or(&[][..], |b| &b[..]))
+                .lines()
+                .map(|l| l.split(':').map(str::to_string).collect())
+                .collect()
         };
-        Names {
-            users: parse(fs.passwd.as_ref()),
-            groups: parse(fs.group.as_ref()),
+        let id = |fields: &[String], n: usize| fields.get(n).and_then(|f| f.parse::<u32>().ok());
+        let mut names = Names {
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            group_ids: BTreeMap::new(),
+        };
+        // The first line for an id or a name wins, as getpwuid and getpwnam find it.
+        for fields in lines(fs.passwd.as_ref()) {
+            if let (Some(uid), Some(name)) = (id(&fields, 2), fields.first()) {
+                let gid = id(&fields, 3).unwrap_or(0);
+                names.users.entry(uid).or_insert_with(|| name.clone());
+                names.accounts.entry(name.clone()).or_insert((uid, gid));
+            }
         }
+        for fields in lines(fs.group.as_ref()) {
+            if let (Some(gid), Some(name)) = (id(&fields, 2), fields.first()) {
+                names.groups.entry(gid).or_insert_with(|| name.clone());
+                names.group_ids.entry(name.clone()).or_insert(gid);
+            }
+        }
+        names
     }
 
-    /// `app:app` for a User of `10001:10001`, `10001` for an unknown id.
+    /// What a runtime makes of `User`: `app:app` for `10001:10001` or for
+    /// `app` (the primary group from /etc/passwd), `10001: no name` for an
+    /// unknown id, `web: not in /etc/passwd` for an unknown name.
     fn describe_user(&self, user: Option<&str>) -> Option<String> {
         let user = user.filter(|u| !u.is_empty())?;
         let (u, g) = match user.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (user, None),
         };
-        let name = |id: &str, map: &BTreeMap<u32, String>| match id.parse::<u32>() {
-            Ok(n) => map
-                .get(&n)
-                .cloned()
-                .unwrap_or_else(|| format!("{n}: no name")),
-            Err(_) => id.to_string(),
+        let (user_name, primary) = match u.parse::<u32>() {
+            Ok(uid) => match self.users.get(&uid) {
+                Some(name) => (name.clone(), self.accounts.get(name).map(|a| a.1)),
+                None => (format!("{uid}: no name"), None),
+            },
+            Err(_) => match self.accounts.get(u) {
+                Some(&(_, gid)) => (u.to_string(), Some(gid)),
+                None => (format!("{u}: not in /etc/passwd"), None),
+            },
         };
-        let user_name = name(u, &self.users);
-        Some(match g {
-            Some(g) => format!("{user_name}:{}", name(g, &self.groups)),
+        let group_name = |gid: u32| {
+            self.groups
+                .get(&gid)
+                .cloned()
+                .unwrap_or_else(|| format!("{gid}: no name"))
+        };
+        let group = match g {
+            Some(g) => Some(match g.parse::<u32>() {
+                Ok(gid) => group_name(gid),
+                Err(_) if self.group_ids.contains_key(g) => g.to_string(),
+                Err(_) => format!("{g}: not in /etc/group"),
+            }),
+            None => primary.map(group_name),
+        };
+        Some(match group {
+            Some(group) => format!("{user_name}:{group}"),
             None => user_name,
         })
     }
@@ -485,6 +516,35 @@ mod tests {
         assert_eq!(ls_mode(&file("file", "2644")), "-rw-r-Sr--");
         assert_eq!(ls_mode(&file("dir", "1777")), "drwxrwxrwt");
         assert_eq!(ls_mode(&file("symlink", "0777")), "lrwxrwxrwx");
+    }
+
+    #[test]
+    fn users_are_named_from_the_images_own_accounts() {
+        let fs = FsView {
+            passwd: Some(
+                b"root:x:0:0:root:/root:/bin/sh\nweb:x:1500:1600::/app:/bin/sh\nweb2:x:1500:0::/:/bin/sh\n"
+                    .to_vec(),
+            ),
+            group: Some(b"root:x:0:\nwebgrp:x:1600:\n".to_vec()),
+            ..FsView::default()
+        };
+        let names = Names::from_fs(&fs);
+        let d = |u: &str| names.describe_user(Some(u));
+        assert_eq!(d("1500:1600").as_deref(), Some("web:webgrp"));
+        assert_eq!(d("web").as_deref(), Some("web:webgrp"));
+        assert_eq!(d("1500").as_deref(), Some("web:webgrp"));
+        assert_eq!(d("web:root").as_deref(), Some("web:root"));
+        assert_eq!(d("web:0").as_deref(), Some("web:root"));
+        assert_eq!(d("0").as_deref(), Some("root:root"));
+        assert_eq!(d("7:8").as_deref(), Some("7: no name:8: no name"));
+        assert_eq!(d("7").as_deref(), Some("7: no name"));
+        assert_eq!(d("ghost").as_deref(), Some("ghost: not in /etc/passwd"));
+        assert_eq!(
+            d("web:ghosts").as_deref(),
+            Some("web:ghosts: not in /etc/group")
+        );
+        assert_eq!(d(""), None);
+        assert_eq!(names.describe_user(None), None);
     }
 
     #[test]
