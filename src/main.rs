@@ -4,6 +4,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// A result line on stdout. A reader that went away (`kiln inspect | head`)
+/// ends the program quietly, with the status a SIGPIPE would give.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = writeln!(stdout, $($arg)*).and_then(|_| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(141);
+            }
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
 use kiln::error::Error;
 use kiln::{Inputs, Outputs};
 
@@ -209,7 +225,7 @@ fn check(args: CheckArgs) -> Result<(), Error> {
     use kiln::check::{RULES, Severity};
     if args.list {
         for r in RULES {
-            println!(
+            out!(
                 "{} {:<7} {}\n        fix: {}\n        same as: {}",
                 r.id,
                 format!("{:?}", r.severity).to_lowercase(),
@@ -229,13 +245,13 @@ fn check(args: CheckArgs) -> Result<(), Error> {
     };
     let findings = kiln::check(&args.spec, &inputs, &args.registry.network())?;
     if args.format == "json" {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&findings).expect("findings serialize")
         );
     } else if args.format == "sarif" {
         let sarif = kiln::check::sarif(&findings, &args.spec.display().to_string());
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&sarif).expect("sarif serializes")
         );
@@ -245,19 +261,19 @@ fn check(args: CheckArgs) -> Result<(), Error> {
                 f.at.as_deref()
                     .map(|a| format!("{a}: "))
                     .unwrap_or_default();
-            println!(
+            out!(
                 "{}[{}] {at}{}",
                 format!("{:?}", f.severity).to_lowercase(),
                 f.id,
                 f.message
             );
-            println!("  hint: {}", f.hint);
+            out!("  hint: {}", f.hint);
             if !f.same_as.is_empty() {
-                println!("  same as: {}", f.same_as);
+                out!("  same as: {}", f.same_as);
             }
         }
         let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-        println!(
+        out!(
             "{} error(s), {} warning(s), {} info",
             count(Severity::Error),
             count(Severity::Warning),
@@ -286,9 +302,9 @@ fn inspect(args: InspectArgs) -> Result<(), Error> {
     let report = kiln::inspect(&args.target, &opts, &args.registry.network())?;
     if args.format == "json" {
         let json = serde_json::to_string_pretty(&report).expect("report serializes");
-        println!("{json}");
+        out!("{json}");
     } else {
-        print!("{}", report.text());
+        out!("{}", report.text().trim_end());
     }
     Ok(())
 }
@@ -334,9 +350,9 @@ fn index(args: IndexArgs) -> Result<(), Error> {
             "media_type": made.media_type,
             "manifests": platforms,
         });
-        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+        out!("{}", serde_json::to_string_pretty(&json).expect("json"));
     } else {
-        println!("{}", made.references[0]);
+        out!("{}", made.references[0]);
     }
     Ok(())
 }
@@ -380,7 +396,7 @@ fn main() -> ExitCode {
         }),
         Command::Schema => {
             let schema = kiln::schema::schema();
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&schema).expect("schema serializes")
             );
@@ -441,12 +457,12 @@ fn build(args: BuildArgs) -> Result<(), Error> {
     if args.format == "json" {
         let summary = kiln::summary::Summary::new(&built, outputs.tar.as_deref());
         let json = serde_json::to_string_pretty(&summary).expect("summary serializes");
-        println!("{json}");
+        out!("{json}");
         return Ok(());
     }
     match &built.pushed {
-        Some(p) => println!("{}", p.reference),
-        None => println!("{}:{}@{}", built.name, built.tag, built.top.digest),
+        Some(p) => out!("{}", p.reference),
+        None => out!("{}:{}@{}", built.name, built.tag, built.top.digest),
     }
     Ok(())
 }
