@@ -36,6 +36,7 @@ pub mod config;
 pub mod digest;
 pub mod duration;
 pub mod error;
+pub mod ignore;
 pub mod index;
 pub mod init;
 pub mod inspect;

@@ -76,7 +76,7 @@ pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPl
         let (uid, gid) = p.owner(copy.owner.as_ref())?;
         let err = |msg: String| spec.source.error(copy.at.clone(), msg);
         let origin: Origin = format!("the copy of `{}`", copy.src).into();
-        sources::collect(copy, &spec.dir, &err, &mut |f| {
+        sources::collect(copy, &spec.dir, spec.ignore.as_ref(), &err, &mut |f| {
             let (content, mode) = match f.kind {
                 FoundKind::Dir => {
                     // A destination the base already has keeps its owner and mode, as with COPY.

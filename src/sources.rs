@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, IoContext, Result};
+use crate::ignore::Ignore;
 use crate::validate::Copy;
 
 /// One thing found in the sources, with its path relative to the copy's destination.
@@ -63,10 +64,28 @@ pub type Sink<'a> = dyn FnMut(Found) -> Result<()> + 'a;
 pub fn collect(
     copy: &Copy,
     spec_dir: &Path,
+    ignore: Option<&Ignore>,
     err: &dyn Fn(String) -> Error,
     out: &mut Sink,
 ) -> Result<()> {
-    let matches = expand(copy, spec_dir, err)?;
+    let mut matches = expand(copy, spec_dir, err)?;
+    if let Some(ignore) = ignore {
+        let single = matches.len() == 1 && !is_glob(&copy.src);
+        matches.retain(|m| !ignore.excludes(&context_rel(m, spec_dir)));
+        if matches.is_empty() {
+            let what = if single { "is" } else { "matches only paths" };
+            let hint = format!(
+                "add an exception such as `!{}` to the ignore file, or set [image] ignore-file = false",
+                copy.src.trim_end_matches('/')
+            );
+            return Err(err(format!(
+                "src `{}` {what} excluded by `{}`",
+                copy.src,
+                ignore.file.display()
+            ))
+            .with_hint(hint));
+        }
+    }
     if matches.len() > 1 && !copy.dest_is_dir {
         return Err(err(format!(
             "src `{}` matches {} paths, so dest `{}` must be a directory ending in `/`",
@@ -90,8 +109,9 @@ pub fn collect(
                 dest: &copy.dest,
                 exclude: &exclude,
                 follow_within,
+                ignore: ignore.map(|i| (i, context_rel(&path, spec_dir))),
             };
-            walk.dir(&real, "", out)?;
+            walk.dir(&real, "", out, &mut Vec::new())?;
         } else {
             let name = file_name(&path)?;
             let dest = if copy.dest_is_dir {
@@ -103,6 +123,18 @@ pub fn collect(
         }
     }
     Ok(())
+}
+
+fn is_glob(src: &str) -> bool {
+    src.contains(['*', '?', '[', '{'])
+}
+
+/// A source's path relative to the spec's directory, as ignore files name it.
+fn context_rel(path: &Path, spec_dir: &Path) -> String {
+    path.strip_prefix(spec_dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The paths `src` names: one path, or every match of a glob (sorted).
@@ -201,10 +233,26 @@ struct Walk<'a> {
     dest: &'a str,
     exclude: &'a GlobSet,
     follow_within: Option<&'a Path>,
+    /// The ignore file, and the walked directory's path relative to the spec's directory.
+    ignore: Option<(&'a Ignore, String)>,
 }
 
 impl Walk<'_> {
-    fn dir(&self, dir: &Path, rel: &str, out: &mut Sink) -> Result<()> {
+    /// Whether the ignore file leaves out `rel` (relative to the walked directory).
+    fn ignored(&self, rel: &str) -> bool {
+        self.ignore.as_ref().is_some_and(|(ignore, root)| {
+            let path = if root.is_empty() {
+                rel.to_string()
+            } else {
+                format!("{root}/{rel}")
+            };
+            ignore.excludes(&path)
+        })
+    }
+
+    /// `pending` holds ignored directories walked only for the exceptions
+    /// under them: each is written just before the first thing it contains.
+    fn dir(&self, dir: &Path, rel: &str, out: &mut Sink, pending: &mut Vec<Found>) -> Result<()> {
         let mut children: Vec<fs::DirEntry> = fs::read_dir(dir)
             .ctx("list", dir)?
             .collect::<Result<_, _>>()
@@ -221,6 +269,14 @@ impl Walk<'_> {
             if self.exclude.is_match(&child_rel) {
                 continue;
             }
+            let ignored = self.ignored(&child_rel);
+            let walk_anyway = self
+                .ignore
+                .as_ref()
+                .is_some_and(|(i, _)| i.has_exceptions());
+            if ignored && !(walk_anyway && entry.file_type().is_ok_and(|t| t.is_dir())) {
+                continue;
+            }
             let mut meta = fs::symlink_metadata(&path).ctx("read metadata of", &path)?;
             let mut source = path.clone();
             if let (true, Some(root)) = (meta.file_type().is_symlink(), self.follow_within) {
@@ -234,9 +290,20 @@ impl Walk<'_> {
             }
             let item = found(&source, join(self.dest, &child_rel), &meta)?;
             let is_dir = matches!(item.kind, FoundKind::Dir);
+            if ignored {
+                // An ignored directory, walked for the exceptions under it.
+                let depth = pending.len();
+                pending.push(item);
+                self.dir(&source, &child_rel, out, pending)?;
+                pending.truncate(depth);
+                continue;
+            }
+            for parent in pending.drain(..) {
+                out(parent)?;
+            }
             out(item)?;
             if is_dir {
-                self.dir(&source, &child_rel, out)?;
+                self.dir(&source, &child_rel, out, pending)?;
             }
         }
         Ok(())
@@ -367,7 +434,7 @@ mod tests {
 
     fn collect(copy: &Copy, dir: &Path, err: &dyn Fn(String) -> Error) -> Result<Vec<Found>> {
         let mut all = Vec::new();
-        super::collect(copy, dir, err, &mut |f| {
+        super::collect(copy, dir, None, err, &mut |f| {
             all.push(f);
             Ok(())
         })?;

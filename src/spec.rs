@@ -110,6 +110,10 @@ pub struct RawImage {
     /// ${TARGETPLATFORM} name the platform being built. --platform picks some of them.
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<S<Vec<S<String>>>>,
+    /// Patterns of local files no copy takes, in .dockerignore syntax: a path relative to the
+    /// spec's directory, or false for none. Default: .dockerignore, if there is one.
+    #[schemars(with = "Option<RawIgnoreFile>")]
+    pub ignore_file: Option<S<RawIgnoreFile>>,
     /// Layer compression: "gzip" (the default) or "zstd", which needs format = "oci"
     /// (a Docker-format image keeps gzip). --compression overrides it.
     #[schemars(with = "Option<String>", extend("examples" = ["gzip", "zstd"]))]
@@ -303,6 +307,14 @@ pub struct RawHealthcheck {
     /// Failures in a row before the container is unhealthy. Default: the runtime's (3).
     #[schemars(with = "Option<i64>", range(min = 0, max = 2147483647))]
     pub retries: Option<S<i64>>,
+}
+
+/// `ignore-file`: a path, or `false` (`true` means the default, .dockerignore).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum RawIgnoreFile {
+    Use(bool),
+    Path(String),
 }
 
 /// A file mode: a TOML integer (`0o644`) or an octal string (`"0644"`).

@@ -42,6 +42,8 @@ pub struct Spec {
     pub symlinks: Vec<Symlink>,
     pub config: Config,
     pub healthcheck: Option<Healthcheck>,
+    /// Local files no copy takes (.dockerignore).
+    pub ignore: Option<crate::ignore::Ignore>,
     pub policy: crate::check::Policy,
     /// Whether `kiln build` stops on error-level findings.
     pub enforce: bool,
@@ -298,6 +300,7 @@ impl Validator {
                 None => created_at(0),
             },
         };
+        let ignore = self.ignore_file(image, &dir)?;
         let platforms = self.platforms(image, inputs)?;
         let platform = match &inputs.platform {
             Some(text) => parse_platform(text).map_err(|msg| Error::Usage {
@@ -432,8 +435,34 @@ impl Validator {
             symlinks,
             config,
             healthcheck,
+            ignore,
             warnings: self.warnings,
         })
+    }
+
+    /// `ignore-file`, else .dockerignore when the spec's directory has one.
+    fn ignore_file(&self, image: &RawImage, dir: &Path) -> Result<Option<crate::ignore::Ignore>> {
+        use crate::spec::RawIgnoreFile;
+        let path = match &image.ignore_file {
+            None => dir.join(".dockerignore"),
+            Some(f) => match f.get_ref() {
+                RawIgnoreFile::Use(false) => return Ok(None),
+                RawIgnoreFile::Use(true) => dir.join(".dockerignore"),
+                RawIgnoreFile::Path(p) => {
+                    let path = dir.join(p);
+                    if !path.is_file() {
+                        return Err(self
+                            .err(f.span(), format!("ignore-file `{p}` does not exist"))
+                            .with_hint("the path is relative to the spec's directory; false turns ignoring off"));
+                    }
+                    path
+                }
+            },
+        };
+        if !path.is_file() {
+            return Ok(None);
+        }
+        crate::ignore::Ignore::read(&path).map(Some)
     }
 
     /// What to build: --platform (repeated), else `platforms`, else
