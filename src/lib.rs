@@ -36,6 +36,7 @@ pub mod config;
 pub mod digest;
 pub mod duration;
 pub mod error;
+pub mod extract;
 pub mod ignore;
 pub mod index;
 pub mod init;
@@ -206,8 +207,53 @@ pub(crate) fn resolve(
         let at = spec.user.as_ref().map_or(0..0, |u| u.at.clone());
         spec.source.error(at, msg)
     })?;
-    let plans = plan::plan(spec, &base, &accounts)?;
+    let mut images = Vec::new();
+    for copy in &spec.copies {
+        images.push(match &copy.image {
+            Some(source) => Some(copy_source(copy, source, spec, net)?),
+            None => None,
+        });
+    }
+    let plans = plan::plan(spec, &base, &accounts, &images)?;
     Ok((base, plans))
+}
+
+/// Pull (or open) the image a copy takes files from, and unpack what it names.
+fn copy_source(
+    copy: &validate::Copy,
+    source: &validate::ImageSource,
+    spec: &validate::Spec,
+    net: &mut Net,
+) -> Result<extract::Extracted> {
+    let text = source.text.as_str();
+    let cache_dir = net.network.cache_dir.clone();
+    let opened = match &source.image {
+        validate::BaseRef::Registry(r) => {
+            let (rt, client, cache) = net.get()?;
+            rt.block_on(async {
+                let resolved = pull::resolve(client, cache, r, &spec.platform)
+                    .await
+                    .map_err(inspect::as_image)?;
+                let blobs = std::iter::once(&resolved.manifest.config)
+                    .chain(&resolved.manifest.layers)
+                    .cloned()
+                    .collect();
+                pull::fetch(client, cache, &resolved, blobs).await?;
+                inspect::open_store(cache.dir(), None, &resolved.desc, &resolved.manifest, text)
+            })?
+        }
+        validate::BaseRef::OciLayout { path, tag, .. } => {
+            let opts = inspect::Options {
+                platform: spec.platform.clone(),
+                files: true,
+            };
+            inspect::open_layout(path, tag.as_deref(), text, &opts)?
+        }
+        validate::BaseRef::Scratch => {
+            return Err(Error::base(text, "scratch has no files to copy"));
+        }
+    };
+    extract::extract(copy, &opened, text, &spec.platform, &cache_dir)
 }
 
 /// Build the image (or, for several platforms, the images and their

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use crate::accounts::Accounts;
 use crate::base::{Base, Kind};
 use crate::error::{Error, Result};
+use crate::extract::Extracted;
 use crate::sources::{self, FoundKind, Stamp};
-use crate::validate::{Id, Owner, Spec};
+use crate::validate::{Copy, Id, Owner, Spec};
 
 pub enum Content {
     Dir,
@@ -54,7 +55,13 @@ const SYSTEM: &str = "";
 /// the files of one copy entry so that big trees cost little memory.
 type Origin = std::rc::Rc<str>;
 
-pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPlan>> {
+/// `images[i]` holds what copy `i` takes from an image, unpacked (see `extract`).
+pub fn plan(
+    spec: &Spec,
+    base: &Base,
+    accounts: &Accounts,
+    images: &[Option<Extracted>],
+) -> Result<Vec<LayerPlan>> {
     let mut p = Planner {
         spec,
         base,
@@ -68,15 +75,36 @@ pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPl
         origins: BTreeMap::new(),
     };
     p.system()?;
-    for copy in &spec.copies {
+    for (n, copy) in spec.copies.iter().enumerate() {
         let layer = match &copy.layer {
             Some(name) => p.layer(name),
             None => p.new_layer(),
         };
         let (uid, gid) = p.owner(copy.owner.as_ref())?;
         let err = |msg: String| spec.source.error(copy.at.clone(), msg);
-        let origin: Origin = format!("the copy of `{}`", copy.src).into();
-        sources::collect(copy, &spec.dir, spec.ignore.as_ref(), &err, &mut |f| {
+        let from_image = copy
+            .image
+            .as_ref()
+            .zip(images.get(n).and_then(Option::as_ref));
+        let (local, root, ignore, origin) = match from_image {
+            None => (
+                copy.clone(),
+                spec.dir.clone(),
+                spec.ignore.as_ref(),
+                format!("the copy of `{}`", copy.src),
+            ),
+            Some((source, e)) => (
+                Copy {
+                    src: e.src.clone(),
+                    ..copy.clone()
+                },
+                e.root.clone(),
+                None,
+                format!("the copy of `{}` from {}", copy.src, source.text),
+            ),
+        };
+        let origin: Origin = origin.into();
+        sources::collect(&local, &root, ignore, &err, &mut |f| {
             let (content, mode) = match f.kind {
                 FoundKind::Dir => {
                     // A destination the base already has keeps its owner and mode, as with COPY.
@@ -121,9 +149,14 @@ pub fn plan(spec: &Spec, base: &Base, accounts: &Accounts) -> Result<Vec<LayerPl
         } else {
             copy.dest.clone()
         };
+        let from = match from_image {
+            Some((source, _)) if source.text.contains('@') => format!("--from={} ", source.text),
+            Some((source, e)) => format!("--from={}@{} ", source.text, e.digest),
+            None => String::new(),
+        };
         p.layers[layer]
             .created_by
-            .push(format!("COPY {chown}{} {dest} # kiln", copy.src));
+            .push(format!("COPY {from}{chown}{} {dest} # kiln", copy.src));
     }
     p.workdir()?;
     Ok(p.finish())

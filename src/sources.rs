@@ -406,6 +406,7 @@ mod tests {
     fn copy(src: &str, dest: &str, exclude: &[&str]) -> Copy {
         Copy {
             src: src.into(),
+            image: None,
             dest: crate::validate::image_path(dest).unwrap(),
             dest_is_dir: dest.ends_with('/'),
             owner: None,

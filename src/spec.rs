@@ -151,10 +151,15 @@ pub struct RawUser {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawCopy {
-    /// A file, a directory or a glob, relative to the spec's directory and inside it.
-    /// A directory's contents go into `dest`.
+    /// A file, a directory or a glob, relative to the spec's directory and inside it;
+    /// with `image`, an absolute path in that image. A directory's contents go into `dest`.
     #[schemars(with = "String")]
     pub src: S<String>,
+    /// Copy from this image instead of the spec's directory (Dockerfile COPY --from): a
+    /// registry reference ("ghcr.io/astral-sh/uv:0.8@sha256:...") or "oci:PATH[:TAG]",
+    /// pulled for the platform being built.
+    #[schemars(with = "Option<String>")]
+    pub image: Option<S<String>>,
     /// An absolute path in the image; a trailing `/` means "into this directory".
     #[schemars(with = "String")]
     pub dest: S<String>,

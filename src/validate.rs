@@ -117,8 +117,12 @@ pub struct Owner {
     pub at: Span,
 }
 
+#[derive(Clone)]
 pub struct Copy {
+    /// Relative to the spec's directory; with `image`, absolute in that image.
     pub src: String,
+    /// Copy from this image rather than the spec's directory.
+    pub image: Option<ImageSource>,
     pub dest: String,
     /// `dest` ended in `/`: sources go inside it.
     pub dest_is_dir: bool,
@@ -130,6 +134,14 @@ pub struct Copy {
     pub follow_symlinks: bool,
     pub layer: Option<String>,
     pub at: Span,
+}
+
+/// The image a `[[copy]]` takes files from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSource {
+    pub image: BaseRef,
+    /// As written (args filled in), for messages and history.
+    pub text: String,
 }
 
 pub struct Dir {
@@ -208,6 +220,7 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Spec> {
         .ctx("open the spec's directory", parent)?;
     Validator {
         source,
+        dir: dir.clone(),
         args: BTreeMap::new(),
         warnings: Vec::new(),
     }
@@ -216,6 +229,8 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Spec> {
 
 struct Validator {
     source: Source,
+    /// The spec's directory, canonical.
+    dir: PathBuf,
     args: BTreeMap<String, String>,
     warnings: Vec<String>,
 }
@@ -706,23 +721,35 @@ impl Validator {
         if src.is_empty() {
             return Err(self.err(c.src.span(), "src is empty"));
         }
-        if Path::new(&src).is_absolute() {
+        let image = match &c.image {
+            Some(i) => Some(self.image_source(i, &src, c)?),
+            None => None,
+        };
+        if image.is_some() {
+            if !src.starts_with('/') {
+                return Err(self
+                    .err(
+                        c.src.span(),
+                        format!("src `{src}` must be absolute in the image"),
+                    )
+                    .with_hint(format!("write \"/{src}\"")));
+            }
+        } else if Path::new(&src).is_absolute() {
             return Err(self
                 .err(c.src.span(), format!("src `{src}` is absolute"))
-                .with_hint("sources are relative to the spec's directory"));
+                .with_hint("sources are relative to the spec's directory; to copy out of an image, add image = \"REF\""));
         }
         if Path::new(&src)
             .components()
             .any(|p| p == std::path::Component::ParentDir)
         {
-            return Err(self
-                .err(
-                    c.src.span(),
-                    format!("src `{src}` leaves the spec's directory through `..`"),
-                )
-                .with_hint(
-                    "move the spec next to its sources, or copy the sources under its directory",
-                ));
+            let msg = match image {
+                Some(_) => format!("src `{src}` contains `..`"),
+                None => format!("src `{src}` leaves the spec's directory through `..`"),
+            };
+            return Err(self.err(c.src.span(), msg).with_hint(
+                "move the spec next to its sources, or copy the sources under its directory",
+            ));
         }
         let dest_text = self.text(&c.dest)?;
         let dest = image_path(&dest_text).map_err(|m| self.err(c.dest.span(), m))?;
@@ -742,6 +769,7 @@ impl Validator {
             .collect::<Result<Vec<_>>>()?;
         Ok(Copy {
             src,
+            image,
             dest_is_dir: dest_text.ends_with('/') || dest == "/",
             dest,
             owner: self.owner(&c.owner)?,
@@ -752,6 +780,29 @@ impl Validator {
             layer: self.layer(&c.layer)?,
             at: raw.span(),
         })
+    }
+
+    fn image_source(&self, raw: &S<String>, src: &str, c: &RawCopy) -> Result<ImageSource> {
+        let text = self.text(raw)?;
+        let image = match parse_base(&text, &self.dir) {
+            Ok(BaseRef::Scratch) => {
+                return Err(self.err(raw.span(), "scratch has no files to copy"));
+            }
+            Ok(image) => image,
+            Err(m) => {
+                return Err(self.err(raw.span(), m).with_hint(
+                    "use a registry reference like \"ghcr.io/astral-sh/uv:0.8\" or \"oci:PATH[:TAG]\"",
+                ));
+            }
+        };
+        if let Some(f) = &c.follow_symlinks {
+            if *f.get_ref() {
+                return Err(self
+                    .err(f.span(), format!("follow-symlinks is for local sources, not `{src}` in an image"))
+                    .with_hint("links inside the image's tree are kept as links; a src that is a link is followed"));
+            }
+        }
+        Ok(ImageSource { image, text })
     }
 
     fn dir(&self, raw: &S<RawDir>) -> Result<Dir> {

@@ -116,6 +116,41 @@ impl Bytes {
     }
 }
 
+impl LayerBlob {
+    /// The blob's bytes, and how they are compressed (by media type, else
+    /// by their first bytes). `name` and `text` are for messages.
+    pub fn reader(
+        &self,
+        name: &str,
+        text: &str,
+    ) -> Result<(BufReader<Box<dyn Read>>, Compression)> {
+        // A blob missing from a layout (or the cache) is a damaged image.
+        let blob = self.at.open().map_err(|e| {
+            image_error(
+                text,
+                format!(
+                    "layer {name}: cannot open `{}`: {e}",
+                    self.at.path().display()
+                ),
+            )
+            .with_hint("the image is damaged; copy it again")
+        })?;
+        let mut reader = BufReader::with_capacity(1 << 20, blob);
+        let compression = match self.media_type.as_deref() {
+            Some(t) => oci::layer_compression(t).ok_or_else(|| {
+                image_error(
+                    text,
+                    format!("layer {name} has unsupported media type `{t}`"),
+                )
+            })?,
+            None => {
+                sniff(&mut reader).map_err(|e| image_error(text, format!("layer {name}: {e}")))?
+            }
+        };
+        Ok((reader, compression))
+    }
+}
+
 /// An image in an OCI layout.
 pub fn open_layout(dir: &Path, tag: Option<&str>, text: &str, opts: &Options) -> Result<Opened> {
     let chosen = base::select_in_layout(dir, tag, text, &opts.platform).map_err(as_image)?;
@@ -196,29 +231,7 @@ pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
     }
     for (n, (layer, diff_id)) in opened.layers.iter().zip(diff_ids).enumerate() {
         let name = layer.digest.as_deref().unwrap_or(diff_id);
-        // A blob missing from a layout (or the cache) is a damaged image.
-        let blob = layer.at.open().map_err(|e| {
-            image_error(
-                text,
-                format!(
-                    "layer {name}: cannot open `{}`: {e}",
-                    layer.at.path().display()
-                ),
-            )
-            .with_hint("the image is damaged; copy it again")
-        })?;
-        let mut reader = BufReader::with_capacity(1 << 20, blob);
-        let compression = match layer.media_type.as_deref() {
-            Some(t) => oci::layer_compression(t).ok_or_else(|| {
-                image_error(
-                    text,
-                    format!("layer {name} has unsupported media type `{t}`"),
-                )
-            })?,
-            None => {
-                sniff(&mut reader).map_err(|e| image_error(text, format!("layer {name}: {e}")))?
-            }
-        };
+        let (reader, compression) = layer.reader(name, text)?;
         let read = base::apply_blob(reader, compression, &mut fs, n)
             .map_err(|e| image_error(text, format!("layer {name}: {e}")))?;
         if layer.digest.as_ref().is_some_and(|d| *d != read.digest) || read.size != layer.size {
