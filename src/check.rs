@@ -73,7 +73,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "KILN-BASE-NOT-PINNED",
         severity: Severity::Warning,
-        title: "base not pinned by digest",
+        title: "base (or an image copied from) not pinned by digest",
         hint: "pin the base as NAME:TAG@sha256:...",
         same_as: "hadolint DL3006 / DL3007, dockle DKL-DI-0006, trivy DS-0001",
     },
@@ -168,8 +168,12 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn add(&mut self, id: &str, message: String, key: Option<&str>) {
-        let rule = RULES.iter().find(|r| r.id == id).expect("known rule");
         let line = key.and_then(|k| self.line_of(k));
+        self.add_at(id, message, line);
+    }
+
+    fn add_at(&mut self, id: &str, message: String, line: Option<usize>) {
+        let rule = RULES.iter().find(|r| r.id == id).expect("known rule");
         let at = line.map(|line| format!("{}:{line}", self.spec.source.path.display()));
         self.out.push(Finding {
             id: rule.id,
@@ -364,18 +368,30 @@ impl Checker<'_> {
         }
     }
 
+    /// The base, and every image a copy takes files from, pinned by digest.
     fn base_pin(&mut self, strict: bool) {
-        let BaseRef::Registry(r) = &self.spec.base else {
-            return;
-        };
-        if r.digest.is_none() {
+        let mut images = Vec::new();
+        if let BaseRef::Registry(r) = &self.spec.base {
+            images.push((r.clone(), format!("base `{r}`"), self.line_of("base")));
+        }
+        for copy in &self.spec.copies {
+            if let Some(BaseRef::Registry(r)) = copy.image.as_ref().map(|i| &i.image) {
+                let line = self.spec.source.line_of(copy.at.start);
+                let what = format!("image `{r}` (the copy of `{}`)", copy.src);
+                images.push((r.clone(), what, Some(line)));
+            }
+        }
+        for (r, what, line) in images {
+            if r.digest.is_some() {
+                continue;
+            }
             let latest = r.tag.as_deref().is_none_or(|t| t == "latest");
-            let what = if latest {
-                format!("base `{r}` is unpinned and tracks `latest`")
+            let msg = if latest {
+                format!("{what} is unpinned and tracks `latest`")
             } else {
-                format!("base `{r}` is not pinned by digest")
+                format!("{what} is not pinned by digest")
             };
-            self.add("KILN-BASE-NOT-PINNED", what, Some("base"));
+            self.add_at("KILN-BASE-NOT-PINNED", msg, line);
             if strict {
                 if let Some(f) = self.out.last_mut() {
                     f.severity = Severity::Error;

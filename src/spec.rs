@@ -398,6 +398,11 @@ impl Source {
     }
 
     /// An error located at `span` (a byte range of the spec text).
+    /// The line (from 1) of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        line_col(&self.text, offset).0
+    }
+
     pub fn error(&self, span: Range<usize>, msg: impl Into<String>) -> Error {
         let (line, col) = line_col(&self.text, span.start);
         Error::Spec {
