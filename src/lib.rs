@@ -176,6 +176,18 @@ pub fn inspect(text: &str, opts: &inspect::Options, network: &Network) -> Result
             })?
         }
     };
+    let c = &opened.config;
+    if opts.platform_asked
+        && opened.index.is_none()
+        && (c.os != opts.platform.os || c.architecture != opts.platform.arch)
+    {
+        tracing::warn!(
+            "{text} is a single {}/{} image, not an index; --platform {} does not apply",
+            c.os,
+            c.architecture,
+            opts.platform
+        );
+    }
     let fs = match opts.files {
         true => Some(inspect::read_files(&opened, text)?),
         false => None,
@@ -245,6 +257,7 @@ fn copy_source(
         validate::BaseRef::OciLayout { path, tag, .. } => {
             let opts = inspect::Options {
                 platform: spec.platform.clone(),
+                platform_asked: true,
                 files: true,
             };
             inspect::open_layout(path, tag.as_deref(), text, &opts)?

@@ -297,6 +297,7 @@ fn inspect(args: InspectArgs) -> Result<(), Error> {
     };
     let opts = kiln::inspect::Options {
         platform,
+        platform_asked: args.platform.is_some(),
         files: args.files,
     };
     let report = kiln::inspect(&args.target, &opts, &args.registry.network())?;

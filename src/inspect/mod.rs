@@ -63,6 +63,8 @@ impl Target {
 
 pub struct Options {
     pub platform: Platform,
+    /// The platform was asked for (--platform), not this machine's default.
+    pub platform_asked: bool,
     /// List every path (reads all layers).
     pub files: bool,
 }
