@@ -358,3 +358,87 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+// Helpers for the multi-platform and shared-cache tests.
+
+/// Every line the registry has logged so far (one access-log line per request).
+pub fn registry_log(registry: &Registry) -> Vec<String> {
+    fs::read_to_string(registry.dir.path().join("registry.log"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// How many uploads of `digest` were committed (the closing
+/// `PUT /v2/REPO/blobs/uploads/...&digest=...`) among `lines`, into `repo`,
+/// or into any repository when `repo` is None.
+pub fn uploads_of(lines: &[String], repo: Option<&str>, digest: &str) -> usize {
+    let prefix = match repo {
+        Some(r) => format!("\"PUT /v2/{r}/blobs/uploads/"),
+        None => "\"PUT /v2/".to_string(),
+    };
+    let param = format!("digest={}", digest.replace(':', "%3A"));
+    lines
+        .iter()
+        .filter(|l| l.contains(&prefix) && l.contains("/blobs/uploads/") && l.contains(&param))
+        .count()
+}
+
+/// Every upload committed among `lines`, whatever its digest.
+pub fn all_uploads(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.contains("\"PUT /v2/") && l.contains("/blobs/uploads/"))
+        .count()
+}
+
+/// How many cross-repository mounts of `digest` into `repo` the registry
+/// performed (201) among `lines`.
+pub fn mounts_of(lines: &[String], repo: &str, digest: &str) -> usize {
+    let request = format!(
+        "\"POST /v2/{repo}/blobs/uploads/?mount={}",
+        digest.replace(':', "%3A")
+    );
+    lines
+        .iter()
+        .filter(|l| l.contains(&request) && l.contains("\" 201 "))
+        .count()
+}
+
+/// `len` bytes that no compressor can shrink, the same for the same seed.
+pub fn noise_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Give every file under `dir` the mtime `secs` after the epoch, as a
+/// fresh checkout on another machine would have its own.
+pub fn set_mtimes(dir: &Path, secs: u64) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let t = entry.file_type().unwrap();
+        if t.is_dir() {
+            set_mtimes(&entry.path(), secs);
+        } else if t.is_file() {
+            let file = fs::File::options().write(true).open(entry.path()).unwrap();
+            file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+                .unwrap();
+        }
+    }
+}
+
+/// The JSON `skopeo inspect --raw|--config` prints, and the raw bytes' digest.
+pub fn skopeo_json(args: &[&str]) -> (serde_json::Value, String) {
+    let raw = run(Command::new("skopeo").arg("inspect").args(args));
+    let value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("not JSON ({e}):\n{raw}"));
+    (value, kiln::digest::sha256(raw.as_bytes()))
+}
