@@ -107,6 +107,7 @@ pub fn build(
                 repo,
                 cache::Cache::open(&network.cache_dir).ok(),
                 outputs.push.as_ref().map(|p| p.registry.as_str()),
+                network.layer_cache,
             ))
         }
         None => None,

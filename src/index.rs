@@ -46,6 +46,19 @@ pub async fn make(client: &Client, cache: &Cache, request: Request<'_>) -> Resul
             "add them with --add HOST/REPO@sha256:... or --from-digest-files FILE...",
         ));
     }
+    // Before any request: an index lists manifests of its own registry.
+    for image in request.images {
+        if image.registry != target.registry {
+            return Err(usage(
+                &image.to_string(),
+                format!(
+                    "is on {}, the index goes to {}",
+                    image.registry, target.registry
+                ),
+                "push every platform's image to the index's registry first",
+            ));
+        }
+    }
     let mut entries: Vec<(String, Descriptor, String)> = Vec::new();
     for image in request.images {
         let (platform, desc) = platform_image(client, cache, image).await?;

@@ -188,7 +188,7 @@ struct RegistryArgs {
     /// Cache for pulled bases and built layers (default: $XDG_CACHE_HOME/kiln).
     #[arg(long, value_name = "DIR", global = true)]
     cache_dir: Option<PathBuf>,
-    /// Build every layer again, even when its inputs did not change.
+    /// Build every layer again, even when its inputs did not change (--cache-repo is still written).
     #[arg(long, global = true)]
     no_cache: bool,
     /// Trust this CA (PEM) for registry TLS, in addition to the system's.

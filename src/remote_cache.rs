@@ -45,6 +45,8 @@ pub struct RemoteCache {
     local: Option<Cache>,
     /// The push target's registry: hits there are mounted, not downloaded.
     push_host: Option<String>,
+    /// Look layers up (off with --no-cache, which still records them).
+    read: bool,
     /// Layers this build wrote, to record once the push is done.
     written: Mutex<Vec<(String, LayerBlob, String)>>,
     broken: AtomicBool,
@@ -63,8 +65,10 @@ impl RemoteCache {
         repo: &Reference,
         local: Option<Cache>,
         push_host: Option<&str>,
+        read: bool,
     ) -> RemoteCache {
         RemoteCache {
+            read,
             handle,
             client,
             host: repo.registry.clone(),
@@ -102,7 +106,7 @@ impl RemoteCache {
     /// `need_bytes` (a layout or archive is written, or the push goes to
     /// another registry), the blob is downloaded into `dest`.
     pub fn lookup(&self, key: &str, need_bytes: bool, dest: &Path) -> Option<LayerBlob> {
-        if self.broken.load(Ordering::Relaxed) {
+        if !self.read || self.broken.load(Ordering::Relaxed) {
             return None;
         }
         let tag = tag(key);
@@ -126,6 +130,29 @@ impl RemoteCache {
         };
         let diff_id = desc.annotations.get(DIFF_ID)?.clone();
         let diff_size = desc.annotations.get(DIFF_SIZE)?.parse().ok()?;
+        // A tag whose blob is gone (garbage-collected, deleted) is a miss;
+        // building the layer again records it afresh.
+        let exists = self.handle.block_on(self.client.blob_exists(
+            &self.host,
+            &self.repo,
+            &desc.digest,
+        ));
+        match exists {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    "cache repository tag {tag} names {}, which {}/{} no longer has; building the layer again",
+                    desc.digest,
+                    self.host,
+                    self.repo
+                );
+                return None;
+            }
+            Err(e) => {
+                self.give_up("look up layers", &e);
+                return None;
+            }
+        }
         let mountable = self.push_host.as_deref() == Some(self.host.as_str());
         let path = match (need_bytes || !mountable, &self.local) {
             (true, _) => {
