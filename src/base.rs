@@ -575,8 +575,9 @@ fn remove(fs: &mut FsView, path: &str) {
     }
 }
 
-/// `./etc/passwd`, `etc/passwd/` and `/etc/passwd` all become `/etc/passwd`.
-fn normalize(name: &str) -> Option<String> {
+/// `./etc/passwd`, `etc/passwd/` and `/etc/passwd` all become `/etc/passwd`;
+/// a name with `..` is None.
+pub fn normalize(name: &str) -> Option<String> {
     let parts: Vec<&str> = name
         .split('/')
         .filter(|p| !p.is_empty() && *p != ".")

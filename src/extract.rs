@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::base::{FsView, resolve_dots};
+use crate::base::{FsView, normalize, resolve_dots};
 use crate::error::{Error, IoContext, Result};
 use crate::inspect::{self, Opened};
 use crate::validate::{Copy, Platform};
@@ -346,17 +346,6 @@ fn remove(path: &Path) -> std::io::Result<()> {
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
-}
-
-fn normalize(name: &str) -> Option<String> {
-    let parts: Vec<&str> = name
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    if parts.contains(&"..") {
-        return None;
-    }
-    Some(format!("/{}", parts.join("/")))
 }
 
 fn image_error(text: &str, msg: impl Into<String>) -> Error {

@@ -170,16 +170,6 @@ async fn copy_into(
     target: &Reference,
     desc: &Descriptor,
 ) -> Result<()> {
-    if image.registry != target.registry {
-        return Err(usage(
-            &image.to_string(),
-            format!(
-                "is on {}, the index goes to {}",
-                image.registry, target.registry
-            ),
-            "push every platform's image to the index's registry first",
-        ));
-    }
     if image.repository == target.repository {
         return Ok(());
     }

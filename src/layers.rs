@@ -204,13 +204,39 @@ fn settings_text(s: &Settings) -> String {
 /// A hash of everything that decides a layer's bytes. Files count by path,
 /// size, mtime, ctime, inode and device rather than by reading them.
 pub fn cache_key(plan: &LayerPlan, s: &Settings) -> String {
+    let stamp = &mut |src: &std::path::Path, size: u64, stamp: &crate::sources::Stamp| {
+        let mut id = src.as_os_str().as_encoded_bytes().to_vec();
+        id.extend(
+            format!(
+                " {size} {} {} {} {}",
+                stamp.mtime_ns, stamp.ctime_ns, stamp.inode, stamp.device
+            )
+            .bytes(),
+        );
+        Ok(id)
+    };
+    entries_key(&[FORMAT, &settings_text(s)], plan, stamp).expect("stamps need no reads")
+}
+
+/// What stands for a file's bytes in a key: given its source, size and stamp.
+pub type FileId<'a> =
+    dyn FnMut(&std::path::Path, u64, &crate::sources::Stamp) -> std::io::Result<Vec<u8>> + 'a;
+
+/// A hash over `header` and a layer's entries in plan order: path, owner,
+/// mode, and content (`file` says what stands for a file's bytes).
+pub fn entries_key(
+    header: &[&str],
+    plan: &LayerPlan,
+    file: &mut FileId,
+) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut put = |field: &[u8]| {
         h.update((field.len() as u64).to_le_bytes());
         h.update(field);
     };
-    put(FORMAT.as_bytes());
-    put(settings_text(s).as_bytes());
+    for field in header {
+        put(field.as_bytes());
+    }
     for (path, e) in &plan.entries {
         put(path.as_bytes());
         put(format!("{} {} {:o}", e.uid, e.gid, e.mode).as_bytes());
@@ -218,12 +244,7 @@ pub fn cache_key(plan: &LayerPlan, s: &Settings) -> String {
             Content::Dir => put(b"dir"),
             Content::File { src, size, stamp } => {
                 put(b"file");
-                put(src.as_os_str().as_encoded_bytes());
-                put(format!(
-                    "{size} {} {} {} {}",
-                    stamp.mtime_ns, stamp.ctime_ns, stamp.inode, stamp.device
-                )
-                .as_bytes());
+                put(&file(src, *size, stamp)?);
             }
             Content::Bytes(b) => {
                 put(b"bytes");
@@ -235,5 +256,5 @@ pub fn cache_key(plan: &LayerPlan, s: &Settings) -> String {
             }
         }
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -17,7 +17,7 @@ use crate::registry::{self, Client};
 
 const PARALLEL: usize = 4;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Pushed {
     /// `host/repo:tag@sha256:...` for the first tag.
     pub reference: String,

@@ -23,7 +23,7 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::layer::{LayerBlob, Source};
 use crate::oci::{self, Descriptor, Manifest};
-use crate::plan::{Content, LayerPlan};
+use crate::plan::LayerPlan;
 use crate::progress::{Bar, Step};
 use crate::reference::Reference;
 use crate::registry::Client;
@@ -328,44 +328,25 @@ fn pointer_manifest(key: &str, blob: &LayerBlob, media_type: &str) -> Vec<u8> {
 
 /// Paths, owners, modes, link targets and file contents, in plan order.
 fn content_key(inputs: &KeyInputs) -> std::io::Result<String> {
-    let mut h = Sha256::new();
-    let mut put = |field: &[u8]| {
-        h.update((field.len() as u64).to_le_bytes());
-        h.update(field);
-    };
-    put(b"kiln-shared-layer-1");
-    put(inputs.settings.as_bytes());
     let mut buf = vec![0u8; 1 << 20];
-    for (path, e) in &inputs.plan.entries {
-        put(path.as_bytes());
-        put(format!("{} {} {:o}", e.uid, e.gid, e.mode).as_bytes());
-        match &e.content {
-            Content::Dir => put(b"dir"),
-            Content::File { src, size, .. } => {
-                put(b"file");
-                put(&size.to_le_bytes());
-                let mut file = std::fs::File::open(src)?;
-                let mut contents = Sha256::new();
-                loop {
-                    let n = file.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    contents.update(&buf[..n]);
-                }
-                put(&contents.finalize());
+    let contents = &mut |src: &Path, size: u64, _: &crate::sources::Stamp| {
+        let mut file = std::fs::File::open(src)?;
+        let mut h = Sha256::new();
+        h.update(size.to_le_bytes());
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
             }
-            Content::Bytes(b) => {
-                put(b"bytes");
-                put(b);
-            }
-            Content::Symlink(t) => {
-                put(b"symlink");
-                put(t.as_bytes());
-            }
+            h.update(&buf[..n]);
         }
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        Ok(h.finalize().to_vec())
+    };
+    crate::layers::entries_key(
+        &["kiln-shared-layer-1", &inputs.settings],
+        inputs.plan,
+        contents,
+    )
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub struct Summary<'a> {
     pub images: Vec<Image<'a>>,
     pub oci: Option<&'a Path>,
     pub tar: Option<&'a Path>,
-    pub push: Option<Push<'a>>,
+    pub push: Option<&'a crate::push::Pushed>,
     pub timings_ms: Timings,
     pub warnings: &'a [String],
 }
@@ -50,18 +50,6 @@ pub struct Layer<'a> {
     pub from_base: bool,
     /// `base`, `built`, `cache` (the local layer cache) or `cache-repo` (--cache-repo).
     pub source: crate::layer::Source,
-}
-
-#[derive(Serialize)]
-pub struct Push<'a> {
-    pub reference: &'a str,
-    pub uploaded: usize,
-    pub uploaded_bytes: u64,
-    pub mounted: usize,
-    pub mounted_bytes: u64,
-    /// Blobs the registry already had.
-    pub skipped: usize,
-    pub skipped_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -110,15 +98,7 @@ impl<'a> Summary<'a> {
                 .collect(),
             oci: built.layout.as_deref(),
             tar,
-            push: built.pushed.as_ref().map(|p| Push {
-                reference: &p.reference,
-                uploaded: p.uploaded,
-                uploaded_bytes: p.uploaded_bytes,
-                mounted: p.mounted,
-                mounted_bytes: p.mounted_bytes,
-                skipped: p.skipped,
-                skipped_bytes: p.skipped_bytes,
-            }),
+            push: built.pushed.as_ref(),
             timings_ms: Timings {
                 resolve: ms(t.resolve),
                 layers: ms(t.layers),

@@ -161,26 +161,9 @@ pub fn open_layout(dir: &Path, tag: Option<&str>, text: &str, opts: &Options) ->
         None => None,
     };
     let manifest: Manifest = read_json(dir, &chosen.manifest, text)?;
-    let layers = manifest
-        .layers
-        .iter()
-        .map(|d| {
-            Ok(LayerBlob {
-                digest: Some(d.digest.clone()),
-                media_type: Some(d.media_type.clone()),
-                size: d.size,
-                at: Bytes::File(base::blob_path(dir, d, text).map_err(as_image)?),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Opened {
-        kind: "oci",
-        index,
-        config_digest: manifest.config.digest.clone(),
-        config: read_json(dir, &manifest.config, text)?,
-        manifest: Some(chosen.manifest),
-        layers,
-    })
+    let mut opened = open_store(dir, index, &chosen.manifest, &manifest, text)?;
+    opened.kind = "oci";
+    Ok(opened)
 }
 
 /// An image whose manifest and config are in a `blobs/sha256` store (the
