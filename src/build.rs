@@ -66,6 +66,7 @@ pub fn build(
     let mut net = Net::new(network, outputs.push.as_ref().map(|r| r.registry.as_str()));
 
     let mut targets = Vec::new();
+    let mut logged = std::collections::BTreeSet::new();
     let mut first = Some(first);
     for p in &platforms {
         let spec = match first.take() {
@@ -79,7 +80,7 @@ pub fn build(
             )?,
         };
         let (base, plans) = resolve(&spec, &mut net)?;
-        enforce_checks(&spec, &base, &plans)?;
+        enforce_checks(&spec, &base, &plans, &mut logged)?;
         targets.push(Target { spec, base, plans });
     }
     let lead = &targets[0].spec;
@@ -267,10 +268,19 @@ pub fn build(
     })
 }
 
-/// Log every finding; stop on error-level ones unless the spec says not to.
-fn enforce_checks(spec: &Spec, base: &base::Base, plans: &[plan::LayerPlan]) -> Result<()> {
+/// Log every finding (once, though several platforms find it); stop on
+/// error-level ones unless the spec says not to.
+fn enforce_checks(
+    spec: &Spec,
+    base: &base::Base,
+    plans: &[plan::LayerPlan],
+    logged: &mut std::collections::BTreeSet<String>,
+) -> Result<()> {
     let findings = check::run(spec, base, plans, &spec.policy);
     for f in &findings {
+        if !logged.insert(format!("{} {}", f.id, f.message)) {
+            continue;
+        }
         let at =
             f.at.as_deref()
                 .map(|a| format!(" ({a})"))
