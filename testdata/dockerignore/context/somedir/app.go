@@ -1,0 +1,1 @@
+somedir/app.go

@@ -1,0 +1,1 @@
+somedir/lib/x/y/util.go
