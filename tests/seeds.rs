@@ -5,6 +5,12 @@
 //! the seed's app files belong to that user, and it is healthy where the
 //! seed has a HEALTHCHECK.
 //!
+//! A seed whose Dockerfile copies from a builder stage has that stage as
+//! specs/NAME/builder/kiln.toml. kiln builds it first (on a stand-in for the
+//! stage's own base) and pushes it; the seed's spec then takes its files out
+//! of that image with `[[copy]] image = "${BUILDER}"`, given the pushed
+//! image by digest with `--build-arg BUILDER=...`.
+//!
 //! The stand-in bases are made here with umoci: a static busybox, Debian- or
 //! Alpine-like account files, and tiny shell scripts in /usr/local/bin that
 //! stand in for uvicorn, python, curl and alembic.
@@ -33,28 +39,32 @@ struct Seed {
     owned: &'static [&'static str],
     /// The seed has a HEALTHCHECK that must pass.
     healthcheck: bool,
+    /// The base of its builder stage, the one specs/NAME/builder/kiln.toml
+    /// names, written out in full (registry host included), when the seed
+    /// copies from one.
+    builder: Option<&'static str>,
 }
 
 #[rustfmt::skip]
 const SEEDS: &[Seed] = &[
     Seed { spec: "django-release", base: "3.13-slim-bookworm", user: "app", group: "app", uid: 1000, gid: 1000,
            owned: &["/src", "/src/manage.py", "/src/static/css/README", "/src/frontend/css/tailwind.css", "/home/app"],
-           healthcheck: false },
+           healthcheck: false, builder: Some("docker.io/library/python:3.13-slim-bookworm") },
     Seed { spec: "fastapi-todo", base: "3.13-slim", user: "appuser", group: "appuser", uid: 1000, gid: 1000,
-           owned: &["/code", "/home/appuser"],
-           healthcheck: false },
+           owned: &["/code", "/home/appuser", "/home/appuser/.local", "/home/appuser/.local/bin/README"],
+           healthcheck: false, builder: Some("docker.io/library/python:3.13-slim") },
     Seed { spec: "dashtam-api", base: "3.13-slim", user: "appuser", group: "appuser", uid: 1000, gid: 1000,
-           owned: &["/app", "/app/.venv", "/app/alembic.ini", "/app/src/main.py", "/home/appuser"],
-           healthcheck: true },
+           owned: &["/app", "/app/.venv", "/app/.venv/bin/README", "/app/alembic.ini", "/app/src/main.py", "/home/appuser"],
+           healthcheck: true, builder: Some("ghcr.io/astral-sh/uv:0.8.22-python3.13-trixie-slim") },
     Seed { spec: "ecs-service", base: "3.13-slim", user: "appuser", group: "appuser", uid: 999, gid: 999,
            owned: &["/app", "/app/startup.sh", "/app/templates/index.html"],
-           healthcheck: false },
+           healthcheck: false, builder: None },
     Seed { spec: "hardened-python", base: "3.12-slim", user: "appuser", group: "appgroup", uid: 10001, gid: 10001,
            owned: &["/app", "/app/data", "/app/logs", "/app/.venv", "/app/src/__init__.py", "/app/main.py"],
-           healthcheck: true },
+           healthcheck: true, builder: Some("ghcr.io/astral-sh/uv:python3.12-slim") },
     Seed { spec: "hardened-alpine", base: "3.12-alpine", user: "appuser", group: "appgroup", uid: 10001, gid: 10001,
            owned: &["/app", "/app/.venv", "/app/src/__init__.py", "/app/main.py", "/home/appuser"],
-           healthcheck: true },
+           healthcheck: true, builder: Some("ghcr.io/astral-sh/uv:python3.12-alpine") },
 ];
 
 const TOOLS: &[&str] = &["skopeo", "umoci", "podman", "runc", "docker-registry"];
@@ -111,10 +121,24 @@ fn check_seed(name: &str) {
     let seed = SEEDS.iter().find(|s| s.spec == name).unwrap();
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
-    push_stand_in_base(&registry, seed.base, work.path());
-    let (image, digest) = build_and_push(&registry, seed, work.path());
+    push_stand_in(
+        &registry,
+        &format!("library/python:{}", seed.base),
+        work.path(),
+    );
+    let builder = seed
+        .builder
+        .map(|base| build_builder(&registry, seed, base, work.path()));
+    let build_args: Vec<String> = builder
+        .iter()
+        .map(|b| format!("--build-arg=BUILDER={b}"))
+        .collect();
+    let (image, digest) = build_and_push(&registry, seed, &build_args, work.path());
     assert_pulls_back_as(&image, &digest, work.path());
-    assert_expected_findings(&registry, seed, work.path());
+    assert_expected_findings(&registry, seed, &build_args, work.path());
+    if let Some(builder) = &builder {
+        assert_copies_from(seed, &image, builder);
+    }
 
     let podman = Podman::new();
     podman.run(&["pull", "-q", "--tls-verify=false", &image]);
@@ -165,16 +189,73 @@ fn check_seed(name: &str) {
     }
 }
 
+/// `kiln build` specs/NAME/builder/kiln.toml in place on a stand-in for
+/// its base (`base`, pushed to the registry, which kiln reaches as a mirror
+/// of the base's own registry), and push it. Returns the pushed image as
+/// `REF:TAG@DIGEST`, for `--build-arg BUILDER=`.
+fn build_builder(registry: &Registry, seed: &Seed, base: &str, work: &Path) -> String {
+    let (host, path) = base.split_once('/').unwrap();
+    push_stand_in(registry, path, work);
+    let image = format!("{}/seeds/{}-builder:1", registry.addr, seed.spec);
+    let digest_file = work.join(format!("{}-builder.digest", seed.spec));
+    run(kiln()
+        .current_dir(work)
+        .arg("build")
+        .arg(
+            repo()
+                .join("specs")
+                .join(seed.spec)
+                .join("builder/kiln.toml"),
+        )
+        .arg("--registry-mirror")
+        .arg(format!("{host}={}", registry.addr))
+        .args(["--push", &image, "--cache-dir"])
+        .arg(work.join("cache"))
+        .arg("--digest-file")
+        .arg(&digest_file));
+    let pinned = fs::read_to_string(&digest_file).unwrap().trim().to_string();
+    assert!(pinned.starts_with(&format!("{image}@sha256:")), "{pinned}");
+    pinned
+}
+
+/// The pushed image's history has a `COPY --from=BUILDER` line for each
+/// copy out of the builder, naming it as it was given (by digest).
+fn assert_copies_from(seed: &Seed, image: &str, builder: &str) {
+    let spec = fs::read_to_string(repo().join("specs").join(seed.spec).join("kiln.toml")).unwrap();
+    let wanted = spec.matches("image = \"${BUILDER}\"").count();
+    assert!(wanted > 0, "{} copies nothing from ${{BUILDER}}", seed.spec);
+    let config = run(Command::new("skopeo")
+        .args(["inspect", "--config", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{image}")));
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let from = format!("COPY --from={builder} ");
+    let copies = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str())
+        .flat_map(|c| c.split("; "))
+        .filter(|c| c.starts_with(&from))
+        .count();
+    assert_eq!(copies, wanted, "`{from}...` in {:#}", config["history"]);
+}
+
 /// `kiln build` the spec in place, pulling the base through the registry as
 /// a docker.io mirror and pushing the result there. Returns the pushed
 /// reference (with tag) and the manifest digest kiln reported.
-fn build_and_push(registry: &Registry, seed: &Seed, work: &Path) -> (String, String) {
+fn build_and_push(
+    registry: &Registry,
+    seed: &Seed,
+    build_args: &[String],
+    work: &Path,
+) -> (String, String) {
     let image = format!("{}/seeds/{}:1", registry.addr, seed.spec);
     let digest_file = work.join(format!("{}.digest", seed.spec));
     let stdout = run(kiln()
         .current_dir(work)
         .arg("build")
         .arg(repo().join("specs").join(seed.spec).join("kiln.toml"))
+        .args(build_args)
         .arg("--registry-mirror")
         .arg(format!("docker.io={}", registry.addr))
         .args(["--push", &image, "--cache-dir"])
@@ -190,15 +271,16 @@ fn build_and_push(registry: &Registry, seed: &Seed, work: &Path) -> (String, Str
     (image, digest.to_string())
 }
 
-/// `kiln check` on the seed spec, with the build's mirror and cache, finds
-/// what specs/NAME/expected-findings.txt lists: the finding IDs, sorted, one
-/// a line. KILN_BLESS=1 rewrites the file instead.
-fn assert_expected_findings(registry: &Registry, seed: &Seed, work: &Path) {
+/// `kiln check` on the seed spec, with the build's mirror, cache and build
+/// args, finds what specs/NAME/expected-findings.txt lists: the finding IDs,
+/// sorted, one a line. KILN_BLESS=1 rewrites the file instead.
+fn assert_expected_findings(registry: &Registry, seed: &Seed, build_args: &[String], work: &Path) {
     let dir = repo().join("specs").join(seed.spec);
     let out = kiln()
         .current_dir(work)
         .arg("check")
         .arg(dir.join("kiln.toml"))
+        .args(build_args)
         .args(["--format", "json", "--registry-mirror"])
         .arg(format!("docker.io={}", registry.addr))
         .arg("--cache-dir")
@@ -329,13 +411,19 @@ const STAND_INS: &[(&str, &str)] = &[
     ("alembic", "exit 0"),
 ];
 
-/// A stand-in for python:TAG (Debian, or Alpine for *-alpine), pushed to
-/// REGISTRY/library/python:TAG, where kiln's docker.io mirror looks.
-fn push_stand_in_base(registry: &Registry, tag: &str, work: &Path) {
-    let root = work.join("rootfs");
+/// A stand-in for a python image, `REPO:TAG` (library/python:3.13-slim,
+/// astral-sh/uv:python3.12-alpine; Debian, or Alpine for *-alpine), pushed
+/// to REGISTRY/REPO:TAG, where kiln's mirror of the image's registry looks.
+fn push_stand_in(registry: &Registry, repo_tag: &str, work: &Path) {
+    let (repo, tag) = repo_tag.rsplit_once(':').unwrap();
+    let name = repo_tag.replace(['/', ':'], "-");
+    let root = work.join(format!("rootfs-{name}"));
+    if root.exists() {
+        return;
+    }
     let alpine = tag.ends_with("-alpine");
     stand_in_rootfs(&root, alpine);
-    let layout = work.join("base");
+    let layout = work.join(format!("layout-{name}"));
     let image = format!("{}:{tag}", layout.display());
     run(Command::new("umoci")
         .args(["init", "--layout"])
@@ -357,7 +445,7 @@ fn push_stand_in_base(registry: &Registry, tag: &str, work: &Path) {
     run(Command::new("skopeo")
         .args(["copy", "--quiet", "--dest-tls-verify=false"])
         .arg(format!("oci:{image}"))
-        .arg(format!("docker://{}/library/python:{tag}", registry.addr)));
+        .arg(format!("docker://{}/{repo}:{tag}", registry.addr)));
 }
 
 /// A root filesystem with a static busybox, the base's account files and the stand-in tools.
