@@ -445,13 +445,13 @@ pub fn apply_blob(
 /// Some writers (umoci 0.4) end a layer without the last entry's padding or
 /// the two zero blocks; the digests already vouch for the bytes, so supply
 /// the zeros rather than refuse the layer.
-struct ZeroTail<R> {
+pub(crate) struct ZeroTail<R> {
     inner: R,
     zeros_left: usize,
 }
 
 impl<R> ZeroTail<R> {
-    fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         ZeroTail {
             inner,
             zeros_left: 512 + 1024,

@@ -6,7 +6,7 @@
 //! The copy reads from there as from a local tree, so the same code sets
 //! owners and modes, and the unchanged directory keeps the layer cache warm.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -81,6 +81,24 @@ pub fn extract(
     if real != "/" && !fs_view.entries.contains_key(&real) {
         return Err(missing(&fs_view, &copy.src, &literal, text, &digest));
     }
+    if let Some(p) = &pattern {
+        let full = format!("{}/{p}", real.trim_end_matches('/'));
+        let glob = globset::GlobBuilder::new(&full)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| {
+                image_error(
+                    text,
+                    format!("src `{}` is not a valid glob: {}", copy.src, e.kind()),
+                )
+            })?
+            .compile_matcher();
+        if !fs_view.entries.keys().any(|k| glob.is_match(k)) {
+            let msg = format!("src `{}` matches nothing in the image ({digest})", copy.src);
+            let near = nearest(&fs_view, &format!("{}/{p}", real.trim_end_matches('/')));
+            return Err(image_error(text, msg).with_hint(near));
+        }
+    }
     let src = match &pattern {
         Some(p) => format!("{}/{p}", real.trim_start_matches('/')),
         None => real.trim_start_matches('/').to_string(),
@@ -93,11 +111,21 @@ pub fn extract(
         .ctx("create a directory in", &extract_dir)?;
     let root = tmp.path().join("root");
     fs::create_dir_all(&root).ctx("create", &root)?;
+    let mut links = BTreeMap::new();
     for (n, layer) in opened.layers.iter().enumerate() {
         let name = format!("{}", n + 1);
         let (reader, compression) = layer.reader(&name, text)?;
-        unpack(reader, compression, &root, &real)
+        let mut step = Unpack {
+            root: &root,
+            keep: &real,
+            layer: n,
+            links: &mut links,
+        };
+        step.layer(reader, compression)
             .map_err(|e| image_error(text, format!("layer {name}: {e}")))?;
+    }
+    for (path, (target, upto)) in &links {
+        fill_link(opened, *upto, target, &at(&root, path), text)?;
     }
     fs::write(tmp.path().join("src"), &src).ctx("write", &tmp.path().join("src"))?;
     let staged = tmp.keep();
@@ -146,15 +174,19 @@ fn follow(fs: &FsView, path: &str) -> String {
 
 /// The error for a path the image lacks, with the nearest paths it has.
 fn missing(fs: &FsView, src: &str, path: &str, text: &str, digest: &str) -> Error {
+    let msg = format!("src `{src}` does not exist in the image ({digest})");
+    image_error(text, msg).with_hint(nearest(fs, path))
+}
+
+/// The closest existing names to `path`: the children of its deepest
+/// existing ancestor, most alike first.
+fn nearest(fs: &FsView, path: &str) -> String {
     let mut ancestor = path.to_string();
     while ancestor != "/" && !fs.entries.contains_key(&ancestor) {
-        ancestor = ancestor
-            .rsplit_once('/')
-            .map_or("/", |(p, _)| p)
-            .to_string();
-        if ancestor.is_empty() {
-            ancestor = "/".to_string();
-        }
+        ancestor = match ancestor.rsplit_once('/') {
+            Some(("", _)) | None => "/".to_string(),
+            Some((p, _)) => p.to_string(),
+        };
     }
     let prefix = if ancestor == "/" {
         "/".to_string()
@@ -167,17 +199,15 @@ fn missing(fs: &FsView, src: &str, path: &str, text: &str, digest: &str) -> Erro
         .range(prefix.clone()..)
         .take_while(|(k, _)| k.starts_with(&prefix))
         .map(|(k, _)| k)
-        .filter(|k| !k[prefix.len()..].contains('/'))
+        .filter(|k| k.len() > prefix.len() && !k[prefix.len()..].contains('/'))
         .collect();
     near.sort_by_key(|k| distance(k.rsplit('/').next().unwrap_or(""), wanted));
     let list: Vec<&str> = near.iter().take(5).map(|s| s.as_str()).collect();
-    let msg = format!("src `{src}` does not exist in the image ({digest})");
-    let hint = if list.is_empty() {
+    if list.is_empty() {
         format!("`{ancestor}` is empty in the image")
     } else {
         format!("nearest paths in the image: {}", list.join(", "))
-    };
-    image_error(text, msg).with_hint(hint)
+    }
 }
 
 /// Levenshtein distance, for "did you mean".
@@ -196,93 +226,156 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Apply one layer to the unpacked tree, keeping only `keep` and what is
-/// under it: files written, links made, whiteouts and opaque directories
-/// removing what earlier layers put there.
-fn unpack(
-    reader: impl std::io::BufRead,
-    compression: crate::oci::Compression,
-    root: &Path,
-    keep: &str,
-) -> std::io::Result<()> {
-    let decoder = crate::compress::decoder(reader, compression)?;
-    let mut archive = tar::Archive::new(decoder);
-    let under = |path: &str| keep == "/" || path == keep || path.starts_with(&format!("{keep}/"));
-    let on_way = |path: &str| keep.starts_with(&format!("{path}/")) || path == "/";
-    let mut added = BTreeSet::new();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let raw = entry.path_bytes().into_owned();
-        let Some(path) = std::str::from_utf8(&raw).ok().and_then(normalize) else {
-            continue;
-        };
-        let (parent, name) = match path.rsplit_once('/') {
-            Some(("", n)) => ("/".to_string(), n.to_string()),
-            Some((p, n)) => (p.to_string(), n.to_string()),
-            None => ("/".to_string(), path.clone()),
-        };
-        if name == ".wh..wh..opq" {
-            if under(&parent) || on_way(&parent) {
-                clear_dir(root, &parent, &added)?;
-            }
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            let target = if parent == "/" {
-                format!("/{hidden}")
-            } else {
-                format!("{parent}/{hidden}")
+/// Hard links to files outside what the copy takes: the path, and the
+/// target with the last layer that may hold it. Filled in at the end.
+type Links = BTreeMap<String, (String, usize)>;
+
+/// One layer applied to the unpacked tree.
+struct Unpack<'a> {
+    root: &'a Path,
+    /// Only this path and what is under it are unpacked.
+    keep: &'a str,
+    layer: usize,
+    links: &'a mut Links,
+}
+
+impl Unpack<'_> {
+    /// Apply the layer, keeping only `keep` and what is under it: files
+    /// written, links made, whiteouts and opaque directories removing what
+    /// earlier layers put there.
+    fn layer(
+        &mut self,
+        reader: impl std::io::BufRead,
+        compression: crate::oci::Compression,
+    ) -> std::io::Result<()> {
+        let (root, keep) = (self.root, self.keep);
+        let decoder = crate::compress::decoder(reader, compression)?;
+        let mut archive = tar::Archive::new(crate::base::ZeroTail::new(decoder));
+        let under =
+            |path: &str| keep == "/" || path == keep || path.starts_with(&format!("{keep}/"));
+        let on_way = |path: &str| keep.starts_with(&format!("{path}/")) || path == "/";
+        let mut added = BTreeSet::new();
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let raw = entry.path_bytes().into_owned();
+            let Some(path) = std::str::from_utf8(&raw).ok().and_then(normalize) else {
+                continue;
             };
-            if under(&target) || on_way(&target) {
-                remove(&at(root, &target))?;
-            }
-            continue;
-        }
-        if !under(&path) {
-            continue;
-        }
-        let dest = at(root, &path);
-        ensure_dirs(root, &parent)?;
-        let header = entry.header().clone();
-        match header.entry_type() {
-            tar::EntryType::Directory => {
-                if fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
-                    remove(&dest)?;
+            let (parent, name) = match path.rsplit_once('/') {
+                Some(("", n)) => ("/".to_string(), n.to_string()),
+                Some((p, n)) => (p.to_string(), n.to_string()),
+                None => ("/".to_string(), path.clone()),
+            };
+            if name == ".wh..wh..opq" {
+                if under(&parent) || on_way(&parent) {
+                    clear_dir(root, &parent, &added)?;
                 }
-                fs::create_dir_all(&dest)?;
+                continue;
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove(&dest)?;
-                let mut out = fs::File::create(&dest)?;
-                std::io::copy(&mut (&mut entry).take(header.size()?), &mut out)?;
-                let exec = header.mode().unwrap_or(0o644) & 0o111;
-                set_mode(&dest, 0o644 | exec)?;
-            }
-            tar::EntryType::Symlink => {
-                let target = header.link_name_bytes().unwrap_or_default();
-                let target = String::from_utf8_lossy(&target).into_owned();
-                remove(&dest)?;
-                std::os::unix::fs::symlink(target, &dest)?;
-            }
-            tar::EntryType::Link => {
-                let target = header.link_name_bytes().unwrap_or_default();
-                let target = String::from_utf8_lossy(&target).into_owned();
-                let Some(target) = normalize(&target) else {
-                    continue;
-                };
-                let from = at(root, &target);
-                if fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
-                    remove(&dest)?;
-                    fs::copy(&from, &dest)?;
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                let target = if parent == "/" {
+                    format!("/{hidden}")
                 } else {
-                    return Err(std::io::Error::other(format!(
-                        "`{path}` is a hard link to `{target}`, outside what the copy takes; copy `{target}` too"
-                    )));
+                    format!("{parent}/{hidden}")
+                };
+                if under(&target) || on_way(&target) {
+                    remove(&at(root, &target))?;
                 }
+                continue;
             }
-            _ => continue,
+            if !under(&path) {
+                continue;
+            }
+            let dest = at(root, &path);
+            ensure_dirs(root, &parent)?;
+            let header = entry.header().clone();
+            match header.entry_type() {
+                tar::EntryType::Directory => {
+                    if fs::symlink_metadata(&dest).is_ok_and(|m| !m.is_dir()) {
+                        remove(&dest)?;
+                    }
+                    fs::create_dir_all(&dest)?;
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    self.links.remove(&path);
+                    remove(&dest)?;
+                    let mut out = fs::File::create(&dest)?;
+                    std::io::copy(&mut (&mut entry).take(header.size()?), &mut out)?;
+                    let exec = header.mode().unwrap_or(0o644) & 0o111;
+                    set_mode(&dest, 0o644 | exec)?;
+                }
+                tar::EntryType::Symlink => {
+                    let target = header.link_name_bytes().unwrap_or_default();
+                    let target = String::from_utf8_lossy(&target).into_owned();
+                    remove(&dest)?;
+                    std::os::unix::fs::symlink(target, &dest)?;
+                }
+                tar::EntryType::Link => {
+                    let target = header.link_name_bytes().unwrap_or_default();
+                    let target = String::from_utf8_lossy(&target).into_owned();
+                    let Some(target) = normalize(&target) else {
+                        continue;
+                    };
+                    let from = at(root, &target);
+                    remove(&dest)?;
+                    if fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) {
+                        fs::copy(&from, &dest)?;
+                        self.links.remove(&path);
+                    } else {
+                        // Outside what is unpacked: its bytes are found afterwards.
+                        fs::File::create(&dest)?;
+                        let (target, layer) = match self.links.get(&target) {
+                            Some(chained) => chained.clone(),
+                            None => (target, self.layer),
+                        };
+                        self.links.insert(path.clone(), (target, layer));
+                    }
+                }
+                _ => continue,
+            }
+            added.insert(path);
         }
-        added.insert(path);
+        Ok(())
+    }
+}
+
+/// Write the bytes of `target` as the image holds them after layer `upto`
+/// to `dest`: the last regular file of that name in layers 0..=upto.
+fn fill_link(opened: &Opened, upto: usize, target: &str, dest: &Path, text: &str) -> Result<()> {
+    if !dest.is_file() {
+        return Ok(());
+    }
+    let mut found = false;
+    for (n, layer) in opened.layers.iter().enumerate().take(upto + 1) {
+        let name = format!("{}", n + 1);
+        let (reader, compression) = layer.reader(&name, text)?;
+        let fail = |e: std::io::Error| image_error(text, format!("layer {name}: {e}"));
+        let decoder = crate::compress::decoder(reader, compression).map_err(fail)?;
+        let mut archive = tar::Archive::new(crate::base::ZeroTail::new(decoder));
+        for entry in archive.entries().map_err(fail)? {
+            let mut entry = entry.map_err(fail)?;
+            let path = std::str::from_utf8(&entry.path_bytes())
+                .ok()
+                .and_then(normalize);
+            let regular = matches!(
+                entry.header().entry_type(),
+                tar::EntryType::Regular | tar::EntryType::Continuous
+            );
+            if regular && path.as_deref() == Some(target) {
+                let mut out = fs::File::create(dest).ctx("write", dest)?;
+                std::io::copy(&mut entry, &mut out).map_err(fail)?;
+                let exec = entry.header().mode().unwrap_or(0o644) & 0o111;
+                set_mode(dest, 0o644 | exec).ctx("write", dest)?;
+                found = true;
+            }
+        }
+    }
+    if !found {
+        return Err(image_error(
+            text,
+            format!("a hard link in the copy points to `{target}`, which the image does not hold"),
+        )
+        .with_hint("the image is damaged; build it again"));
     }
     Ok(())
 }

@@ -219,10 +219,25 @@ pub(crate) fn resolve(
         let at = spec.user.as_ref().map_or(0..0, |u| u.at.clone());
         spec.source.error(at, msg)
     })?;
+    // Each image once, however many copies take from it: one tag, one digest.
+    let mut opened = std::collections::BTreeMap::new();
     let mut images = Vec::new();
     for copy in &spec.copies {
         images.push(match &copy.image {
-            Some(source) => Some(copy_source(copy, source, spec, net)?),
+            Some(source) => {
+                if !opened.contains_key(&source.text) {
+                    opened.insert(source.text.clone(), open_image(source, spec, net)?);
+                }
+                let cache_dir = &net.network.cache_dir;
+                let image = &opened[&source.text];
+                Some(extract::extract(
+                    copy,
+                    image,
+                    &source.text,
+                    &spec.platform,
+                    cache_dir,
+                )?)
+            }
             None => None,
         });
     }
@@ -230,16 +245,14 @@ pub(crate) fn resolve(
     Ok((base, plans))
 }
 
-/// Pull (or open) the image a copy takes files from, and unpack what it names.
-fn copy_source(
-    copy: &validate::Copy,
+/// Pull (or open) an image copies take files from.
+fn open_image(
     source: &validate::ImageSource,
     spec: &validate::Spec,
     net: &mut Net,
-) -> Result<extract::Extracted> {
+) -> Result<inspect::Opened> {
     let text = source.text.as_str();
-    let cache_dir = net.network.cache_dir.clone();
-    let opened = match &source.image {
+    Ok(match &source.image {
         validate::BaseRef::Registry(r) => {
             let (rt, client, cache) = net.get()?;
             rt.block_on(async {
@@ -265,8 +278,7 @@ fn copy_source(
         validate::BaseRef::Scratch => {
             return Err(Error::base(text, "scratch has no files to copy"));
         }
-    };
-    extract::extract(copy, &opened, text, &spec.platform, &cache_dir)
+    })
 }
 
 /// Build the image (or, for several platforms, the images and their

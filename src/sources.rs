@@ -69,21 +69,23 @@ pub fn collect(
     out: &mut Sink,
 ) -> Result<()> {
     let mut matches = expand(copy, spec_dir, err)?;
+    // Excluded directories kept only for the exceptions under them.
+    let mut for_exceptions = Vec::new();
     if let Some(ignore) = ignore {
-        let single = matches.len() == 1 && !is_glob(&copy.src);
-        matches.retain(|m| !ignore.excludes(&context_rel(m, spec_dir)));
+        matches.retain(|m| {
+            let rel = context_rel(m, spec_dir);
+            // The spec's directory itself is never ignored, as in Docker.
+            if rel.is_empty() || !ignore.excludes(&rel) {
+                return true;
+            }
+            if ignore.has_exceptions() && m.is_dir() {
+                for_exceptions.push(m.clone());
+                return true;
+            }
+            false
+        });
         if matches.is_empty() {
-            let what = if single { "is" } else { "matches only paths" };
-            let hint = format!(
-                "add an exception such as `!{}` to the ignore file, or set [image] ignore-file = false",
-                copy.src.trim_end_matches('/')
-            );
-            return Err(err(format!(
-                "src `{}` {what} excluded by `{}`",
-                copy.src,
-                ignore.file.display()
-            ))
-            .with_hint(hint));
+            return Err(excluded(copy, ignore, err));
         }
     }
     if matches.len() > 1 && !copy.dest_is_dir {
@@ -95,15 +97,22 @@ pub fn collect(
         )));
     }
     let exclude = exclude_set(&copy.exclude);
+    let mut anything = false;
     for path in matches {
         let real = inside(&path, spec_dir)?;
         let meta = fs::metadata(&real).ctx("read metadata of", &real)?;
         if meta.is_dir() {
-            out(Found {
+            let top = Found {
                 dest: copy.dest.clone(),
                 kind: FoundKind::Dir,
                 origin: path.clone(),
-            })?;
+            };
+            let mut pending = Vec::new();
+            if for_exceptions.contains(&path) {
+                pending.push(top);
+            } else {
+                out(top)?;
+            }
             let follow_within = copy.follow_symlinks.then_some(spec_dir);
             let walk = Walk {
                 dest: &copy.dest,
@@ -111,7 +120,8 @@ pub fn collect(
                 follow_within,
                 ignore: ignore.map(|i| (i, context_rel(&path, spec_dir))),
             };
-            walk.dir(&real, "", out, &mut Vec::new())?;
+            walk.dir(&real, "", out, &mut pending)?;
+            anything |= pending.is_empty();
         } else {
             let name = file_name(&path)?;
             let dest = if copy.dest_is_dir {
@@ -120,9 +130,32 @@ pub fn collect(
                 copy.dest.clone()
             };
             out(found(&real, dest, &meta)?)?;
+            anything = true;
         }
     }
-    Ok(())
+    match ignore {
+        Some(ignore) if !anything => Err(excluded(copy, ignore, err)),
+        _ => Ok(()),
+    }
+}
+
+/// A src that the ignore file leaves nothing of.
+fn excluded(copy: &Copy, ignore: &Ignore, err: &dyn Fn(String) -> Error) -> Error {
+    let what = if is_glob(&copy.src) {
+        "matches only paths"
+    } else {
+        "is"
+    };
+    let hint = format!(
+        "add an exception such as `!{}` to the ignore file, or set [image] ignore-file = false",
+        copy.src.trim_end_matches('/')
+    );
+    err(format!(
+        "src `{}` {what} excluded by `{}`",
+        copy.src,
+        ignore.file.display()
+    ))
+    .with_hint(hint)
 }
 
 fn is_glob(src: &str) -> bool {
