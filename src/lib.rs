@@ -128,11 +128,33 @@ pub struct Timings {
 }
 
 /// Evaluate the checks on a spec and its resolved base, writing nothing.
+/// Every platform the spec builds is checked; a finding they share is listed once.
 pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec<check::Finding>> {
-    let spec = validate::load(spec_path, inputs)?;
+    let first = validate::load(spec_path, inputs)?;
     let mut net = Net::new(network, None);
-    let (base, plans) = resolve(&spec, &mut net)?;
-    Ok(check::run(&spec, &base, &plans, &spec.policy))
+    let mut findings: Vec<check::Finding> = Vec::new();
+    for platform in first.platforms.clone() {
+        let spec = match platform == first.platform {
+            true => validate::load(spec_path, inputs)?,
+            false => validate::load(
+                spec_path,
+                &Inputs {
+                    platform: Some(platform.to_string()),
+                    ..inputs.clone()
+                },
+            )?,
+        };
+        let (base, plans) = resolve(&spec, &mut net)?;
+        for f in check::run(&spec, &base, &plans, &spec.policy) {
+            if !findings
+                .iter()
+                .any(|g| g.id == f.id && g.message == f.message)
+            {
+                findings.push(f);
+            }
+        }
+    }
+    Ok(findings)
 }
 
 /// Read an image's config, layers and (with `files`) every path in it.

@@ -123,9 +123,10 @@ struct CheckArgs {
     /// Set a ${NAME} value, overriding [args].
     #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
     build_args: Vec<(String, String)>,
-    /// Check for this platform (os/arch[/variant]).
-    #[arg(long, value_name = "OS/ARCH")]
-    platform: Option<String>,
+    /// Check for these platforms (os/arch[/variant]; repeat, or separate with commas),
+    /// overriding the spec's.
+    #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
+    platforms: Vec<String>,
     /// `text` (default), `json`, or `sarif` (SARIF 2.1.0, for GitHub code scanning).
     #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif"])]
     format: String,
@@ -239,7 +240,7 @@ fn check(args: CheckArgs) -> Result<(), Error> {
     let inputs = Inputs {
         build_args: args.build_args,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
-        platform: args.platform,
+        platforms: args.platforms,
         strict: args.strict,
         ..Inputs::default()
     };
