@@ -132,7 +132,9 @@ pub struct Timings {
 pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec<check::Finding>> {
     let first = validate::load(spec_path, inputs)?;
     let mut net = Net::new(network, None);
-    let mut findings: Vec<check::Finding> = Vec::new();
+    // Each finding, with the platforms it was found on.
+    let mut findings: Vec<(check::Finding, Vec<String>)> = Vec::new();
+    let all = first.platforms.len();
     for platform in first.platforms.clone() {
         let spec = match platform == first.platform {
             true => validate::load(spec_path, inputs)?,
@@ -146,15 +148,25 @@ pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec
         };
         let (base, plans) = resolve(&spec, &mut net)?;
         for f in check::run(&spec, &base, &plans, &spec.policy) {
-            if !findings
-                .iter()
-                .any(|g| g.id == f.id && g.message == f.message)
+            match findings
+                .iter_mut()
+                .find(|(g, _)| g.id == f.id && g.message == f.message)
             {
-                findings.push(f);
+                Some((_, on)) => on.push(platform.to_string()),
+                None => findings.push((f, vec![platform.to_string()])),
             }
         }
     }
-    Ok(findings)
+    // A finding some platforms have and others not says which.
+    Ok(findings
+        .into_iter()
+        .map(|(mut f, on)| {
+            if on.len() < all {
+                f.message = format!("{} (on {})", f.message, on.join(", "));
+            }
+            f
+        })
+        .collect())
 }
 
 /// Read an image's config, layers and (with `files`) every path in it.

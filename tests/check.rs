@@ -194,3 +194,64 @@ fn the_example_passes_and_strict_pins_bases() {
         "{list}"
     );
 }
+
+/// Each platform is checked: a healthcheck program only one platform's
+/// artifacts provide is an error for the other, and shared findings are
+/// listed once.
+#[test]
+fn every_platform_is_checked() {
+    let spec = r#"[image]
+name = "multi"
+platforms = ["linux/amd64", "linux/arm64"]
+[user]
+name = "app"
+uid = 10001
+[[copy]]
+src = "dist/${TARGETARCH}/"
+dest = "/app/"
+[config]
+entrypoint = ["/app/server"]
+[healthcheck]
+test = ["CMD", "/app/probe"]
+"#;
+    let dir = setup(spec);
+    for arch in ["amd64", "arm64"] {
+        let d = dir.path().join("dist").join(arch);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("server"), "#!/bin/sh\n").unwrap();
+    }
+    fs::write(dir.path().join("dist/amd64/probe"), "#!/bin/sh\n").unwrap();
+    let out = check_cmd(dir.path(), &["--format", "json"]);
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    let missing: Vec<&serde_json::Value> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "KILN-HEALTHCHECK-NOT-IN-IMAGE")
+        .collect();
+    assert_eq!(missing.len(), 1, "{findings:#}");
+    let message = missing[0]["message"].as_str().unwrap();
+    assert!(message.ends_with("(on linux/arm64)"), "{message}");
+    assert_eq!(out.status.code(), Some(1), "{findings:#}");
+    // The same finding on both platforms (missing labels) is listed once.
+    let labels = ids.iter().filter(|i| **i == "KILN-MISSING-LABEL").count();
+    assert_eq!(labels, 4, "{findings:#}");
+
+    // amd64 alone has its probe: no error.
+    let out = check_cmd(dir.path(), &["--platform", "linux/amd64"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // arm64 alone lacks it.
+    let out = check_cmd(dir.path(), &["--platform", "linux/arm64"]);
+    assert_eq!(out.status.code(), Some(1));
+}
