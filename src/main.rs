@@ -177,6 +177,9 @@ struct BuildArgs {
     /// machine reuses them instead of compressing and uploading again.
     #[arg(long, value_name = "REF", value_parser = parse_reference)]
     cache_repo: Option<kiln::reference::Reference>,
+    /// Build every layer again, even when its inputs did not change (--cache-repo is still written).
+    #[arg(long)]
+    no_cache: bool,
     /// `text` (default: the image reference on stdout) or `json` (digests, layers, bytes pushed, timings).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
@@ -189,9 +192,6 @@ struct RegistryArgs {
     /// Cache for pulled bases and built layers (default: $XDG_CACHE_HOME/kiln).
     #[arg(long, value_name = "DIR", global = true)]
     cache_dir: Option<PathBuf>,
-    /// Build every layer again, even when its inputs did not change (--cache-repo is still written).
-    #[arg(long, global = true)]
-    no_cache: bool,
     /// Trust this CA (PEM) for registry TLS, in addition to the system's.
     #[arg(long, value_name = "FILE", global = true)]
     ca_file: Option<PathBuf>,
@@ -215,7 +215,7 @@ impl RegistryArgs {
             cache_dir: self
                 .cache_dir
                 .unwrap_or_else(kiln::cache::Cache::default_dir),
-            layer_cache: !self.no_cache,
+            layer_cache: true,
             cache_repo: None,
         }
     }
@@ -438,6 +438,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
     };
     let mut network = args.registry.network();
     network.cache_repo = args.cache_repo;
+    network.layer_cache = !args.no_cache;
     let built = kiln::build(&args.spec, &inputs, &outputs, &network)?;
     if let Some(dir) = built.layout.as_ref() {
         tracing::info!("wrote OCI layout {}", dir.display());
