@@ -146,6 +146,7 @@ pub fn build(
             remote: remote.as_ref(),
             need_bytes: outputs.layout.is_some() || outputs.tar.is_some(),
             media_type: assemble::new_layer_type(t.spec.format, t.spec.compression),
+            platform: (targets.len() > 1).then(|| t.spec.platform.to_string()),
         };
         let blobs = layers::build(&t.plans, &staging, &settings)?;
         streamed.push(streams.map(|s| s.finish(&blobs)).unwrap_or_default());

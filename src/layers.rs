@@ -39,6 +39,8 @@ pub struct Settings<'a> {
     pub need_bytes: bool,
     /// The media type the image gives new layers (for the shared cache's records).
     pub media_type: &'a str,
+    /// The platform, named in progress lines when a build makes several.
+    pub platform: Option<String>,
 }
 
 pub fn build(
@@ -81,9 +83,18 @@ pub fn build(
 
 fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<LayerBlob> {
     let key = cache_key(plan, s);
+    let platform = s
+        .platform
+        .as_ref()
+        .map(|p| format!("{p} "))
+        .unwrap_or_default();
     let name = match plan.created_by.first() {
-        Some(line) => format!("layer {} {}", i + 1, line.trim_end_matches(" # kiln")),
-        None => format!("layer {}", i + 1),
+        Some(line) => format!(
+            "{platform}layer {} {}",
+            i + 1,
+            line.trim_end_matches(" # kiln")
+        ),
+        None => format!("{platform}layer {}", i + 1),
     };
     // Tar bytes: a header and padded content per entry, two zero blocks at the end.
     let total: u64 = 1024
