@@ -483,38 +483,25 @@ fn apply_layer(reader: &mut dyn Read, fs: &mut FsView, layer: usize) -> std::io:
             continue;
         };
         let (parent, name) = split(&path);
-        if name == ".wh..wh..opq" {
-            let prefix = child_prefix(parent);
-            let doomed: Vec<String> = fs
-                .entries
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, _)| k.clone())
-                .filter(|k| !added.contains(k))
-                .collect();
-            for k in doomed {
-                remove(fs, &k);
+        match whiteout(parent, name) {
+            Some(Whiteout::Opaque) => {
+                let prefix = child_prefix(parent);
+                let doomed: Vec<String> =
+                    under(fs, &prefix).filter(|k| !added.contains(k)).collect();
+                for k in doomed {
+                    remove(fs, &k);
+                }
+                continue;
             }
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            let target = if parent == "/" {
-                format!("/{hidden}")
-            } else {
-                format!("{parent}/{hidden}")
-            };
-            remove(fs, &target);
-            let prefix = child_prefix(&target);
-            let doomed: Vec<String> = fs
-                .entries
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in doomed {
-                remove(fs, &k);
+            Some(Whiteout::Remove(target)) => {
+                remove(fs, &target);
+                let doomed: Vec<String> = under(fs, &child_prefix(&target)).collect();
+                for k in doomed {
+                    remove(fs, &k);
+                }
+                continue;
             }
-            continue;
+            None => {}
         }
         let header = entry.header().clone();
         let kind = match header.entry_type() {
@@ -564,6 +551,14 @@ fn apply_layer(reader: &mut dyn Read, fs: &mut FsView, layer: usize) -> std::io:
     Ok(())
 }
 
+/// The paths in `fs` that start with `prefix`.
+fn under<'a>(fs: &'a FsView, prefix: &'a str) -> impl Iterator<Item = String> + 'a {
+    fs.entries
+        .range(prefix.to_string()..)
+        .take_while(move |(k, _)| k.starts_with(prefix))
+        .map(|(k, _)| k.clone())
+}
+
 fn remove(fs: &mut FsView, path: &str) {
     fs.entries.remove(path);
     fs.links.remove(path);
@@ -573,6 +568,26 @@ fn remove(fs: &mut FsView, path: &str) {
         "/etc/shadow" => fs.shadow = None,
         _ => {}
     }
+}
+
+/// What a layer entry named `name` in directory `parent` means, if it is a whiteout.
+pub enum Whiteout {
+    /// `.wh..wh..opq`: what earlier layers put in `parent` is gone.
+    Opaque,
+    /// `.wh.NAME`: this path (and what is under it) is gone.
+    Remove(String),
+}
+
+pub fn whiteout(parent: &str, name: &str) -> Option<Whiteout> {
+    if name == ".wh..wh..opq" {
+        return Some(Whiteout::Opaque);
+    }
+    let hidden = name.strip_prefix(".wh.")?;
+    Some(Whiteout::Remove(if parent == "/" {
+        format!("/{hidden}")
+    } else {
+        format!("{parent}/{hidden}")
+    }))
 }
 
 /// `./etc/passwd`, `etc/passwd/` and `/etc/passwd` all become `/etc/passwd`;

@@ -71,13 +71,7 @@ pub fn build(
     for p in &platforms {
         let spec = match first.take() {
             Some(spec) if spec.platform == *p => spec,
-            _ => validate::load(
-                spec_path,
-                &Inputs {
-                    platform: Some(p.to_string()),
-                    ..inputs.clone()
-                },
-            )?,
+            _ => validate::load_for(spec_path, inputs, p)?,
         };
         let (base, plans) = resolve(&spec, &mut net)?;
         enforce_checks(&spec, &base, &plans, &mut logged)?;

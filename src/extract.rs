@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::base::{FsView, normalize, resolve_dots};
+use crate::base::{FsView, Whiteout, normalize, resolve_dots, whiteout};
 use crate::error::{Error, IoContext, Result};
 use crate::inspect::{self, Opened};
 use crate::validate::{Copy, Platform};
@@ -266,22 +266,20 @@ impl Unpack<'_> {
                 Some((p, n)) => (p.to_string(), n.to_string()),
                 None => ("/".to_string(), path.clone()),
             };
-            if name == ".wh..wh..opq" {
-                if under(&parent) || on_way(&parent) {
-                    clear_dir(root, &parent, &added)?;
+            match whiteout(&parent, &name) {
+                Some(Whiteout::Opaque) => {
+                    if under(&parent) || on_way(&parent) {
+                        clear_dir(root, &parent, &added)?;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                let target = if parent == "/" {
-                    format!("/{hidden}")
-                } else {
-                    format!("{parent}/{hidden}")
-                };
-                if under(&target) || on_way(&target) {
-                    remove(&at(root, &target))?;
+                Some(Whiteout::Remove(target)) => {
+                    if under(&target) || on_way(&target) {
+                        remove(&at(root, &target))?;
+                    }
+                    continue;
                 }
-                continue;
+                None => {}
             }
             if !under(&path) {
                 continue;

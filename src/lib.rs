@@ -136,16 +136,7 @@ pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec
     let mut findings: Vec<(check::Finding, Vec<String>)> = Vec::new();
     let all = first.platforms.len();
     for platform in first.platforms.clone() {
-        let spec = match platform == first.platform {
-            true => validate::load(spec_path, inputs)?,
-            false => validate::load(
-                spec_path,
-                &Inputs {
-                    platform: Some(platform.to_string()),
-                    ..inputs.clone()
-                },
-            )?,
-        };
+        let spec = validate::load_for(spec_path, inputs, &platform)?;
         let (base, plans) = resolve(&spec, &mut net)?;
         for f in check::run(&spec, &base, &plans, &spec.policy) {
             match findings

@@ -207,6 +207,15 @@ pub struct Inputs {
     pub strict: bool,
 }
 
+/// The spec as read for one of the platforms it builds.
+pub fn load_for(path: &Path, inputs: &Inputs, platform: &Platform) -> Result<Spec> {
+    let inputs = Inputs {
+        platform: Some(platform.to_string()),
+        ..inputs.clone()
+    };
+    load(path, &inputs)
+}
+
 /// Read, parse and validate the spec at `path`.
 pub fn load(path: &Path, inputs: &Inputs) -> Result<Spec> {
     let source = Source::read(path)?;
