@@ -474,4 +474,15 @@ mod tests {
         assert_eq!(distance("site-packages", "site-package"), 1);
         assert_eq!(distance("", "abc"), 3);
     }
+
+    proptest::proptest! {
+        /// Any src splits, and following links in any view ends.
+        #[test]
+        fn paths_never_panic(src in "[a-z/.*?\\[\\]{}]{0,40}", target in "[a-z/.]{0,20}") {
+            let (literal, _) = split_glob(&src);
+            let mut fs = FsView::default();
+            fs.links.insert(literal.clone(), target);
+            let _ = follow(&fs, &literal);
+        }
+    }
 }

@@ -215,4 +215,14 @@ mod tests {
         assert!(i.excludes("spaced"));
         assert!(Ignore::parse("[abc\n", Path::new("x")).is_err());
     }
+
+    proptest::proptest! {
+        /// Any ignore file and any path: an error or an answer, never a panic.
+        #[test]
+        fn never_panics(text in "[ -~\n\\[\\]!*?/.\\\\]{0,80}", path in "[a-z*?./\\[\\]!-]{0,30}") {
+            if let Ok(i) = Ignore::parse(&text, Path::new("x")) {
+                let _ = i.excludes(&path);
+            }
+        }
+    }
 }

@@ -345,4 +345,21 @@ mod tests {
         assert!(text.contains("oci:x") && text.contains(&diff_id), "{text}");
         assert_eq!(err.hint(), Some("the image is damaged; copy it again"));
     }
+
+    proptest::proptest! {
+        /// Any target text parses or is refused, never a panic.
+        #[test]
+        fn targets_never_panic(text in "[ -~]{0,60}") {
+            let _ = Target::parse(&text);
+        }
+
+        /// Any bytes given as a docker-archive: an error, never a panic.
+        #[test]
+        fn archives_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("x.tar");
+            std::fs::write(&path, &bytes).unwrap();
+            let _ = open_archive(&path, "tar:x.tar");
+        }
+    }
 }
