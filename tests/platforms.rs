@@ -28,15 +28,35 @@ struct Base {
     images: BTreeMap<&'static str, (String, Vec<String>)>,
 }
 
+/// A test's temp dir and registry, with the two-platform base pushed there.
+struct Fixture {
+    work: tempfile::TempDir,
+    registry: Registry,
+    base: Base,
+}
+
+/// The fixture, or None (the test skipped) when a tool is missing.
+fn fixture(tools: &[&str]) -> Option<Fixture> {
+    if !have(tools) {
+        return None;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start();
+    let base = push_multi_base(&registry, work.path());
+    Some(Fixture {
+        work,
+        registry,
+        base,
+    })
+}
+
 /// Two single-platform images made by umoci, each with an /etc/passwd and an
 /// /etc/base-arch naming its architecture, the arm64 one with a config that
 /// says arm64; a hand-written OCI index over both, pushed with
 /// `skopeo copy --all` as HOST/base:1.
 fn push_multi_base(registry: &Registry, work: &Path) -> Base {
     let layout = work.join("base-layout");
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
+    umoci_init(&layout);
     let mut entries = Vec::new();
     let mut images = BTreeMap::new();
     for arch in ARCHES {
@@ -44,12 +64,7 @@ fn push_multi_base(registry: &Registry, work: &Path) -> Base {
         fs::create_dir_all(root.join("etc")).unwrap();
         fs::write(root.join("etc/passwd"), BASE_PASSWD).unwrap();
         fs::write(root.join("etc/base-arch"), format!("{arch}\n")).unwrap();
-        let image = format!("{}:{arch}", layout.display());
-        run(Command::new("umoci").args(["new", "--image", &image]));
-        run(Command::new("umoci")
-            .args(["insert", "--image", &image])
-            .arg(&root)
-            .arg("/"));
+        let image = umoci_new(&layout, arch, &root);
         run(Command::new("umoci").args([
             "config",
             "--image",
@@ -61,24 +76,14 @@ fn push_multi_base(registry: &Registry, work: &Path) -> Base {
         ]));
         let (config, _) = skopeo_json(&["--config", &format!("oci:{image}")]);
         assert_eq!(config["architecture"], arch, "umoci made {config}");
-        let index: Value =
-            serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-        let desc = index["manifests"]
+        let desc = layout_index(&layout)["manifests"]
             .as_array()
             .unwrap()
             .iter()
             .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == arch)
             .unwrap()
             .clone();
-        let manifest: Value =
-            serde_json::from_slice(&fs::read(layout_blob(&layout, &desc["digest"])).unwrap())
-                .unwrap();
-        let layers = manifest["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["digest"].as_str().unwrap().to_string())
-            .collect();
+        let layers = layer_digests(&read_json(&layout_blob(&layout, &desc["digest"])));
         images.insert(arch, (desc["digest"].as_str().unwrap().to_string(), layers));
         entries.push(json!({
             "mediaType": OCI_MANIFEST,
@@ -96,7 +101,7 @@ fn push_multi_base(registry: &Registry, work: &Path) -> Base {
     let digest = kiln::digest::sha256(&index);
     fs::write(layout_blob(&layout, &json!(digest)), &index).unwrap();
     let index_path = layout.join("index.json");
-    let mut top: Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    let mut top = read_json(&index_path);
     top["manifests"].as_array_mut().unwrap().push(json!({
         "mediaType": OCI_INDEX,
         "digest": digest,
@@ -105,12 +110,12 @@ fn push_multi_base(registry: &Registry, work: &Path) -> Base {
     }));
     fs::write(&index_path, serde_json::to_vec(&top).unwrap()).unwrap();
     let reference = format!("{}/base:1", registry.addr);
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--all", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:multi", layout.display()))
-        .arg(format!("docker://{reference}")));
-    let (served, served_digest) =
-        skopeo_json(&["--raw", "--tls-verify=false", &docker(&reference)]);
+    skopeo_copy(
+        &format!("oci:{}:multi", layout.display()),
+        &docker(&reference),
+        &["--all"],
+    );
+    let (served, served_digest) = served_raw(&reference);
     assert_eq!(
         served_digest, digest,
         "the registry serves another index: {served}"
@@ -176,30 +181,9 @@ fn docker(reference: &str) -> String {
     format!("docker://{reference}")
 }
 
-fn kiln_build(spec: &Path, cache: &Path, extra: &[&str]) -> Output {
-    kiln()
-        .arg("build")
-        .arg(spec)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-/// `kiln build ... --format json`, which must succeed.
-fn build_json(spec: &Path, cache: &Path, extra: &[&str]) -> Value {
-    let out = kiln_build(spec, cache, &[extra, &["--format", "json"]].concat());
-    check(&kiln(), &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
-}
-
-/// A command's JSON output, and its digest.
-fn run_json(cmd: &mut Command) -> (Value, String) {
-    let raw = run(cmd);
-    let value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("not JSON ({e}):\n{raw}"));
-    (value, kiln::digest::sha256(raw.as_bytes()))
+/// The manifest digest a `--format json` report names.
+fn manifest_digest(json: &Value) -> String {
+    json["manifest"]["digest"].as_str().unwrap().to_string()
 }
 
 fn str_list(v: &Value) -> Vec<String> {
@@ -225,21 +209,12 @@ fn layer_digests(manifest: &Value) -> Vec<String> {
 /// unpacked by umoci; checks what that platform must hold. Returns the
 /// pulled manifest.
 fn pull_and_check_platform(source: &str, arch: &str, base: &Base, work: &Path) -> Value {
-    fs::create_dir_all(work).unwrap();
-    let dir = work.join("pulled");
-    run(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        "--override-os",
-        "linux",
-        "--override-arch",
-        arch,
+    let pulled = pull_and_unpack(
         source,
-        &format!("oci:{}:x", dir.display()),
-    ]));
-    let image = format!("oci:{}:x", dir.display());
-    let (config, _) = skopeo_json(&["--config", &image]);
+        work,
+        &["--override-os", "linux", "--override-arch", arch],
+    );
+    let (config, _) = skopeo_json(&["--config", &pulled.image]);
     assert_eq!(config["architecture"], arch, "{source}: {config}");
     assert_eq!(config["os"], "linux", "{source}: {config}");
     assert_eq!(
@@ -251,7 +226,7 @@ fn pull_and_check_platform(source: &str, arch: &str, base: &Base, work: &Path) -
         str_list(&config["config"]["Env"]).contains(&format!("TARGET=linux/{arch}")),
         "${{TARGETOS}}/${{TARGETARCH}} in env: {config}"
     );
-    let (manifest, _) = skopeo_json(&["--raw", &image]);
+    let (manifest, _) = skopeo_json(&["--raw", &pulled.image]);
     let layers = layer_digests(&manifest);
     let base_layers = &base.images[arch].1;
     assert_eq!(
@@ -261,11 +236,7 @@ fn pull_and_check_platform(source: &str, arch: &str, base: &Base, work: &Path) -
     );
     assert_eq!(layers.len(), base_layers.len() + 3, "{manifest}");
 
-    let bundle = work.join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &format!("{}:x", dir.display())])
-        .arg(&bundle));
-    let rootfs = bundle.join("rootfs");
+    let rootfs = pulled.rootfs();
     assert_eq!(
         fs::read_to_string(rootfs.join("app/marker")).unwrap(),
         marker(arch),
@@ -286,32 +257,33 @@ fn pull_and_check_platform(source: &str, arch: &str, base: &Base, work: &Path) -
 
 #[test]
 fn multi_platform_build_on_a_multi_platform_base_pushes_a_manifest_list() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some(Fixture {
+        work,
+        registry,
+        base,
+    }) = fixture(&["skopeo", "umoci", "docker-registry"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
-    let base = push_multi_base(&registry, w);
     let spec = app_tree(&w.join("src"), &base.reference, "docker");
     let target = format!("{}/app:1", registry.addr);
-    let before = registry_log(&registry).len();
-
     let digest_file = w.join("digest");
-    let json = build_json(
-        &spec,
-        &w.join("cache"),
-        &[
-            "--push",
-            &target,
-            "--tag",
-            "latest",
-            "--digest-file",
-            digest_file.to_str().unwrap(),
-        ],
-    );
-    let log = registry_log(&registry)[before..].to_vec();
-    let index_digest = json["manifest"]["digest"].as_str().unwrap().to_string();
+    let (json, log) = registry.log_during(|| {
+        build_json(
+            &spec,
+            &w.join("cache"),
+            &[
+                "--push",
+                &target,
+                "--tag",
+                "latest",
+                "--digest-file",
+                digest_file.to_str().unwrap(),
+            ],
+        )
+    });
+    let index_digest = manifest_digest(&json);
     assert_eq!(json["manifest"]["media_type"], DOCKER_LIST);
     assert_eq!(
         str_list(&json["references"]),
@@ -327,7 +299,7 @@ fn multi_platform_build_on_a_multi_platform_base_pushes_a_manifest_list() {
 
     // The registry has a Docker manifest list, byte for byte the one kiln
     // reported, with one entry per platform.
-    let (list, served) = skopeo_json(&["--raw", "--tls-verify=false", &docker(&target)]);
+    let (list, served) = served_raw(&target);
     assert_eq!(served, index_digest);
     assert_eq!(list["mediaType"], DOCKER_LIST);
     assert_eq!(list["schemaVersion"], 2);
@@ -344,11 +316,7 @@ fn multi_platform_build_on_a_multi_platform_base_pushes_a_manifest_list() {
         assert_eq!(entries[i]["digest"], images[i]["manifest"]["digest"]);
         assert_eq!(images[i]["platform"], format!("linux/{arch}"));
     }
-    let (latest, _) = skopeo_json(&[
-        "--raw",
-        "--tls-verify=false",
-        &docker(&format!("{}/app:latest", registry.addr)),
-    ]);
+    let (latest, _) = served_raw(&format!("{}/app:latest", registry.addr));
     assert_eq!(latest, list);
     // The per-platform manifests are pushed by digest: the tags are the index's.
     let (tags, _) = run_json(Command::new("skopeo").args([
@@ -427,13 +395,15 @@ fn build_at(spec: &Path, cache: &Path, epoch: &str, extra: &[&str]) -> String {
 
 #[test]
 fn the_oci_layout_holds_the_index_and_a_rebuild_gives_the_same_digest() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some(Fixture {
+        work,
+        registry,
+        base,
+    }) = fixture(&["skopeo", "umoci", "docker-registry"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
-    let base = push_multi_base(&registry, w);
     let spec = app_tree(&w.join("src"), &base.reference, "docker");
     let target = format!("{}/app:1", registry.addr);
     let out1 = w.join("out1");
@@ -446,7 +416,7 @@ fn the_oci_layout_holds_the_index_and_a_rebuild_gives_the_same_digest() {
     );
 
     // index.json names one thing: the index, a blob of the layout.
-    let top: Value = serde_json::from_slice(&fs::read(out1.join("index.json")).unwrap()).unwrap();
+    let top = layout_index(&out1);
     let entries = top["manifests"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{top}");
     assert_eq!(entries[0]["mediaType"], DOCKER_LIST);
@@ -468,13 +438,14 @@ fn the_oci_layout_holds_the_index_and_a_rebuild_gives_the_same_digest() {
         ]
     );
     // The layout and the registry hold the same index.
-    let (served, _) = skopeo_json(&["--raw", "--tls-verify=false", &docker(&target)]);
+    let (served, _) = served_raw(&target);
     assert_eq!(served, list);
     // Every blob of both platforms is in the layout, digest-checked.
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--all"])
-        .arg(format!("oci:{}", out1.display()))
-        .arg(format!("oci:{}:all", w.join("copy-all").display())));
+    skopeo_copy(
+        &format!("oci:{}", out1.display()),
+        &format!("oci:{}:all", w.join("copy-all").display()),
+        &["--all"],
+    );
     for arch in ARCHES {
         let source = format!("oci:{}", out1.display());
         pull_and_check_platform(&source, arch, &base, &w.join(format!("layout-{arch}")));
@@ -514,13 +485,15 @@ fn the_oci_layout_holds_the_index_and_a_rebuild_gives_the_same_digest() {
 
 #[test]
 fn format_oci_gives_an_oci_index() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some(Fixture {
+        work,
+        registry,
+        base,
+    }) = fixture(&["skopeo", "umoci", "docker-registry"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
-    let base = push_multi_base(&registry, w);
     let spec = app_tree(&w.join("src"), &base.reference, "oci");
     let target = format!("{}/app-oci:1", registry.addr);
     let out = w.join("out");
@@ -529,10 +502,10 @@ fn format_oci_gives_an_oci_index() {
         &w.join("cache"),
         &["--push", &target, "--oci", out.to_str().unwrap()],
     );
-    let digest = json["manifest"]["digest"].as_str().unwrap();
+    let digest = manifest_digest(&json);
     assert_eq!(json["manifest"]["media_type"], OCI_INDEX);
 
-    let (index, served) = skopeo_json(&["--raw", "--tls-verify=false", &docker(&target)]);
+    let (index, served) = served_raw(&target);
     assert_eq!(served, digest);
     assert_eq!(index["mediaType"], OCI_INDEX);
     let entries = index["manifests"].as_array().unwrap();
@@ -543,15 +516,11 @@ fn format_oci_gives_an_oci_index() {
             entry["platform"],
             json!({"architecture": arch, "os": "linux"})
         );
-        let (manifest, _) = skopeo_json(&[
-            "--raw",
-            "--tls-verify=false",
-            &docker(&format!(
-                "{}/app-oci@{}",
-                registry.addr,
-                entry["digest"].as_str().unwrap()
-            )),
-        ]);
+        let (manifest, _) = served_raw(&format!(
+            "{}/app-oci@{}",
+            registry.addr,
+            entry["digest"].as_str().unwrap()
+        ));
         assert_eq!(manifest["mediaType"], OCI_MANIFEST);
         assert_eq!(
             manifest["config"]["mediaType"],
@@ -569,13 +538,16 @@ fn format_oci_gives_an_oci_index() {
 
 #[test]
 fn a_docker_archive_takes_one_platform() {
-    if !have(&["skopeo", "umoci", "podman", "runc", "docker-registry"]) {
+    // The base is served from the registry: it must outlive the builds.
+    let Some(Fixture {
+        work,
+        registry: _registry,
+        base,
+    }) = fixture(&["skopeo", "umoci", "podman", "runc", "docker-registry"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
-    let base = push_multi_base(&registry, w);
     let spec = app_tree(&w.join("src"), &base.reference, "docker");
     let cache = w.join("cache");
     let tar = w.join("app.tar");
@@ -675,18 +647,20 @@ fn index_ok(w: &Path, args: &[&str]) -> String {
 
 #[test]
 fn kiln_index_joins_images_that_separate_jobs_pushed() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some(Fixture {
+        work,
+        registry,
+        base,
+    }) = fixture(&["skopeo", "umoci", "docker-registry"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
-    let base = push_multi_base(&registry, w);
     let repo = format!("{}/app", registry.addr);
     let (amd, amd_file) = job(w, &base, "amd64", &format!("{repo}:amd64"));
     let (arm, arm_file) = job(w, &base, "arm64", &format!("{repo}:arm64"));
-    let amd_digest = amd["manifest"]["digest"].as_str().unwrap().to_string();
-    let arm_digest = arm["manifest"]["digest"].as_str().unwrap().to_string();
+    let amd_digest = manifest_digest(&amd);
+    let arm_digest = manifest_digest(&arm);
     assert_eq!(
         fs::read_to_string(&arm_file).unwrap(),
         format!("{repo}:arm64@{arm_digest}\n")
@@ -712,7 +686,7 @@ fn kiln_index_joins_images_that_separate_jobs_pushed() {
         fs::read_to_string(&index_file).unwrap(),
         format!("{printed}\n")
     );
-    let (list, served) = skopeo_json(&["--raw", "--tls-verify=false", &docker(reference)]);
+    let (list, served) = served_raw(reference);
     assert_eq!(served, digest);
     assert_eq!(list["mediaType"], DOCKER_LIST);
     assert_eq!(
@@ -733,11 +707,7 @@ fn kiln_index_joins_images_that_separate_jobs_pushed() {
             ),
         ]
     );
-    let (latest, _) = skopeo_json(&[
-        "--raw",
-        "--tls-verify=false",
-        &docker(&format!("{repo}:latest")),
-    ]);
+    let (latest, _) = served_raw(&format!("{repo}:latest"));
     assert_eq!(latest, list);
     for arch in ARCHES {
         pull_and_check_platform(&docker(reference), arch, &base, &w.join(arch));
@@ -780,7 +750,7 @@ fn kiln_index_joins_images_that_separate_jobs_pushed() {
         ],
     );
     assert_eq!(rerun, printed);
-    let (again, _) = skopeo_json(&["--raw", "--tls-verify=false", &docker(reference)]);
+    let (again, _) = served_raw(reference);
     assert_eq!(again, list);
     assert_eq!(all_uploads(&registry_log(&registry)[before..]), 0);
 
@@ -801,43 +771,40 @@ fn kiln_index_joins_images_that_separate_jobs_pushed() {
 
 #[test]
 fn kiln_index_mounts_an_image_from_another_repository() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some(Fixture {
+        work,
+        registry,
+        base,
+    }) = fixture(&["skopeo", "umoci", "docker-registry"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
-    let base = push_multi_base(&registry, w);
     let repo = format!("{}/app", registry.addr);
     let (amd, _) = job(w, &base, "amd64", &format!("{repo}:amd64"));
     let (arm, _) = job(w, &base, "arm64", &format!("{}/arm-team:1", registry.addr));
-    let amd_digest = amd["manifest"]["digest"].as_str().unwrap();
-    let arm_digest = arm["manifest"]["digest"].as_str().unwrap();
+    let amd_digest = manifest_digest(&amd);
+    let arm_digest = manifest_digest(&arm);
     // Before: the app repository has no arm64 image.
-    let missing = Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(docker(&format!("{repo}@{arm_digest}")))
-        .output()
-        .unwrap();
     assert!(
-        !missing.status.success(),
+        !is_served(&format!("{repo}@{arm_digest}")),
         "the arm64 image is already in app"
     );
 
-    let before = registry_log(&registry).len();
-    let printed = index_ok(
-        w,
-        &[
-            &format!("{repo}:1"),
-            "--add",
-            &format!("{repo}@{amd_digest}"),
-            "--add",
-            &format!("{}/arm-team@{arm_digest}", registry.addr),
-        ],
-    );
-    let log = registry_log(&registry)[before..].to_vec();
+    let (printed, log) = registry.log_during(|| {
+        index_ok(
+            w,
+            &[
+                &format!("{repo}:1"),
+                "--add",
+                &format!("{repo}@{amd_digest}"),
+                "--add",
+                &format!("{}/arm-team@{arm_digest}", registry.addr),
+            ],
+        )
+    });
     let (reference, digest) = printed.rsplit_once('@').unwrap();
-    let (list, served) = skopeo_json(&["--raw", "--tls-verify=false", &docker(reference)]);
+    let (list, served) = served_raw(reference);
     assert_eq!(served, digest);
     assert_eq!(list["manifests"][1]["digest"], arm_digest);
     // The arm64 image's own blobs (its base layer, marker layer and config)
@@ -868,16 +835,18 @@ fn kiln_index_mounts_an_image_from_another_repository() {
 
 #[test]
 fn kiln_index_refuses_two_of_a_platform_an_index_and_another_registry() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some(Fixture {
+        work,
+        registry,
+        base,
+    }) = fixture(&["skopeo", "umoci", "docker-registry"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
-    let base = push_multi_base(&registry, w);
     let repo = format!("{}/app", registry.addr);
     let (amd, _) = job(w, &base, "amd64", &format!("{repo}:amd64"));
-    let amd_digest = amd["manifest"]["digest"].as_str().unwrap();
+    let amd_digest = manifest_digest(&amd);
     let amd_ref = format!("{repo}@{amd_digest}");
     let base_repo = format!("{}/base", registry.addr);
     // The umoci-made amd64 base: another image for the same platform.
@@ -885,16 +854,8 @@ fn kiln_index_refuses_two_of_a_platform_an_index_and_another_registry() {
     let arm_base = format!("{base_repo}@{}", base.images["arm64"].0);
     let second = Registry::start();
     let elsewhere = format!("{}/app:arm64", second.addr);
-    run(Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-        ])
-        .arg(docker(&arm_base))
-        .arg(docker(&elsewhere)));
-    let (_, elsewhere_digest) = skopeo_json(&["--raw", "--tls-verify=false", &docker(&elsewhere)]);
+    skopeo_copy(&docker(&arm_base), &docker(&elsewhere), &[]);
+    let (_, elsewhere_digest) = served_raw(&elsewhere);
 
     let cases: [(&str, Vec<String>, Vec<String>); 3] = [
         (
@@ -945,11 +906,6 @@ fn kiln_index_refuses_two_of_a_platform_an_index_and_another_registry() {
         }
         assert!(out.stdout.is_empty(), "{what}: printed a reference");
         // Nothing was tagged.
-        let tagged = Command::new("skopeo")
-            .args(["inspect", "--raw", "--tls-verify=false"])
-            .arg(docker(&bad))
-            .output()
-            .unwrap();
-        assert!(!tagged.status.success(), "{what}: {bad} exists");
+        assert!(!is_served(&bad), "{what}: {bad} exists");
     }
 }

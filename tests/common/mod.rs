@@ -73,6 +73,48 @@ pub fn check(cmd: &Command, out: &Output) {
     );
 }
 
+/// `kiln build SPEC --cache-dir CACHE EXTRA`, whatever comes of it.
+pub fn kiln_build(spec: &Path, cache: &Path, extra: &[&str]) -> Output {
+    kiln()
+        .arg("build")
+        .arg(spec)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `kiln build ... --format json`, which must succeed: its JSON and its stderr.
+pub fn build_json_stderr(spec: &Path, cache: &Path, extra: &[&str]) -> (serde_json::Value, String) {
+    let out = kiln_build(spec, cache, &[extra, &["--format", "json"]].concat());
+    check(&kiln(), &out);
+    (
+        parse_json(&String::from_utf8_lossy(&out.stdout)),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `kiln build ... --format json`, which must succeed.
+pub fn build_json(spec: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
+    build_json_stderr(spec, cache, extra).0
+}
+
+/// `kiln build SPEC EXTRA`, which must fail: its exit code and stderr.
+pub fn build_fails(spec: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = kiln().arg("build").arg(spec).args(extra).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "built anyway:\n{stderr}");
+    (out.status.code(), stderr)
+}
+
+/// `kiln inspect TARGET --files --format json`.
+pub fn inspect_files(target: &str) -> serde_json::Value {
+    parse_json(&run(
+        kiln().args(["inspect", target, "--files", "--format", "json"])
+    ))
+}
+
 /// Build a spec; returns the manifest digest from the last stdout line.
 pub fn build(spec: &Path, extra: &[&str]) -> String {
     let stdout = run(kiln().arg("build").arg(spec).args(extra));
@@ -150,33 +192,86 @@ pub fn base_layout(work: &Path) -> String {
     .unwrap();
     fs::copy(busybox(), root.join("bin/busybox")).unwrap();
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
-    let layout = work.join("base-layout");
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    let image = format!("{}:v1", layout.display());
+    format!(
+        "oci:{}",
+        umoci_image(&work.join("base-layout"), "v1", &root)
+    )
+}
+
+/// `umoci init` of an empty OCI layout.
+pub fn umoci_init(layout: &Path) {
+    run(Command::new("umoci").args(["init", "--layout"]).arg(layout));
+}
+
+/// `umoci new` + `umoci insert ROOT /`: a one-layer image `TAG` in a layout
+/// `umoci_init` made; returns `LAYOUT:TAG`, umoci's name for it.
+pub fn umoci_new(layout: &Path, tag: &str, root: &Path) -> String {
+    let image = format!("{}:{tag}", layout.display());
     run(Command::new("umoci").args(["new", "--image", &image]));
     run(Command::new("umoci")
         .args(["insert", "--image", &image])
-        .arg(&root)
+        .arg(root)
         .arg("/"));
-    format!("oci:{image}")
+    image
 }
 
-/// `umoci unpack` of an image, converted to OCI media types first (umoci
-/// 0.4.7 reads only those). Returns the bundle directory.
-pub fn unpack(layout: &Path, work: &Path) -> PathBuf {
-    let oci = work.join("as-oci");
+/// A new layout holding `root` as the one-layer image `TAG`; returns `LAYOUT:TAG`.
+pub fn umoci_image(layout: &Path, tag: &str, root: &Path) -> String {
+    umoci_init(layout);
+    umoci_new(layout, tag, root)
+}
+
+/// `skopeo copy --quiet FLAGS FROM TO`, TLS off for the test registries.
+pub fn skopeo_copy(from: &str, to: &str, flags: &[&str]) {
     run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--format", "oci"])
-        .arg(format!("oci:{}", layout.display()))
-        .arg(format!("oci:{}:x", oci.display())));
+        .args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .args(flags)
+        .arg(from)
+        .arg(to));
+}
+
+/// An image pulled by `pull_and_unpack`.
+pub struct Pulled {
+    /// The OCI copy, as skopeo names it: `oci:DIR:x`.
+    pub image: String,
+    pub bundle: PathBuf,
+}
+
+impl Pulled {
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+}
+
+/// `source` copied by skopeo (which checks every blob's digest) into
+/// `work/pulled` with OCI media types (umoci 0.4.7 reads only those), then
+/// `umoci unpack`ed into `work/bundle`. `flags` go to skopeo.
+pub fn pull_and_unpack(source: &str, work: &Path, flags: &[&str]) -> Pulled {
+    fs::create_dir_all(work).unwrap();
+    let oci = work.join("pulled");
+    let mut all = vec!["--format", "oci"];
+    all.extend(flags);
+    skopeo_copy(source, &format!("oci:{}:x", oci.display()), &all);
     let bundle = work.join("bundle");
     run(Command::new("umoci")
         .args(["unpack", "--image"])
         .arg(format!("{}:x", oci.display()))
         .arg(&bundle));
-    bundle
+    Pulled {
+        image: format!("oci:{}:x", oci.display()),
+        bundle,
+    }
+}
+
+/// `umoci unpack` of an OCI layout's image (see `pull_and_unpack`).
+/// Returns the bundle directory.
+pub fn unpack(layout: &Path, work: &Path) -> PathBuf {
+    pull_and_unpack(&format!("oci:{}", layout.display()), work, &[]).bundle
 }
 
 /// A blob of an OCI layout, by digest (a `"sha256:..."` JSON string).
@@ -188,10 +283,41 @@ pub fn layout_blob(layout: &Path, digest: &serde_json::Value) -> PathBuf {
 
 /// The manifest of the only image in an OCI layout.
 pub fn layout_manifest(layout: &Path) -> serde_json::Value {
-    let read =
-        |p: &Path| -> serde_json::Value { serde_json::from_slice(&fs::read(p).unwrap()).unwrap() };
-    let index = read(&layout.join("index.json"));
-    read(&layout_blob(layout, &index["manifests"][0]["digest"]))
+    read_json(&layout_blob(
+        layout,
+        &layout_index(layout)["manifests"][0]["digest"],
+    ))
+}
+
+/// A layout's index.json.
+pub fn layout_index(layout: &Path) -> serde_json::Value {
+    read_json(&layout.join("index.json"))
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// What a tool printed, which must be JSON.
+pub fn parse_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// Files under `root`: (path, content, mode), parents made as needed; a
+/// content `-> TARGET` makes a symlink (its mode unused).
+pub fn write_tree(root: &Path, files: &[(&str, &str, u32)]) {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, content, mode) in files {
+        let p = root.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        if let Some(target) = content.strip_prefix("-> ") {
+            std::os::unix::fs::symlink(target, &p).unwrap();
+        } else {
+            fs::write(&p, content).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
+        }
+    }
 }
 
 /// `uid:gid mode` as a runtime will see the path.
@@ -352,6 +478,15 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// What `f` returns and the lines the registry logged while it ran.
+    pub fn log_during<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        let before = registry_log(self).len();
+        let value = f();
+        (value, registry_log(self)[before..].to_vec())
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -383,6 +518,12 @@ pub fn uploads_of(lines: &[String], repo: Option<&str>, digest: &str) -> usize {
         .iter()
         .filter(|l| l.contains(&prefix) && l.contains("/blobs/uploads/") && l.contains(&param))
         .count()
+}
+
+/// The requests for blob `digest` of `repo` among `lines` (`GET /v2/REPO/blobs/DIGEST`).
+pub fn blob_gets<'a>(lines: &'a [String], repo: &str, digest: &str) -> Vec<&'a String> {
+    let request = format!("\"GET /v2/{repo}/blobs/{digest} ");
+    lines.iter().filter(|l| l.contains(&request)).collect()
 }
 
 /// Every upload committed among `lines`, whatever its digest.
@@ -438,7 +579,32 @@ pub fn set_mtimes(dir: &Path, secs: u64) {
 
 /// The JSON `skopeo inspect --raw|--config` prints, and the raw bytes' digest.
 pub fn skopeo_json(args: &[&str]) -> (serde_json::Value, String) {
-    let raw = run(Command::new("skopeo").arg("inspect").args(args));
-    let value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("not JSON ({e}):\n{raw}"));
-    (value, kiln::digest::sha256(raw.as_bytes()))
+    run_json(Command::new("skopeo").arg("inspect").args(args))
+}
+
+/// The manifest or index a test registry serves for `reference`
+/// (`HOST/REPO:TAG` or `HOST/REPO@DIGEST`), and the digest of its bytes.
+pub fn served_raw(reference: &str) -> (serde_json::Value, String) {
+    skopeo_json(&[
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ])
+}
+
+/// Whether a test registry serves `reference` at all.
+pub fn is_served(reference: &str) -> bool {
+    Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// A command's JSON output (it must succeed), and the digest of its bytes.
+pub fn run_json(cmd: &mut Command) -> (serde_json::Value, String) {
+    let raw = run(cmd);
+    (parse_json(&raw), kiln::digest::sha256(raw.as_bytes()))
 }
