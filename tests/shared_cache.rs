@@ -9,7 +9,7 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
 use serde_json::Value;
@@ -72,26 +72,23 @@ fn copy_checkout(from: &Path, to: &Path, mtime: u64) -> PathBuf {
     to.join("kiln.toml")
 }
 
-fn kiln_build(spec: &Path, cache: &Path, extra: &[&str]) -> Output {
-    kiln()
-        .arg("build")
-        .arg(spec)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(extra)
-        .args(["--format", "json"])
-        .output()
-        .unwrap()
+/// Runner NAME (`w/runner-NAME`): a checkout of `spec`'s tree with every
+/// mtime `mtime`, an empty cache, and a build of it that must succeed.
+fn runner(w: &Path, name: &str, spec: &Path, mtime: u64, extra: &[&str]) -> (Value, String) {
+    let dir = w.join(format!("runner-{name}"));
+    let spec = copy_checkout(spec, &dir.join("checkout"), mtime);
+    build_json_stderr(&spec, &dir.join("cache"), extra)
 }
 
-/// A build that must succeed: its JSON and its stderr.
-fn build_ok(spec: &Path, cache: &Path, extra: &[&str]) -> (Value, String) {
-    let out = kiln_build(spec, cache, extra);
-    check(&kiln(), &out);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
-    (json, String::from_utf8_lossy(&out.stderr).into_owned())
+/// A warning on stderr names `needle`.
+#[track_caller]
+fn assert_warns(stderr: &str, needle: &str) {
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains(needle)),
+        "no warning naming {needle}:\n{stderr}"
+    );
 }
 
 fn sources(json: &Value) -> Vec<String> {
@@ -117,18 +114,8 @@ fn layer_digests(json: &Value) -> Vec<String> {
 /// The pushed image pulled back by skopeo (every blob digest-checked),
 /// unpacked by umoci; checks the data files and the version file.
 fn pull_and_check(reference: &str, version: &str, work: &Path) {
-    fs::create_dir_all(work).unwrap();
-    let layout = work.join("pulled");
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{reference}"))
-        .arg(format!("oci:{}:x", layout.display())));
-    let bundle = work.join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image"])
-        .arg(format!("{}:x", layout.display()))
-        .arg(&bundle));
-    check_rootfs(&bundle.join("rootfs"), version);
+    let pulled = pull_and_unpack(&format!("docker://{reference}"), work, &[]);
+    check_rootfs(&pulled.rootfs(), version);
 }
 
 fn check_rootfs(rootfs: &Path, version: &str) {
@@ -141,10 +128,11 @@ fn check_rootfs(rootfs: &Path, version: &str) {
 }
 
 fn cache_tags(registry: &Registry) -> Vec<String> {
-    let out = run(Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false"])
-        .arg(format!("docker://{}/kiln-cache", registry.addr)));
-    let json: Value = serde_json::from_str(&out).unwrap();
+    let (json, _) = run_json(
+        Command::new("skopeo")
+            .args(["list-tags", "--tls-verify=false"])
+            .arg(format!("docker://{}/kiln-cache", registry.addr)),
+    );
     json["Tags"]
         .as_array()
         .unwrap()
@@ -157,7 +145,7 @@ fn cache_tags(registry: &Registry) -> Vec<String> {
 /// layers in HOST/kiln-cache. Returns its JSON and the checkout's spec.
 fn runner_a(registry: &Registry, w: &Path) -> (Value, PathBuf) {
     let spec = checkout(&w.join("runner-a/src"), "1.0\n");
-    let (json, _) = build_ok(
+    let json = build_json(
         &spec,
         &w.join("runner-a/cache"),
         &[
@@ -186,15 +174,16 @@ fn a_fresh_runner_mounts_every_layer_another_runner_made() {
     assert_eq!(cache_tags(&registry).len(), LAYERS, "A recorded its layers");
 
     // Runner B: its own checkout (another path, other mtimes), an empty cache.
-    let b_spec = copy_checkout(&a_spec, &w.join("runner-b/checkout"), 1_000_000_000);
-    let before = registry_log(&registry).len();
     let b_target = format!("{}/app-b:1", registry.addr);
-    let (b, _) = build_ok(
-        &b_spec,
-        &w.join("runner-b/cache"),
-        &["--push", &b_target, "--cache-repo", &cache_repo],
-    );
-    let log = registry_log(&registry)[before..].to_vec();
+    let ((b, _), log) = registry.log_during(|| {
+        runner(
+            w,
+            "b",
+            &a_spec,
+            1_000_000_000,
+            &["--push", &b_target, "--cache-repo", &cache_repo],
+        )
+    });
     assert_eq!(sources(&b), ["cache-repo"; LAYERS], "B built layers itself");
     assert_eq!(layer_digests(&b), a_layers);
     assert_eq!(
@@ -226,23 +215,23 @@ fn a_fresh_runner_mounts_every_layer_another_runner_made() {
     pull_and_check(&b_target, "1.0\n", &w.join("runner-b"));
 
     // Runner C: an empty cache, no push, an OCI layout: the layers are downloaded.
-    let c_spec = copy_checkout(&a_spec, &w.join("runner-c/checkout"), 1_100_000_000);
     let out = w.join("runner-c/out");
-    let before = registry_log(&registry).len();
-    let (c, _) = build_ok(
-        &c_spec,
-        &w.join("runner-c/cache"),
-        &["--oci", out.to_str().unwrap(), "--cache-repo", &cache_repo],
-    );
-    let log = registry_log(&registry)[before..].to_vec();
+    let ((c, _), log) = registry.log_during(|| {
+        runner(
+            w,
+            "c",
+            &a_spec,
+            1_100_000_000,
+            &["--oci", out.to_str().unwrap(), "--cache-repo", &cache_repo],
+        )
+    });
     assert_eq!(sources(&c), ["cache-repo"; LAYERS], "C built layers itself");
     assert_eq!(c["manifest"]["digest"], a_digest);
     for d in &a_layers {
-        let hex = d.trim_start_matches("sha256:");
-        let get = format!("\"GET /v2/kiln-cache/blobs/sha256:{hex} ");
         assert!(
-            log.iter()
-                .any(|l| l.contains(&get) && l.contains("\" 200 ")),
+            blob_gets(&log, "kiln-cache", d)
+                .iter()
+                .any(|l| l.contains("\" 200 ")),
             "{d} was not downloaded from the cache repository"
         );
     }
@@ -256,14 +245,14 @@ fn a_fresh_runner_mounts_every_layer_another_runner_made() {
     // and recorded for the next runner.
     let d_spec = copy_checkout(&a_spec, &w.join("runner-d/checkout"), 1_200_000_000);
     fs::write(d_spec.parent().unwrap().join("app/version"), "1.1\n").unwrap();
-    let before = registry_log(&registry).len();
     let d_target = format!("{}/app-d:1", registry.addr);
-    let (d, _) = build_ok(
-        &d_spec,
-        &w.join("runner-d/cache"),
-        &["--push", &d_target, "--cache-repo", &cache_repo],
-    );
-    let log = registry_log(&registry)[before..].to_vec();
+    let ((d, _), log) = registry.log_during(|| {
+        build_json_stderr(
+            &d_spec,
+            &w.join("runner-d/cache"),
+            &["--push", &d_target, "--cache-repo", &cache_repo],
+        )
+    });
     assert_eq!(
         sources(&d),
         ["cache-repo", "cache-repo", "cache-repo", "built"]
@@ -299,29 +288,29 @@ fn a_cache_repository_on_another_registry_is_downloaded_then_pushed() {
     // B pushes to another registry: nothing to mount from, so the layers
     // come down from the cache and go up to the target, uncompressed by B.
     let registry = Registry::start();
-    let spec = copy_checkout(&a_spec, &w.join("runner-b/checkout"), 1_000_000_000);
     let target = format!("{}/app:1", registry.addr);
-    let before = registry_log(&cache_registry).len();
-    let (b, _) = build_ok(
-        &spec,
-        &w.join("runner-b/cache"),
-        &[
-            "--push",
-            &target,
-            "--cache-repo",
-            &format!("{}/kiln-cache", cache_registry.addr),
-        ],
-    );
-    let cache_log = registry_log(&cache_registry)[before..].to_vec();
+    let ((b, _), cache_log) = cache_registry.log_during(|| {
+        runner(
+            w,
+            "b",
+            &a_spec,
+            1_000_000_000,
+            &[
+                "--push",
+                &target,
+                "--cache-repo",
+                &format!("{}/kiln-cache", cache_registry.addr),
+            ],
+        )
+    });
     assert_eq!(sources(&b), ["cache-repo"; LAYERS]);
     assert_eq!(b["manifest"]["digest"], a["manifest"]["digest"]);
     assert_eq!(b["push"]["uploaded"], LAYERS + 1, "{}", b["push"]);
     assert_eq!(all_uploads(&cache_log), 0, "B wrote to the cache registry");
     let log = registry_log(&registry);
     for d in &a_layers {
-        let get = format!("\"GET /v2/kiln-cache/blobs/{d} ");
         assert!(
-            cache_log.iter().any(|l| l.contains(&get)),
+            !blob_gets(&cache_log, "kiln-cache", d).is_empty(),
             "{d} not downloaded from the cache"
         );
         assert_eq!(uploads_of(&log, Some("app"), d), 1, "{d}");
@@ -347,7 +336,7 @@ fn a_cache_repository_that_is_down_is_a_miss_with_a_warning() {
     let w = work.path();
     let spec = checkout(&w.join("src"), "1.0\n");
     let plain = w.join("plain");
-    let (without, _) = build_ok(
+    let without = build_json(
         &spec,
         &w.join("cache-plain"),
         &["--oci", plain.to_str().unwrap()],
@@ -355,17 +344,12 @@ fn a_cache_repository_that_is_down_is_a_miss_with_a_warning() {
     let down = format!("127.0.0.1:{}/kiln-cache", closed_port());
 
     let out = w.join("out");
-    let (json, stderr) = build_ok(
+    let (json, stderr) = build_json_stderr(
         &spec,
         &w.join("cache-1"),
         &["--oci", out.to_str().unwrap(), "--cache-repo", &down],
     );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains(&down)),
-        "no warning naming {down}:\n{stderr}"
-    );
+    assert_warns(&stderr, &down);
     assert!(!stderr.lines().any(|l| l.starts_with("error")), "{stderr}");
     assert_eq!(sources(&json), ["built"; LAYERS]);
     assert_eq!(json["manifest"], without["manifest"], "another image");
@@ -375,17 +359,12 @@ fn a_cache_repository_that_is_down_is_a_miss_with_a_warning() {
     // With a push to a registry that is up: pushed, and pulled back whole.
     let registry = Registry::start();
     let target = format!("{}/app:1", registry.addr);
-    let (json, stderr) = build_ok(
+    let (json, stderr) = build_json_stderr(
         &spec,
         &w.join("cache-2"),
         &["--push", &target, "--cache-repo", &down],
     );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains(&down)),
-        "no warning naming {down}:\n{stderr}"
-    );
+    assert_warns(&stderr, &down);
     assert_eq!(json["manifest"], without["manifest"]);
     assert_eq!(json["push"]["uploaded"], LAYERS + 1);
     pull_and_check(&target, "1.0\n", &w.join("pushed"));
@@ -394,11 +373,7 @@ fn a_cache_repository_that_is_down_is_a_miss_with_a_warning() {
 /// Which cache tag points at which layer: reads every pointer manifest.
 fn tag_of(registry: &Registry, layer: &str) -> String {
     for tag in cache_tags(registry) {
-        let (pointer, _) = skopeo_json(&[
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{}/kiln-cache:{tag}", registry.addr),
-        ]);
+        let (pointer, _) = served_raw(&format!("{}/kiln-cache:{tag}", registry.addr));
         if pointer["layers"][0]["digest"] == layer {
             return tag;
         }
@@ -411,17 +386,7 @@ fn unrelated_image(work: &Path) -> String {
     let root = work.join("unrelated-root");
     fs::create_dir_all(root.join("etc")).unwrap();
     fs::write(root.join("etc/motd"), "something else entirely\n").unwrap();
-    let layout = work.join("unrelated");
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    let image = format!("{}:1", layout.display());
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["insert", "--image", &image])
-        .arg(&root)
-        .arg("/"));
-    format!("oci:{image}")
+    format!("oci:{}", umoci_image(&work.join("unrelated"), "1", &root))
 }
 
 #[test]
@@ -437,24 +402,21 @@ fn another_image_under_a_cache_tag_is_ignored() {
     let a_layers = layer_digests(&a);
     // data1/'s tag now holds an unrelated image.
     let tag = tag_of(&registry, &a_layers[1]);
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(unrelated_image(w))
-        .arg(format!("docker://{cache_repo}:{tag}")));
+    skopeo_copy(
+        &unrelated_image(w),
+        &format!("docker://{cache_repo}:{tag}"),
+        &[],
+    );
 
-    let spec = copy_checkout(&a_spec, &w.join("runner-b/checkout"), 1_000_000_000);
     let target = format!("{}/app-b:1", registry.addr);
-    let (b, stderr) = build_ok(
-        &spec,
-        &w.join("runner-b/cache"),
+    let (b, stderr) = runner(
+        w,
+        "b",
+        &a_spec,
+        1_000_000_000,
         &["--push", &target, "--cache-repo", &cache_repo],
     );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains(&tag)),
-        "no warning naming {tag}:\n{stderr}"
-    );
+    assert_warns(&stderr, &tag);
     assert_eq!(
         sources(&b),
         ["cache-repo", "built", "cache-repo", "cache-repo"]
@@ -496,30 +458,27 @@ fn a_cache_tag_whose_layer_is_gone_is_a_miss() {
     assert_eq!(delete_blob(&registry, "kiln-cache", &a_layers[2]), 202);
 
     // Downloading it (an OCI layout) misses, and the layer is built.
-    let spec = copy_checkout(&a_spec, &w.join("runner-c/checkout"), 1_000_000_000);
     let out = w.join("runner-c/out");
-    let (c, stderr) = build_ok(
-        &spec,
-        &w.join("runner-c/cache"),
+    let (c, stderr) = runner(
+        w,
+        "c",
+        &a_spec,
+        1_000_000_000,
         &["--oci", out.to_str().unwrap(), "--cache-repo", &cache_repo],
     );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains(&cache_repo)),
-        "no warning naming {cache_repo}:\n{stderr}"
-    );
+    assert_warns(&stderr, &cache_repo);
     assert_eq!(sources(&c)[2], "built", "{stderr}");
     assert_eq!(c["manifest"]["digest"], a["manifest"]["digest"]);
     let bundle = unpack(&out, &w.join("runner-c"));
     check_rootfs(&bundle.join("rootfs"), "1.0\n");
 
     // Mounting it into a push target must miss the same way, not fail the build.
-    let spec = copy_checkout(&a_spec, &w.join("runner-b/checkout"), 1_100_000_000);
     let target = format!("{}/app-b:1", registry.addr);
-    let (b, stderr) = build_ok(
-        &spec,
-        &w.join("runner-b/cache"),
+    let (b, stderr) = runner(
+        w,
+        "b",
+        &a_spec,
+        1_100_000_000,
         &["--push", &target, "--cache-repo", &cache_repo],
     );
     assert_eq!(b["manifest"]["digest"], a["manifest"]["digest"], "{stderr}");
@@ -537,7 +496,7 @@ fn no_cache_builds_every_layer_even_with_a_cache_repository() {
     let (a, a_spec) = runner_a(&registry, w);
     // `--no-cache`: "build every layer again, even when its inputs did not change".
     let out = w.join("out");
-    let (b, stderr) = build_ok(
+    let (b, stderr) = build_json_stderr(
         &a_spec,
         &w.join("runner-b/cache"),
         &[
@@ -573,7 +532,7 @@ fn a_multi_platform_build_takes_both_platforms_layers_from_the_cache() {
         1,
     ) + "[[copy]]\nsrc = \"dist/${TARGETARCH}/server\"\ndest = \"/app/server\"\n";
     fs::write(&spec, multi).unwrap();
-    let (a, _) = build_ok(
+    let a = build_json(
         &spec,
         &w.join("runner-a/cache"),
         &[
@@ -586,15 +545,16 @@ fn a_multi_platform_build_takes_both_platforms_layers_from_the_cache() {
     // 4 shared layers and one server layer per platform.
     assert_eq!(cache_tags(&registry).len(), LAYERS + 2);
 
-    let b_spec = copy_checkout(&spec, &w.join("runner-b/checkout"), 1_000_000_000);
-    let before = registry_log(&registry).len();
     let target = format!("{}/app-b:1", registry.addr);
-    let (b, _) = build_ok(
-        &b_spec,
-        &w.join("runner-b/cache"),
-        &["--push", &target, "--cache-repo", &cache_repo],
-    );
-    let log = registry_log(&registry)[before..].to_vec();
+    let ((b, _), log) = registry.log_during(|| {
+        runner(
+            w,
+            "b",
+            &spec,
+            1_000_000_000,
+            &["--push", &target, "--cache-repo", &cache_repo],
+        )
+    });
     assert_eq!(b["manifest"]["digest"], a["manifest"]["digest"]);
     let images = b["images"].as_array().unwrap();
     assert_eq!(images.len(), 2);
@@ -608,20 +568,14 @@ fn a_multi_platform_build_takes_both_platforms_layers_from_the_cache() {
     // Two configs, nothing else.
     assert_eq!(all_uploads(&log), 2);
     assert_eq!(b["push"]["uploaded"], 2, "{}", b["push"]);
-    let (index, digest) =
-        skopeo_json(&["--raw", "--tls-verify=false", &format!("docker://{target}")]);
+    let (index, digest) = served_raw(&target);
     assert_eq!(digest, b["manifest"]["digest"].as_str().unwrap());
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
     for arch in ["amd64", "arm64"] {
-        run(Command::new("skopeo")
-            .args([
-                "copy",
-                "--quiet",
-                "--src-tls-verify=false",
-                "--override-arch",
-                arch,
-            ])
-            .arg(format!("docker://{target}"))
-            .arg(format!("oci:{}:x", w.join(arch).display())));
+        skopeo_copy(
+            &format!("docker://{target}"),
+            &format!("oci:{}:x", w.join(arch).display()),
+            &["--override-arch", arch],
+        );
     }
 }
