@@ -11,9 +11,8 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
 use serde_json::Value;
@@ -25,17 +24,10 @@ struct Source {
     digest: String,
 }
 
-/// Files with a mode: (path, content, mode); a `->` content makes a symlink.
-fn tree(root: &Path, files: &[(&str, &str, u32)]) {
-    for (path, content, mode) in files {
-        let p = root.join(path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        if let Some(target) = content.strip_prefix("-> ") {
-            symlink(target, &p).unwrap();
-        } else {
-            fs::write(&p, content).unwrap();
-            fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
-        }
+impl Source {
+    /// `skopeo copy` the source to `dest` (a `docker://` or `oci:` target).
+    fn copy_to(&self, dest: &str) {
+        skopeo_copy(&format!("oci:{}:1", self.layout.display()), dest, &[]);
     }
 }
 
@@ -45,7 +37,7 @@ fn tree(root: &Path, files: &[(&str, &str, u32)]) {
 /// (0700, 0600, setuid): a copy normalises them as it does local files.
 fn source_image(work: &Path) -> Source {
     let root = work.join("src-root");
-    tree(
+    write_tree(
         &root,
         &[
             ("app/.venv/bin/python", "#!/bin/sh\necho python\n", 0o700),
@@ -63,18 +55,10 @@ fn source_image(work: &Path) -> Source {
         ],
     );
     let opaque = work.join("src-old");
-    tree(&opaque, &[("new.txt", "new\n", 0o644)]);
+    write_tree(&opaque, &[("new.txt", "new\n", 0o644)]);
 
     let layout = work.join("src-layout");
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    let image = format!("{}:1", layout.display());
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["insert", "--image", &image])
-        .arg(&root)
-        .arg("/"));
+    let image = umoci_image(&layout, "1", &root);
     run(Command::new("umoci").args([
         "insert",
         "--image",
@@ -105,9 +89,7 @@ fn source_image(work: &Path) -> Source {
         layers[2]
     );
 
-    let index: Value =
-        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let digest = index["manifests"][0]["digest"]
+    let digest = layout_index(&layout)["manifests"][0]["digest"]
         .as_str()
         .unwrap()
         .to_string();
@@ -126,12 +108,16 @@ fn tar_names(blob: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `skopeo copy` the source layout to `dest` (a `docker://` or `oci:` target).
-fn skopeo_copy(source: &Source, dest: &str) {
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:1", source.layout.display()))
-        .arg(dest));
+/// `kiln build` into the OCI layout `out` with the cache `cache`; the digest.
+fn build_to_layout(spec: &Path, out: &Path, cache: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "--oci",
+        out.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    build(spec, &args)
 }
 
 /// The spec of the issue: a static busybox and the app user, the venv owned
@@ -185,11 +171,10 @@ entrypoint = ["/usr/bin/uv"]
 /// only, so it must not filter what comes out of an image.
 fn spec_dir(work: &Path, image: &str) -> PathBuf {
     let dir = work.join("spec");
-    fs::create_dir_all(&dir).unwrap();
+    let spec = write_spec(&dir, &SPEC.replace("IMAGE", image));
     fs::copy(busybox(), dir.join("busybox")).unwrap();
     fs::write(dir.join(".dockerignore"), "app\n.venv\n**/*.whl\nopt\n").unwrap();
-    fs::write(dir.join("kiln.toml"), SPEC.replace("IMAGE", image)).unwrap();
-    dir
+    spec
 }
 
 /// What the copies must give, as `stat -c '%u:%g %a %F %n'` prints it:
@@ -224,22 +209,12 @@ fn files_from_a_umoci_image_in_a_registry_run_in_podman_with_the_new_owner() {
     let registry = Registry::start();
     let source = source_image(w);
     let src_ref = format!("{}/src:1", registry.addr);
-    skopeo_copy(&source, &format!("docker://{src_ref}"));
+    source.copy_to(&format!("docker://{src_ref}"));
 
-    let dir = spec_dir(w, &src_ref);
+    let spec = spec_dir(w, &src_ref);
     let image = format!("{}/copied:1", registry.addr);
     let layout = w.join("out");
-    build(
-        &dir.join("kiln.toml"),
-        &[
-            "--push",
-            &image,
-            "--oci",
-            layout.to_str().unwrap(),
-            "--cache-dir",
-            w.join("cache").to_str().unwrap(),
-        ],
-    );
+    build_to_layout(&spec, &layout, &w.join("cache"), &["--push", &image]);
 
     // podman pulls the pushed image and runs it as the app user.
     let podman = Podman::new();
@@ -317,12 +292,6 @@ fn files_from_a_umoci_image_in_a_registry_run_in_podman_with_the_new_owner() {
     );
 }
 
-/// `kiln inspect TARGET --files --format json`.
-fn inspect_files(target: &str) -> Value {
-    let out = run(kiln().args(["inspect", target, "--files", "--format", "json"]));
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
-
 /// `PATH TYPE UID:GID MODE[ -> LINK]` for every file at or under `roots`.
 fn files_under(report: &Value, roots: &[&str]) -> Vec<String> {
     report["files"]
@@ -373,23 +342,20 @@ fn files_from_oci_layouts_made_by_skopeo_and_by_kiln() {
     let dir = w.join("spec");
     fs::create_dir_all(&dir).unwrap();
     // skopeo writes the source into a layout next to the spec, under tag v2.
-    skopeo_copy(
-        &source,
-        &format!("oci:{}:v2", dir.join("from-skopeo").display()),
-    );
+    source.copy_to(&format!("oci:{}:v2", dir.join("from-skopeo").display()));
 
     // A docker-format image that kiln built into an OCI layout: what the
     // seed specs' builder/ makes.
     let builder = w.join("builder");
-    tree(
+    write_tree(
         &builder,
         &[
             ("dist/server", "#!/bin/sh\necho served\n", 0o755),
             ("dist/static/site.css", "body {}\n", 0o644),
         ],
     );
-    fs::write(
-        builder.join("kiln.toml"),
+    let builder_spec = write_spec(
+        &builder,
         r#"[image]
 name = "builder"
 base = "scratch"
@@ -400,20 +366,11 @@ dest = "/build/dist/"
 allow = ["KILN-ROOT-USER", "KILN-NO-HEALTHCHECK"]
 reason = "a build stage: never run, only copied from"
 "#,
-    )
-    .unwrap();
-    build(
-        &builder.join("kiln.toml"),
-        &[
-            "--oci",
-            dir.join("kiln-made").to_str().unwrap(),
-            "--cache-dir",
-            w.join("cache").to_str().unwrap(),
-        ],
     );
+    build_to_layout(&builder_spec, &dir.join("kiln-made"), &w.join("cache"), &[]);
 
-    fs::write(
-        dir.join("kiln.toml"),
+    let spec = write_spec(
+        &dir,
         r#"[image]
 name = "from-layouts"
 base = "scratch"
@@ -443,22 +400,12 @@ src = "/build/dist"
 dest = "/srv/"
 owner = "appuser"
 "#,
-    )
-    .unwrap();
-    let layout = w.join("out");
-    build(
-        &dir.join("kiln.toml"),
-        &[
-            "--oci",
-            layout.to_str().unwrap(),
-            "--cache-dir",
-            w.join("cache").to_str().unwrap(),
-        ],
     );
+    let layout = w.join("out");
+    build_to_layout(&spec, &layout, &w.join("cache"), &[]);
 
     // umoci unpacks the result as a runtime would see it.
-    let bundle = unpack(&layout, w);
-    let r = bundle.join("rootfs");
+    let r = unpack(&layout, w).join("rootfs");
     let venv = r.join("app/.venv");
     assert_eq!(stat(&venv), "10001:10001 755");
     assert_eq!(stat(&venv.join("bin/python")), "10001:10001 755");
@@ -484,8 +431,7 @@ owner = "appuser"
     assert!(!r.join("app/one-1.0.whl").exists() && !r.join("opt").exists());
 
     // The digest of the manifest skopeo wrote, which kiln resolved `v2` to.
-    let index: Value =
-        serde_json::from_slice(&fs::read(dir.join("from-skopeo/index.json")).unwrap()).unwrap();
+    let index = layout_index(&dir.join("from-skopeo"));
     let digest = index["manifests"][0]["digest"].as_str().unwrap();
     let history = created_by(&inspect_files(&format!("oci:{}", layout.display())));
     let line = format!("COPY --from=oci:from-skopeo:v2@{digest} /bin/uv /usr/local/bin/ # kiln");
@@ -502,25 +448,14 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// `kiln build` that must fail: its exit code and stderr.
-fn build_fails(spec: &Path, extra: &[&str]) -> (Option<i32>, String) {
-    let out: Output = kiln().arg("build").arg(spec).args(extra).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "built anyway:\n{stderr}");
-    (out.status.code(), stderr)
-}
-
 /// One copy out of `image` into /x/, with `extra` lines in the copy table.
 fn one_copy(dir: &Path, image: &str, src: &str, extra: &str) -> PathBuf {
-    let spec = dir.join("kiln.toml");
-    fs::write(
-        &spec,
-        format!(
+    write_spec(
+        dir,
+        &format!(
             "[image]\nname = \"bad\"\nbase = \"scratch\"\n\n[user]\nname = \"app\"\nuid = 10001\n\n[[copy]]\nimage = \"{image}\"\nsrc = \"{src}\"\ndest = \"/x/\"\n{extra}"
         ),
     )
-    .unwrap();
-    spec
 }
 
 #[test]
@@ -533,7 +468,7 @@ fn wrong_sources_are_refused_with_exit_2() {
     let registry = Registry::start();
     let source = source_image(w);
     let src_ref = format!("{}/src:1", registry.addr);
-    skopeo_copy(&source, &format!("docker://{src_ref}"));
+    source.copy_to(&format!("docker://{src_ref}"));
     let cache = w.join("cache");
     let out = w.join("out");
     let args = [
@@ -567,7 +502,6 @@ fn wrong_sources_are_refused_with_exit_2() {
     );
 
     // The same for a path whose parents are missing too, and in an OCI layout.
-    fs::create_dir_all(w.join("layout-spec")).unwrap();
     let spec = one_copy(
         &w.join("layout-spec"),
         &format!("oci:{}:1", source.layout.display()),
@@ -667,14 +601,9 @@ fn a_rebuild_reuses_the_copy_layer_and_pulls_nothing_again() {
     let registry = Registry::start();
     let source = source_image(w);
     // Named as a docker.io image and pulled through --registry-mirror.
-    skopeo_copy(
-        &source,
-        &format!("docker://{}/kiln-test/src:1", registry.addr),
-    );
-    let dir = w.join("spec");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("kiln.toml"),
+    source.copy_to(&format!("docker://{}/kiln-test/src:1", registry.addr));
+    let spec = write_spec(
+        &w.join("spec"),
         r#"[image]
 name = "cached"
 base = "scratch"
@@ -692,20 +621,13 @@ src = "/app/.venv"
 dest = "/app/.venv/"
 owner = "appuser:appuser"
 "#,
-    )
-    .unwrap();
+    );
     let cache = w.join("cache");
     let mirror = format!("docker.io={}", registry.addr);
     let build_once = |out: &str| -> (String, String) {
-        let output = kiln()
-            .arg("build")
-            .arg(dir.join("kiln.toml"))
-            .args(["--registry-mirror", &mirror, "--oci"])
-            .arg(w.join(out))
-            .arg("--cache-dir")
-            .arg(&cache)
-            .output()
-            .unwrap();
+        let out = w.join(out);
+        let args = ["--registry-mirror", &mirror, "--oci", out.to_str().unwrap()];
+        let output = kiln_build(&spec, &cache, &args);
         check(&Command::new("kiln"), &output);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let digest = stdout.lines().last().unwrap().rsplit_once('@').unwrap().1;
@@ -752,8 +674,7 @@ owner = "appuser:appuser"
         .collect();
     assert_eq!(blobs.len(), 4);
     for blob in blobs {
-        let request = format!("\"GET /v2/kiln-test/src/blobs/{blob} ");
-        let gets = log.iter().filter(|l| l.contains(&request)).count();
+        let gets = blob_gets(&log, "kiln-test/src", blob).len();
         assert_eq!(gets, 1, "{blob} was pulled {gets} times");
     }
 }
@@ -767,10 +688,8 @@ fn each_platform_copies_from_its_own_image_of_an_index() {
     let w = work.path();
     let registry = Registry::start();
     // A two-platform index, each image with its own /build/arch.
-    let src = w.join("src");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(
-        src.join("kiln.toml"),
+    let src_spec = write_spec(
+        &w.join("src"),
         r#"[image]
 name = "multi"
 base = "scratch"
@@ -782,20 +701,17 @@ content = "${TARGETARCH}\n"
 allow = ["KILN-ROOT-USER", "KILN-NO-HEALTHCHECK"]
 reason = "a build stage: never run, only copied from"
 "#,
-    )
-    .unwrap();
+    );
     let cache = w.join("cache");
     let src_ref = format!("{}/multi:1", registry.addr);
     build(
-        &src.join("kiln.toml"),
+        &src_spec,
         &["--push", &src_ref, "--cache-dir", cache.to_str().unwrap()],
     );
 
-    let dir = w.join("spec");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("kiln.toml"),
-        format!(
+    let spec = write_spec(
+        &w.join("spec"),
+        &format!(
             r#"[image]
 name = "per-platform"
 base = "scratch"
@@ -811,33 +727,20 @@ src = "/build/arch"
 dest = "/etc/built-for"
 "#
         ),
-    )
-    .unwrap();
+    );
     let image = format!("{}/per-platform:1", registry.addr);
     build(
-        &dir.join("kiln.toml"),
+        &spec,
         &["--push", &image, "--cache-dir", cache.to_str().unwrap()],
     );
     for arch in ["amd64", "arm64"] {
-        let oci = w.join(format!("pulled-{arch}"));
-        run(Command::new("skopeo")
-            .args([
-                "--override-arch",
-                arch,
-                "copy",
-                "--quiet",
-                "--src-tls-verify=false",
-            ])
-            .args(["--format", "oci"])
-            .arg(format!("docker://{image}"))
-            .arg(format!("oci:{}:x", oci.display())));
-        let bundle = w.join(format!("bundle-{arch}"));
-        run(Command::new("umoci")
-            .args(["unpack", "--image"])
-            .arg(format!("{}:x", oci.display()))
-            .arg(&bundle));
+        let pulled = pull_and_unpack(
+            &format!("docker://{image}"),
+            &w.join(arch),
+            &["--override-arch", arch],
+        );
         assert_eq!(
-            fs::read_to_string(bundle.join("rootfs/etc/built-for")).unwrap(),
+            fs::read_to_string(pulled.rootfs().join("etc/built-for")).unwrap(),
             format!("{arch}\n")
         );
     }
@@ -854,7 +757,7 @@ fn hard_links_to_files_outside_the_copied_tree_are_copied_as_files() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let root = w.join("root");
-    tree(&root, &[("app/.venv/lib/pkg.py", "data = 1\n", 0o644)]);
+    write_tree(&root, &[("app/.venv/lib/pkg.py", "data = 1\n", 0o644)]);
     fs::create_dir_all(root.join("root/.cache/uv")).unwrap();
     // umoci walks /app first: pkg.py is the file, the cache's name the link.
     fs::hard_link(
@@ -865,15 +768,7 @@ fn hard_links_to_files_outside_the_copied_tree_are_copied_as_files() {
     let dir = w.join("spec");
     fs::create_dir_all(&dir).unwrap();
     let layout = dir.join("src");
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    let image = format!("{}:1", layout.display());
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["insert", "--image", &image])
-        .arg(&root)
-        .arg("/"));
+    umoci_image(&layout, "1", &root);
     let listing = Command::new("tar")
         .arg("-tvzf")
         .arg(layout_blob(
@@ -895,15 +790,7 @@ fn hard_links_to_files_outside_the_copied_tree_are_copied_as_files() {
         let spec = one_copy(&dir, "oci:src:1", src, "");
         let out = w.join("out");
         let _ = fs::remove_dir_all(&out);
-        build(
-            &spec,
-            &[
-                "--oci",
-                out.to_str().unwrap(),
-                "--cache-dir",
-                w.join("cache").to_str().unwrap(),
-            ],
-        );
+        build_to_layout(&spec, &out, &w.join("cache"), &[]);
         let report = inspect_files(&format!("oci:{}", out.display()));
         assert_eq!(
             files_under(&report, &["/x"]),

@@ -304,6 +304,14 @@ pub fn parse_json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
 
+/// `DIR/kiln.toml` holding `text`, DIR made as needed; returns its path.
+pub fn write_spec(dir: &Path, text: &str) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    let spec = dir.join("kiln.toml");
+    fs::write(&spec, text).unwrap();
+    spec
+}
+
 /// Files under `root`: (path, content, mode), parents made as needed; a
 /// content `-> TARGET` makes a symlink (its mode unused).
 pub fn write_tree(root: &Path, files: &[(&str, &str, u32)]) {
