@@ -201,12 +201,12 @@ const STAT: &[&str] = &[
 
 #[test]
 fn files_from_a_umoci_image_in_a_registry_run_in_podman_with_the_new_owner() {
-    if !have(&["umoci", "skopeo", "docker-registry", "podman", "runc"]) {
+    let Some((work, registry)) =
+        with_registry(&["umoci", "skopeo", "docker-registry", "podman", "runc"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     let source = source_image(w);
     let src_ref = format!("{}/src:1", registry.addr);
     source.copy_to(&format!("docker://{src_ref}"));
@@ -460,12 +460,10 @@ fn one_copy(dir: &Path, image: &str, src: &str, extra: &str) -> PathBuf {
 
 #[test]
 fn wrong_sources_are_refused_with_exit_2() {
-    if !have(&["umoci", "skopeo", "docker-registry"]) {
+    let Some((work, registry)) = with_registry(&["umoci", "skopeo", "docker-registry"]) else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     let source = source_image(w);
     let src_ref = format!("{}/src:1", registry.addr);
     source.copy_to(&format!("docker://{src_ref}"));
@@ -593,12 +591,10 @@ fn a_glob_matching_nothing_in_the_image_names_the_image() {
 
 #[test]
 fn a_rebuild_reuses_the_copy_layer_and_pulls_nothing_again() {
-    if !have(&["umoci", "skopeo", "docker-registry"]) {
+    let Some((work, registry)) = with_registry(&["umoci", "skopeo", "docker-registry"]) else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     let source = source_image(w);
     // Named as a docker.io image and pulled through --registry-mirror.
     source.copy_to(&format!("docker://{}/kiln-test/src:1", registry.addr));
@@ -681,12 +677,10 @@ owner = "appuser:appuser"
 
 #[test]
 fn each_platform_copies_from_its_own_image_of_an_index() {
-    if !have(&["umoci", "skopeo", "docker-registry"]) {
+    let Some((work, registry)) = with_registry(&["umoci", "skopeo", "docker-registry"]) else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     // A two-platform index, each image with its own /build/arch.
     let src_spec = write_spec(
         &w.join("src"),

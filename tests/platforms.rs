@@ -37,11 +37,7 @@ struct Fixture {
 
 /// The fixture, or None (the test skipped) when a tool is missing.
 fn fixture(tools: &[&str]) -> Option<Fixture> {
-    if !have(tools) {
-        return None;
-    }
-    let work = tempfile::tempdir().unwrap();
-    let registry = Registry::start();
+    let (work, registry) = with_registry(tools)?;
     let base = push_multi_base(&registry, work.path());
     Some(Fixture {
         work,
@@ -257,15 +253,10 @@ fn pull_and_check_platform(source: &str, arch: &str, base: &Base, work: &Path) -
 
 #[test]
 fn multi_platform_build_on_a_multi_platform_base_pushes_a_manifest_list() {
-    let Some(Fixture {
-        work,
-        registry,
-        base,
-    }) = fixture(&["skopeo", "umoci", "docker-registry"])
-    else {
+    let Some(fx) = fixture(&["skopeo", "umoci", "docker-registry"]) else {
         return;
     };
-    let w = work.path();
+    let (w, registry, base) = (fx.work.path(), &fx.registry, &fx.base);
     let spec = app_tree(&w.join("src"), &base.reference, "docker");
     let target = format!("{}/app:1", registry.addr);
     let digest_file = w.join("digest");
@@ -331,7 +322,7 @@ fn multi_platform_build_on_a_multi_platform_base_pushes_a_manifest_list() {
     // Each platform pulls back digest-checked, on its own base, with its own marker.
     let mut manifests = BTreeMap::new();
     for arch in ARCHES {
-        let pulled = pull_and_check_platform(&docker(&target), arch, &base, &w.join(arch));
+        let pulled = pull_and_check_platform(&docker(&target), arch, base, &w.join(arch));
         manifests.insert(arch, pulled);
     }
 
@@ -395,15 +386,10 @@ fn build_at(spec: &Path, cache: &Path, epoch: &str, extra: &[&str]) -> String {
 
 #[test]
 fn the_oci_layout_holds_the_index_and_a_rebuild_gives_the_same_digest() {
-    let Some(Fixture {
-        work,
-        registry,
-        base,
-    }) = fixture(&["skopeo", "umoci", "docker-registry"])
-    else {
+    let Some(fx) = fixture(&["skopeo", "umoci", "docker-registry"]) else {
         return;
     };
-    let w = work.path();
+    let (w, registry, base) = (fx.work.path(), &fx.registry, &fx.base);
     let spec = app_tree(&w.join("src"), &base.reference, "docker");
     let target = format!("{}/app:1", registry.addr);
     let out1 = w.join("out1");
@@ -448,7 +434,7 @@ fn the_oci_layout_holds_the_index_and_a_rebuild_gives_the_same_digest() {
     );
     for arch in ARCHES {
         let source = format!("oci:{}", out1.display());
-        pull_and_check_platform(&source, arch, &base, &w.join(format!("layout-{arch}")));
+        pull_and_check_platform(&source, arch, base, &w.join(format!("layout-{arch}")));
     }
 
     // Another checkout (another path, other mtimes), another cache, the
@@ -485,15 +471,10 @@ fn the_oci_layout_holds_the_index_and_a_rebuild_gives_the_same_digest() {
 
 #[test]
 fn format_oci_gives_an_oci_index() {
-    let Some(Fixture {
-        work,
-        registry,
-        base,
-    }) = fixture(&["skopeo", "umoci", "docker-registry"])
-    else {
+    let Some(fx) = fixture(&["skopeo", "umoci", "docker-registry"]) else {
         return;
     };
-    let w = work.path();
+    let (w, registry, base) = (fx.work.path(), &fx.registry, &fx.base);
     let spec = app_tree(&w.join("src"), &base.reference, "oci");
     let target = format!("{}/app-oci:1", registry.addr);
     let out = w.join("out");
@@ -528,7 +509,7 @@ fn format_oci_gives_an_oci_index() {
         );
     }
     for arch in ARCHES {
-        pull_and_check_platform(&docker(&target), arch, &base, &w.join(arch));
+        pull_and_check_platform(&docker(&target), arch, base, &w.join(arch));
     }
     // The layout: index.json -> the same OCI index.
     let (local, local_digest) = skopeo_json(&["--raw", &format!("oci:{}", out.display())]);
@@ -538,16 +519,10 @@ fn format_oci_gives_an_oci_index() {
 
 #[test]
 fn a_docker_archive_takes_one_platform() {
-    // The base is served from the registry: it must outlive the builds.
-    let Some(Fixture {
-        work,
-        registry: _registry,
-        base,
-    }) = fixture(&["skopeo", "umoci", "podman", "runc", "docker-registry"])
-    else {
+    let Some(fx) = fixture(&["skopeo", "umoci", "podman", "runc", "docker-registry"]) else {
         return;
     };
-    let w = work.path();
+    let (w, base) = (fx.work.path(), &fx.base);
     let spec = app_tree(&w.join("src"), &base.reference, "docker");
     let cache = w.join("cache");
     let tar = w.join("app.tar");
@@ -647,18 +622,13 @@ fn index_ok(w: &Path, args: &[&str]) -> String {
 
 #[test]
 fn kiln_index_joins_images_that_separate_jobs_pushed() {
-    let Some(Fixture {
-        work,
-        registry,
-        base,
-    }) = fixture(&["skopeo", "umoci", "docker-registry"])
-    else {
+    let Some(fx) = fixture(&["skopeo", "umoci", "docker-registry"]) else {
         return;
     };
-    let w = work.path();
+    let (w, registry, base) = (fx.work.path(), &fx.registry, &fx.base);
     let repo = format!("{}/app", registry.addr);
-    let (amd, amd_file) = job(w, &base, "amd64", &format!("{repo}:amd64"));
-    let (arm, arm_file) = job(w, &base, "arm64", &format!("{repo}:arm64"));
+    let (amd, amd_file) = job(w, base, "amd64", &format!("{repo}:amd64"));
+    let (arm, arm_file) = job(w, base, "arm64", &format!("{repo}:arm64"));
     let amd_digest = manifest_digest(&amd);
     let arm_digest = manifest_digest(&arm);
     assert_eq!(
@@ -710,11 +680,11 @@ fn kiln_index_joins_images_that_separate_jobs_pushed() {
     let (latest, _) = served_raw(&format!("{repo}:latest"));
     assert_eq!(latest, list);
     for arch in ARCHES {
-        pull_and_check_platform(&docker(reference), arch, &base, &w.join(arch));
+        pull_and_check_platform(&docker(reference), arch, base, &w.join(arch));
     }
 
     // The other order, by digest: the same index.
-    let before = registry_log(&registry).len();
+    let before = registry_log(registry).len();
     let out = kiln_index(
         w,
         &[
@@ -752,7 +722,7 @@ fn kiln_index_joins_images_that_separate_jobs_pushed() {
     assert_eq!(rerun, printed);
     let (again, _) = served_raw(reference);
     assert_eq!(again, list);
-    assert_eq!(all_uploads(&registry_log(&registry)[before..]), 0);
+    assert_eq!(all_uploads(&registry_log(registry)[before..]), 0);
 
     // One build for both platforms makes the same index as the two jobs.
     let spec = app_tree(&w.join("together"), &base.reference, "docker");
@@ -771,18 +741,13 @@ fn kiln_index_joins_images_that_separate_jobs_pushed() {
 
 #[test]
 fn kiln_index_mounts_an_image_from_another_repository() {
-    let Some(Fixture {
-        work,
-        registry,
-        base,
-    }) = fixture(&["skopeo", "umoci", "docker-registry"])
-    else {
+    let Some(fx) = fixture(&["skopeo", "umoci", "docker-registry"]) else {
         return;
     };
-    let w = work.path();
+    let (w, registry, base) = (fx.work.path(), &fx.registry, &fx.base);
     let repo = format!("{}/app", registry.addr);
-    let (amd, _) = job(w, &base, "amd64", &format!("{repo}:amd64"));
-    let (arm, _) = job(w, &base, "arm64", &format!("{}/arm-team:1", registry.addr));
+    let (amd, _) = job(w, base, "amd64", &format!("{repo}:amd64"));
+    let (arm, _) = job(w, base, "arm64", &format!("{}/arm-team:1", registry.addr));
     let amd_digest = manifest_digest(&amd);
     let arm_digest = manifest_digest(&arm);
     // Before: the app repository has no arm64 image.
@@ -830,22 +795,17 @@ fn kiln_index_mounts_an_image_from_another_repository() {
     }
     assert_eq!(all_uploads(&log), 0, "kiln index uploaded blobs");
     // And the app repository serves all of it, digest-checked.
-    pull_and_check_platform(&docker(reference), "arm64", &base, &w.join("arm64"));
+    pull_and_check_platform(&docker(reference), "arm64", base, &w.join("arm64"));
 }
 
 #[test]
 fn kiln_index_refuses_two_of_a_platform_an_index_and_another_registry() {
-    let Some(Fixture {
-        work,
-        registry,
-        base,
-    }) = fixture(&["skopeo", "umoci", "docker-registry"])
-    else {
+    let Some(fx) = fixture(&["skopeo", "umoci", "docker-registry"]) else {
         return;
     };
-    let w = work.path();
+    let (w, registry, base) = (fx.work.path(), &fx.registry, &fx.base);
     let repo = format!("{}/app", registry.addr);
-    let (amd, _) = job(w, &base, "amd64", &format!("{repo}:amd64"));
+    let (amd, _) = job(w, base, "amd64", &format!("{repo}:amd64"));
     let amd_digest = manifest_digest(&amd);
     let amd_ref = format!("{repo}@{amd_digest}");
     let base_repo = format!("{}/base", registry.addr);

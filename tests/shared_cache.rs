@@ -161,12 +161,10 @@ fn runner_a(registry: &Registry, w: &Path) -> (Value, PathBuf) {
 
 #[test]
 fn a_fresh_runner_mounts_every_layer_another_runner_made() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some((work, registry)) = with_registry(&["skopeo", "umoci", "docker-registry"]) else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     let cache_repo = format!("{}/kiln-cache", registry.addr);
     let (a, a_spec) = runner_a(&registry, w);
     let a_layers = layer_digests(&a);
@@ -276,12 +274,11 @@ fn a_fresh_runner_mounts_every_layer_another_runner_made() {
 
 #[test]
 fn a_cache_repository_on_another_registry_is_downloaded_then_pushed() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some((work, cache_registry)) = with_registry(&["skopeo", "umoci", "docker-registry"])
+    else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let cache_registry = Registry::start();
     let (a, a_spec) = runner_a(&cache_registry, w);
     let a_layers = layer_digests(&a);
 
@@ -391,12 +388,10 @@ fn unrelated_image(work: &Path) -> String {
 
 #[test]
 fn another_image_under_a_cache_tag_is_ignored() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some((work, registry)) = with_registry(&["skopeo", "umoci", "docker-registry"]) else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     let cache_repo = format!("{}/kiln-cache", registry.addr);
     let (a, a_spec) = runner_a(&registry, w);
     let a_layers = layer_digests(&a);
@@ -445,12 +440,10 @@ fn delete_blob(registry: &Registry, repo: &str, digest: &str) -> u16 {
 
 #[test]
 fn a_cache_tag_whose_layer_is_gone_is_a_miss() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some((work, registry)) = with_registry(&["skopeo", "umoci", "docker-registry"]) else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     let cache_repo = format!("{}/kiln-cache", registry.addr);
     let (a, a_spec) = runner_a(&registry, w);
     let a_layers = layer_digests(&a);
@@ -487,12 +480,10 @@ fn a_cache_tag_whose_layer_is_gone_is_a_miss() {
 
 #[test]
 fn no_cache_builds_every_layer_even_with_a_cache_repository() {
-    if !have(&["skopeo", "umoci", "docker-registry"]) {
+    let Some((work, registry)) = with_registry(&["skopeo", "umoci", "docker-registry"]) else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     let (a, a_spec) = runner_a(&registry, w);
     // `--no-cache`: "build every layer again, even when its inputs did not change".
     let out = w.join("out");
@@ -513,12 +504,10 @@ fn no_cache_builds_every_layer_even_with_a_cache_repository() {
 
 #[test]
 fn a_multi_platform_build_takes_both_platforms_layers_from_the_cache() {
-    if !have(&["skopeo", "docker-registry"]) {
+    let Some((work, registry)) = with_registry(&["skopeo", "docker-registry"]) else {
         return;
-    }
-    let work = tempfile::tempdir().unwrap();
+    };
     let w = work.path();
-    let registry = Registry::start();
     let cache_repo = format!("{}/kiln-cache", registry.addr);
     let src = w.join("runner-a/src");
     let spec = checkout(&src, "1.0\n");

@@ -486,6 +486,14 @@ impl Registry {
     }
 }
 
+/// A test's temp dir and a registry, or None (the test skipped) when a tool is missing.
+pub fn with_registry(tools: &[&str]) -> Option<(tempfile::TempDir, Registry)> {
+    if !have(tools) {
+        return None;
+    }
+    Some((tempfile::tempdir().unwrap(), Registry::start()))
+}
+
 impl Registry {
     /// What `f` returns and the lines the registry logged while it ran.
     pub fn log_during<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<String>) {
