@@ -12,18 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use kiln::digest::sha256;
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use common::*;
-
-fn sha256(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
-}
 
 fn inspect(args: &[&str]) -> Output {
     kiln()
@@ -162,19 +154,18 @@ CMD ["sh","-c","echo hi"]
 /// The build context: four layers, the last overwriting /app/config.txt
 /// of the third with a longer file of another mode.
 fn podman_context(dir: &Path) {
-    let write = |path: &str, text: &str, mode: u32| {
-        let p = dir.join(path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-    };
-    write("Containerfile", CONTAINERFILE, 0o644);
-    write("etc/passwd", PODMAN_PASSWD, 0o644);
-    write("etc/group", PODMAN_GROUP, 0o644);
-    write("app/config.txt", "v1\n", 0o644);
-    write("app/hello.txt", "hello\n", 0o644);
-    write("app/run.sh", RUN_SH, 0o750);
-    write("config2.txt", CONFIG_V2, 0o640);
+    write_tree(
+        dir,
+        &[
+            ("Containerfile", CONTAINERFILE, 0o644),
+            ("etc/passwd", PODMAN_PASSWD, 0o644),
+            ("etc/group", PODMAN_GROUP, 0o644),
+            ("app/config.txt", "v1\n", 0o644),
+            ("app/hello.txt", "hello\n", 0o644),
+            ("app/run.sh", RUN_SH, 0o750),
+            ("config2.txt", CONFIG_V2, 0o640),
+        ],
+    );
     fs::copy(busybox(), dir.join("busybox")).unwrap();
     fs::set_permissions(dir.join("busybox"), fs::Permissions::from_mode(0o755)).unwrap();
 }
@@ -567,8 +558,8 @@ fn podman_built_image_as_docker_archive_oci_layout_and_registry() {
 }
 
 /// `umoci init` + `new`, then one `umoci insert` per layer: (source, target, flags).
-fn umoci_image(layout: &Path, layers: &[(&Path, &str, &[&str])]) -> String {
-    run(Command::new("umoci").args(["init", "--layout"]).arg(layout));
+fn umoci_layers(layout: &Path, layers: &[(&Path, &str, &[&str])]) -> String {
+    umoci_init(layout);
     let image = format!("{}:v1", layout.display());
     run(Command::new("umoci").args(["new", "--image", &image]));
     for (src, target, flags) in layers {
@@ -582,12 +573,23 @@ fn umoci_image(layout: &Path, layers: &[(&Path, &str, &[&str])]) -> String {
     image
 }
 
+/// Files of mode 0644 under `root`: (path, content).
 fn tree(root: &Path, files: &[(&str, &str)]) {
-    for (path, content) in files {
-        let p = root.join(path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
+    let files: Vec<_> = files.iter().map(|&(p, c)| (p, c, 0o644)).collect();
+    write_tree(root, &files);
+}
+
+/// `w/layout`, holding the one-layer image `v1` that umoci made of a root
+/// with an /etc/passwd and `file` (path, content).
+fn small_image(w: &Path, file: (&str, &str)) -> std::path::PathBuf {
+    let root = w.join("root");
+    tree(
+        &root,
+        &[("etc/passwd", "root:x:0:0::/root:/bin/sh\n"), file],
+    );
+    let layout = w.join("layout");
+    umoci_image(&layout, "v1", &root);
+    layout
 }
 
 /// Every path under `root` with its type, owner, mode and size, as a
@@ -657,7 +659,7 @@ fn umoci_whiteouts_and_opaque_dirs_are_applied() {
     tree(&l5, &[("keep.txt", "kept, and rewritten\n")]);
     let l5 = l5.join("keep.txt");
     let layout = w.join("layout");
-    let image = umoci_image(
+    let image = umoci_layers(
         &layout,
         &[
             (&l1, "/", &[]),
@@ -785,20 +787,11 @@ fn multi_platform_index_through_a_registry() {
     }
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let root = w.join("root");
-    tree(
-        &root,
-        &[
-            ("etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
-            ("hello", "hi\n"),
-        ],
-    );
-    let layout = w.join("layout");
-    umoci_image(&layout, &[(&root, "/", &[])]);
+    let layout = small_image(w, ("hello", "hi\n"));
 
     // An arm64/v8 image sharing the amd64 image's layer, and an index of both.
-    let read = |digest: &Value| parse(&fs::read(layout_blob(&layout, digest)).unwrap());
-    let mut index_json = parse(&fs::read(layout.join("index.json")).unwrap());
+    let read = |digest: &Value| read_json(&layout_blob(&layout, digest));
+    let mut index_json = layout_index(&layout);
     let amd64_desc = index_json["manifests"][0].clone();
     let amd64_manifest = read(&amd64_desc["digest"]);
     let mut config = read(&amd64_manifest["config"]["digest"]);
@@ -846,14 +839,11 @@ fn multi_platform_index_through_a_registry() {
 
     let registry = Registry::start();
     let reference = format!("{}/multi/app:1", registry.addr);
-    run(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--all",
-        "--dest-tls-verify=false",
+    skopeo_copy(
         &format!("oci:{}:multi", layout.display()),
         &format!("docker://{reference}"),
-    ]));
+        &["--all"],
+    );
     // What the registry serves is the index written here, byte for byte.
     let served = skopeo_raw(&format!("docker://{reference}"), false);
     assert_eq!(json!(sha256(&served)), index_digest);
@@ -1022,16 +1012,7 @@ fn damaged_blobs_and_unknown_tags_fail_cleanly() {
     }
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let root = w.join("root");
-    tree(
-        &root,
-        &[
-            ("etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
-            ("payload", &"some bytes to compress ".repeat(400)),
-        ],
-    );
-    let layout = w.join("layout");
-    umoci_image(&layout, &[(&root, "/", &[])]);
+    let layout = small_image(w, ("payload", &"some bytes to compress ".repeat(400)));
     let good = format!("oci:{}:v1", layout.display());
     inspect_json(&[&good, "--files"]);
 
@@ -1045,13 +1026,11 @@ fn damaged_blobs_and_unknown_tags_fail_cleanly() {
     );
     assert_eq!(code, 2);
     let registry = Registry::start();
-    run(Command::new("skopeo").args([
-        "copy",
-        "--quiet",
-        "--dest-tls-verify=false",
+    skopeo_copy(
         &good,
         &format!("docker://{}/damage/app:1", registry.addr),
-    ]));
+        &[],
+    );
     let cache = w.join("cache");
     let cache_arg = cache.to_str().unwrap();
     inspect_json(&[
@@ -1071,11 +1050,16 @@ fn damaged_blobs_and_unknown_tags_fail_cleanly() {
     // Damaged layers, each in a copy of the layout: only --files reads them.
     let manifest = layout_manifest(&layout);
     let layer = &manifest["layers"][0]["digest"];
+    // A copy of the layout, and its image as kiln names it.
+    let copy_of = |name: &str| {
+        let copy = w.join(name);
+        copy_tree(&layout, &copy);
+        let target = format!("oci:{}:v1", copy.display());
+        (copy, target)
+    };
     // A gzip header's mtime: the data still inflates, only the digest is wrong.
-    let copy = w.join("mtime");
-    copy_tree(&layout, &copy);
+    let (copy, target) = copy_of("mtime");
     flip(&layout_blob(&copy, layer), 5);
-    let target = format!("oci:{}:v1", copy.display());
     let short = layer.as_str().unwrap();
     inspect_json(&[&target]);
     let code = inspect_fails(
@@ -1086,12 +1070,10 @@ fn damaged_blobs_and_unknown_tags_fail_cleanly() {
     );
     assert_eq!(code, 2);
     // In the deflate stream.
-    let copy = w.join("middle");
-    copy_tree(&layout, &copy);
+    let (copy, target) = copy_of("middle");
     let blob = layout_blob(&copy, layer);
     let len = fs::metadata(&blob).unwrap().len() as usize;
     flip(&blob, len / 2);
-    let target = format!("oci:{}:v1", copy.display());
     let out = inspect(&[&target, "--files"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -1105,10 +1087,8 @@ fn damaged_blobs_and_unknown_tags_fail_cleanly() {
         "{stderr}"
     );
     // A layer blob that is gone.
-    let copy = w.join("gone");
-    copy_tree(&layout, &copy);
+    let (copy, target) = copy_of("gone");
     fs::remove_file(layout_blob(&copy, layer)).unwrap();
-    let target = format!("oci:{}:v1", copy.display());
     let code = inspect_fails(
         &[&target, "--files"],
         &target,
@@ -1117,10 +1097,8 @@ fn damaged_blobs_and_unknown_tags_fail_cleanly() {
     );
     assert_eq!(code, 2);
     // A damaged config fails even without --files.
-    let copy = w.join("config");
-    copy_tree(&layout, &copy);
+    let (copy, target) = copy_of("config");
     flip(&layout_blob(&copy, &manifest["config"]["digest"]), 10);
-    let target = format!("oci:{}:v1", copy.display());
     let code = inspect_fails(&[&target], &target, &["does not match its digest"], true);
     assert_eq!(code, 2);
 }
