@@ -5,12 +5,11 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Registry, have, kiln, run};
+use common::{Registry, build_json, have, kiln_build, noise_bytes, web_fixture, write_spec};
 
 /// A shell in a detached tmux pane of its own server, 200 columns wide.
 struct Pane {
@@ -67,29 +66,13 @@ impl Drop for Pane {
     }
 }
 
-/// Incompressible bytes (xorshift), so that writing a layer takes a while.
-fn noise(path: &Path, bytes: usize) {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ bytes as u64;
-    let mut out = fs::File::create(path).unwrap();
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..bytes / chunk.len() {
-        for word in chunk.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        out.write_all(&chunk).unwrap();
-    }
-}
-
+/// Two 64 MiB files of incompressible bytes, so that writing a layer takes a while.
 fn big_spec(dir: &Path) -> PathBuf {
     fs::create_dir_all(dir.join("data")).unwrap();
-    noise(&dir.join("data/one"), 64 << 20);
-    noise(&dir.join("data/two"), 64 << 20);
-    let spec = dir.join("kiln.toml");
-    fs::write(
-        &spec,
+    fs::write(dir.join("data/one"), noise_bytes(64 << 20, 1)).unwrap();
+    fs::write(dir.join("data/two"), noise_bytes(64 << 20, 2)).unwrap();
+    write_spec(
+        dir,
         r#"[image]
 name = "big"
 base = "scratch"
@@ -107,8 +90,6 @@ layer = "two"
 enforce = false
 "#,
     )
-    .unwrap();
-    spec
 }
 
 /// A script for the pane: kiln with the test's environment, then its exit code.
@@ -241,16 +222,12 @@ fn bars_on_a_terminal_end_as_one_line_per_step() {
 #[test]
 fn plain_lines_when_stderr_is_not_a_terminal() {
     let work = tempfile::tempdir().unwrap();
-    let dir = common::web_fixture();
-    let out = kiln()
-        .arg("build")
-        .arg(dir.path().join("kiln.toml"))
-        .arg("--oci")
-        .arg(work.path().join("out"))
-        .arg("--cache-dir")
-        .arg(work.path().join("cache"))
-        .output()
-        .unwrap();
+    let dir = web_fixture();
+    let spec = dir.path().join("kiln.toml");
+    let cache = work.path().join("cache");
+    let layout = work.path().join("out");
+    let oci = ["--oci", layout.to_str().unwrap()];
+    let out = kiln_build(&spec, &cache, &oci);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stderr}");
@@ -271,15 +248,6 @@ fn plain_lines_when_stderr_is_not_a_terminal() {
     assert!(stdout.starts_with("web:latest@sha256:"), "{stdout}");
 
     // A second build: every layer from the cache, still one line each.
-    let again = run(kiln()
-        .arg("build")
-        .arg(dir.path().join("kiln.toml"))
-        .arg("--oci")
-        .arg(work.path().join("out"))
-        .arg("--cache-dir")
-        .arg(work.path().join("cache"))
-        .arg("--format")
-        .arg("json"));
-    let json: serde_json::Value = serde_json::from_str(&again).unwrap();
+    let json = build_json(&spec, &cache, &oci);
     assert_eq!(json["images"][0]["layers"].as_array().unwrap().len(), 3);
 }
