@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::*;
 
@@ -24,23 +23,26 @@ fn work_with(spec: &str) -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("ctx");
     copy_tree(&fixture().join("context"), &dir);
-    fs::write(dir.join("kiln.toml"), spec).unwrap();
+    write_spec(&dir, spec);
     work
 }
 
-/// A spec copying the whole context to /ctx/; `image_extra` goes into
-/// `[image]`, `copy_extra` into the copy.
-fn context(image_extra: &str, copy_extra: &str) -> tempfile::TempDir {
+/// A spec copying `src` to /ctx/; `image_extra` goes into `[image]`,
+/// `copy_extra` into the copy.
+fn spec(image_extra: &str, src: &str, copy_extra: &str) -> tempfile::TempDir {
     work_with(&format!(
-        "[image]\nname = \"ctx\"\nbase = \"scratch\"\n{image_extra}\n\n[user]\nname = \"app\"\nuid = 10001\n\n[[copy]]\nsrc = \"./\"\ndest = \"/ctx/\"\n{copy_extra}"
+        "[image]\nname = \"ctx\"\nbase = \"scratch\"\n{image_extra}\n\n[user]\nname = \"app\"\nuid = 10001\n\n[[copy]]\nsrc = \"{src}\"\ndest = \"/ctx/\"\n{copy_extra}"
     ))
+}
+
+/// A spec copying the whole context to /ctx/.
+fn context(image_extra: &str, copy_extra: &str) -> tempfile::TempDir {
+    spec(image_extra, "./", copy_extra)
 }
 
 /// A spec copying `src` to /ctx/.
 fn copying(src: &str) -> tempfile::TempDir {
-    work_with(&format!(
-        "[image]\nname = \"ctx\"\nbase = \"scratch\"\n\n[user]\nname = \"app\"\nuid = 10001\n\n[[copy]]\nsrc = \"{src}\"\ndest = \"/ctx/\"\n"
-    ))
+    spec("", src, "")
 }
 
 /// Build `work`'s spec; the paths under /ctx in the image, relative to it.
@@ -55,10 +57,7 @@ fn copied(work: &Path) -> BTreeSet<String> {
             work.join("cache").to_str().unwrap(),
         ],
     );
-    let report = run(kiln()
-        .args(["inspect", "--files", "--format", "json"])
-        .arg(format!("oci:{}", out.display())));
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let report = inspect_files(&format!("oci:{}", out.display()));
     assert!(
         report["files"]
             .as_array()
@@ -160,29 +159,28 @@ fn exclude_in_a_copy_adds_to_the_ignore_file() {
     assert_eq!(copied(work.path()), want);
 }
 
-/// `kiln build` of `work`'s spec, which must fail: exit code and stderr.
-fn build_fails(work: &Path) -> (Option<i32>, String) {
-    let out: Output = kiln()
-        .arg("build")
-        .arg(work.join("ctx/kiln.toml"))
-        .arg("--oci")
-        .arg(work.join("out"))
-        .arg("--cache-dir")
-        .arg(work.join("cache"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(!work.join("out").exists());
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// `kiln build` of `work`'s spec, which must fail and write nothing: exit
+/// code and stderr.
+fn build_refused(work: &Path) -> (Option<i32>, String) {
+    let out = work.join("out");
+    let cache = work.join("cache");
+    let refused = build_fails(
+        &work.join("ctx/kiln.toml"),
+        &[
+            "--oci",
+            out.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.exists());
+    refused
 }
 
 #[test]
 fn a_missing_ignore_file_is_an_error_naming_it() {
     let work = context("ignore-file = \"nowhere.ignore\"", "");
-    let (code, stderr) = build_fails(work.path());
+    let (code, stderr) = build_refused(work.path());
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("ignore-file `nowhere.ignore` does not exist"),
@@ -198,7 +196,7 @@ fn a_src_the_ignore_file_excludes_is_an_error_naming_the_ignore_file() {
         ("somedir/*.go", "matches only paths excluded by"),
     ] {
         let work = copying(src);
-        let (code, stderr) = build_fails(work.path());
+        let (code, stderr) = build_refused(work.path());
         assert_eq!(code, Some(2), "{stderr}");
         let ignore_file = work.path().join("ctx/.dockerignore");
         assert!(
