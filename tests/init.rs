@@ -3,18 +3,14 @@
 //! `kiln check` with no error-level finding, and builds when the build
 //! output exists. An existing kiln.toml is kept unless --force.
 
+mod common;
+
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::{kiln, layout_blob, layout_manifest, read_json, write_tree};
 use serde_json::Value;
-
-fn kiln() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    cmd.env_remove("SOURCE_DATE_EPOCH").env_remove("RUST_LOG");
-    cmd
-}
 
 fn output(cmd: &mut Command) -> Output {
     cmd.output()
@@ -38,13 +34,6 @@ fn project() -> tempfile::TempDir {
         .unwrap()
 }
 
-fn put(dir: &Path, rel: &str, content: &str, mode: u32) {
-    let path = dir.join(rel);
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(&path, content).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
 /// `kiln init DIR`; the spec it wrote, checked against the schema.
 fn init(dir: &Path) -> String {
     let out = output(kiln().arg("init").arg(dir));
@@ -55,16 +44,11 @@ fn init(dir: &Path) -> String {
 }
 
 fn assert_schema_valid(text: &str) {
-    let out = output(kiln().arg("schema"));
-    assert!(out.status.success(), "kiln schema: {}", shown(&out));
-    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let toml: toml::Value = toml::from_str(text).expect("the starter is TOML");
-    let json = serde_json::to_value(toml).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&json)
-        .map(|e| e.to_string())
-        .collect();
+    assert!(
+        common::schema::as_json(text).is_some(),
+        "the starter is TOML:\n{text}"
+    );
+    let errors = common::schema::errors(&common::schema::validator(), text);
     assert!(errors.is_empty(), "{errors:?}\n{text}");
 }
 
@@ -96,22 +80,8 @@ fn build(dir: &Path) -> Value {
             .arg(tmp.path().join("cache")),
     );
     assert!(out.status.success(), "kiln build: {}", shown(&out));
-    let manifest = read_json(&blob(
-        &layout,
-        &read_json(&layout.join("index.json"))["manifests"][0],
-    ));
-    read_json(&blob(&layout, &manifest["config"]))["config"].clone()
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
-}
-
-fn blob(layout: &Path, descriptor: &Value) -> PathBuf {
-    let digest = descriptor["digest"].as_str().unwrap();
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
+    let manifest = layout_manifest(&layout);
+    read_json(&layout_blob(&layout, &manifest["config"]["digest"]))["config"].clone()
 }
 
 fn assert_has(text: &str, wanted: &[&str]) {
@@ -146,18 +116,13 @@ fn empty_dir_gets_commented_examples() {
 #[test]
 fn dist_executable_and_dockerfile_port() {
     let dir = project();
-    put(
+    write_tree(
         dir.path(),
-        "dist/server",
-        "#!/bin/sh\necho serving\n",
-        0o755,
-    );
-    put(dir.path(), "dist/index.html", "<p>hi</p>\n", 0o644);
-    put(
-        dir.path(),
-        "Dockerfile",
-        "FROM scratch\nEXPOSE 9090\n",
-        0o644,
+        &[
+            ("dist/server", "#!/bin/sh\necho serving\n", 0o755),
+            ("dist/index.html", "<p>hi</p>\n", 0o644),
+            ("Dockerfile", "FROM scratch\nEXPOSE 9090\n", 0o644),
+        ],
     );
     let text = init(dir.path());
     assert_has(
@@ -186,7 +151,10 @@ fn dist_executable_and_dockerfile_port() {
 #[test]
 fn env_file_port_is_exposed_and_set() {
     let dir = project();
-    put(dir.path(), ".env", "DEBUG=1\nexport PORT=\"3000\"\n", 0o600);
+    write_tree(
+        dir.path(),
+        &[(".env", "DEBUG=1\nexport PORT=\"3000\"\n", 0o600)],
+    );
     let text = init(dir.path());
     assert_has(
         &text,
@@ -203,20 +171,19 @@ fn env_file_port_is_exposed_and_set() {
 #[test]
 fn cargo_project_copies_its_release_binary() {
     let dir = project();
-    put(
+    write_tree(
         dir.path(),
-        "Cargo.toml",
-        "[package]\nname = \"hello-svc\"\nversion = \"0.1.0\"\n",
-        0o644,
+        &[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"hello-svc\"\nversion = \"0.1.0\"\n",
+                0o644,
+            ),
+            ("target/release/hello-svc", "#!/bin/sh\necho hi\n", 0o755),
+            ("target/release/hello-svc.d", "deps\n", 0o644),
+            ("target/release/deps/libx.rlib", "x", 0o644),
+        ],
     );
-    put(
-        dir.path(),
-        "target/release/hello-svc",
-        "#!/bin/sh\necho hi\n",
-        0o755,
-    );
-    put(dir.path(), "target/release/hello-svc.d", "deps\n", 0o644);
-    put(dir.path(), "target/release/deps/libx.rlib", "x", 0o644);
     let text = init(dir.path());
     assert_has(
         &text,

@@ -2,45 +2,13 @@
 //! accepts must validate against it, and what kiln's parser refuses (unknown
 //! keys, wrong types) the schema must refuse too.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The schema, as the real binary prints it.
-fn schema() -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("schema")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "kiln schema exited {}", out.status);
-    serde_json::from_slice(&out.stdout).expect("kiln schema prints JSON")
-}
-
-fn validator() -> jsonschema::Validator {
-    jsonschema::validator_for(&schema()).expect("the schema is a valid JSON Schema")
-}
-
-/// A TOML spec as the JSON value editors validate (None if it is not TOML).
-fn as_json(text: &str) -> Option<Value> {
-    let value: toml::Value = toml::from_str(text).ok()?;
-    Some(serde_json::to_value(value).unwrap())
-}
-
-/// The schema's complaints about a spec; empty when it validates.
-fn errors(validator: &jsonschema::Validator, text: &str) -> Vec<String> {
-    let json = as_json(text).expect("the spec is TOML");
-    validator
-        .iter_errors(&json)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect()
-}
+use common::repo;
+use common::schema::{as_json, errors, schema, validator};
 
 /// Every kiln.toml under `root`, sorted.
 fn specs_under(root: &Path) -> Vec<PathBuf> {

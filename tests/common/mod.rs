@@ -8,6 +8,7 @@
 
 pub mod proxy;
 pub mod registries;
+pub mod schema;
 
 use std::fs;
 use std::path::{Path, PathBuf};
