@@ -197,25 +197,42 @@ fn build_builder(registry: &Registry, seed: &Seed, base: &str, work: &Path) -> S
     let (host, path) = base.split_once('/').unwrap();
     push_stand_in(registry, path, work);
     let image = format!("{}/seeds/{}-builder:1", registry.addr, seed.spec);
-    let digest_file = work.join(format!("{}-builder.digest", seed.spec));
-    run(kiln()
+    let spec = repo()
+        .join("specs")
+        .join(seed.spec)
+        .join("builder/kiln.toml");
+    let (_, pinned) = build_pushed(registry, host, &spec, &[], &image, work);
+    assert!(pinned.starts_with(&format!("{image}@sha256:")), "{pinned}");
+    pinned
+}
+
+/// `kiln build SPEC ARGS` in `work`, with `host`'s images pulled through the
+/// registry as its mirror, pushed to `image` with a digest file. Returns
+/// the last stdout line and the digest file, both trimmed.
+fn build_pushed(
+    registry: &Registry,
+    host: &str,
+    spec: &Path,
+    build_args: &[String],
+    image: &str,
+    work: &Path,
+) -> (String, String) {
+    let name = image.rsplit('/').next().unwrap().replace(':', "-");
+    let digest_file = work.join(format!("{name}.digest"));
+    let stdout = run(kiln()
         .current_dir(work)
         .arg("build")
-        .arg(
-            repo()
-                .join("specs")
-                .join(seed.spec)
-                .join("builder/kiln.toml"),
-        )
+        .arg(spec)
+        .args(build_args)
         .arg("--registry-mirror")
         .arg(format!("{host}={}", registry.addr))
-        .args(["--push", &image, "--cache-dir"])
+        .args(["--push", image, "--cache-dir"])
         .arg(work.join("cache"))
         .arg("--digest-file")
         .arg(&digest_file));
-    let pinned = fs::read_to_string(&digest_file).unwrap().trim().to_string();
-    assert!(pinned.starts_with(&format!("{image}@sha256:")), "{pinned}");
-    pinned
+    let printed = stdout.lines().last().expect("kiln prints the image");
+    let written = fs::read_to_string(&digest_file).unwrap();
+    (printed.to_string(), written.trim().to_string())
 }
 
 /// The pushed image's history has a `COPY --from=BUILDER` line for each
@@ -224,10 +241,12 @@ fn assert_copies_from(seed: &Seed, image: &str, builder: &str) {
     let spec = fs::read_to_string(repo().join("specs").join(seed.spec).join("kiln.toml")).unwrap();
     let wanted = spec.matches("image = \"${BUILDER}\"").count();
     assert!(wanted > 0, "{} copies nothing from ${{BUILDER}}", seed.spec);
-    let config = run(Command::new("skopeo")
-        .args(["inspect", "--config", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{image}")));
-    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let (config, _) = skopeo_json(&[
+        "--config",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ]);
     let from = format!("COPY --from={builder} ");
     let copies = config["history"]
         .as_array()
@@ -250,21 +269,9 @@ fn build_and_push(
     work: &Path,
 ) -> (String, String) {
     let image = format!("{}/seeds/{}:1", registry.addr, seed.spec);
-    let digest_file = work.join(format!("{}.digest", seed.spec));
-    let stdout = run(kiln()
-        .current_dir(work)
-        .arg("build")
-        .arg(repo().join("specs").join(seed.spec).join("kiln.toml"))
-        .args(build_args)
-        .arg("--registry-mirror")
-        .arg(format!("docker.io={}", registry.addr))
-        .args(["--push", &image, "--cache-dir"])
-        .arg(work.join("cache"))
-        .arg("--digest-file")
-        .arg(&digest_file));
-    let printed = stdout.lines().last().expect("kiln prints the image");
-    let written = fs::read_to_string(&digest_file).unwrap();
-    assert_eq!(written.trim(), printed);
+    let spec = repo().join("specs").join(seed.spec).join("kiln.toml");
+    let (printed, written) = build_pushed(registry, "docker.io", &spec, build_args, &image, work);
+    assert_eq!(written, printed);
     let (reference, digest) = printed.rsplit_once('@').expect("REF@DIGEST");
     assert_eq!(reference, image);
     assert!(digest.starts_with("sha256:"), "{printed}");
@@ -295,9 +302,13 @@ fn assert_expected_findings(registry: &Registry, seed: &Seed, build_args: &[Stri
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let findings: Vec<serde_json::Value> =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
-    let mut ids: Vec<&str> = findings.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    let findings = parse_json(&stdout);
+    let mut ids: Vec<&str> = findings
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of findings:\n{stdout}"))
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
     ids.sort();
     let actual: String = ids.iter().map(|id| format!("{id}\n")).collect();
     let expected_file = dir.join("expected-findings.txt");
@@ -321,10 +332,11 @@ fn assert_expected_findings(registry: &Registry, seed: &Seed, build_args: &[Stri
 /// bytes; skopeo 1.9 rewrites a Docker schema2 manifest as OCI for `oci:`.
 fn assert_pulls_back_as(image: &str, digest: &str, work: &Path) {
     let copy = work.join("pulled");
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{image}"))
-        .arg(format!("dir:{}", copy.display())));
+    skopeo_copy(
+        &format!("docker://{image}"),
+        &format!("dir:{}", copy.display()),
+        &[],
+    );
     let manifest = fs::read(copy.join("manifest.json")).unwrap();
     assert_eq!(kiln::digest::sha256(&manifest), digest);
 }
@@ -423,16 +435,7 @@ fn push_stand_in(registry: &Registry, repo_tag: &str, work: &Path) {
     }
     let alpine = tag.ends_with("-alpine");
     stand_in_rootfs(&root, alpine);
-    let layout = work.join(format!("layout-{name}"));
-    let image = format!("{}:{tag}", layout.display());
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["insert", "--image", &image])
-        .arg(&root)
-        .arg("/"));
+    let image = umoci_image(&work.join(format!("layout-{name}")), tag, &root);
     run(Command::new("umoci").args([
         "config",
         "--image",
@@ -442,10 +445,11 @@ fn push_stand_in(registry: &Registry, repo_tag: &str, work: &Path) {
         "--config.cmd",
         "python3",
     ]));
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("oci:{image}"))
-        .arg(format!("docker://{}/{repo}:{tag}", registry.addr)));
+    skopeo_copy(
+        &format!("oci:{image}"),
+        &format!("docker://{}/{repo}:{tag}", registry.addr),
+        &[],
+    );
 }
 
 /// A root filesystem with a static busybox, the base's account files and the stand-in tools.
