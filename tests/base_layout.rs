@@ -12,30 +12,10 @@ use std::process::Command;
 use common::*;
 
 /// `umoci init` + `new`, then one `umoci insert` per layer: (source dir, target, extra flags).
+/// The layout `work/base` (see `umoci_layers`), as a spec names it from `work`.
 fn umoci_base(work: &Path, layers: &[(&Path, &str, &[&str])]) -> String {
-    let layout = work.join("base");
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    let image = format!("{}:v1", layout.display());
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    for (src, target, flags) in layers {
-        let mut cmd = Command::new("umoci");
-        cmd.args(["insert", "--image", &image]).args(*flags);
-        if !flags.contains(&"--whiteout") {
-            cmd.arg(src);
-        }
-        run(cmd.arg(target));
-    }
+    umoci_layers(&work.join("base"), "v1", layers);
     "oci:base:v1".to_string()
-}
-
-fn tree(root: &Path, files: &[(&str, &str)]) {
-    for (path, content) in files {
-        let p = root.join(path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
 }
 
 const SPEC: &str = r#"[image]
@@ -64,7 +44,7 @@ fn base_accounts_kept_byte_for_byte_and_owners_untouched() {
     let root = w.join("r1");
     let passwd =
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin";
-    tree(
+    write_files(
         &root,
         &[
             ("etc/passwd", passwd),
@@ -157,7 +137,7 @@ fn whiteouts_and_opaque_dirs_in_the_base_are_honoured() {
     // Layer 1 has an `app` that would conflict; layer 2 deletes /etc/passwd;
     // layer 3 replaces /etc opaquely with a group file that has no `app`.
     let l1 = w.join("l1");
-    tree(
+    write_files(
         &l1,
         &[
             ("etc/passwd", "app:x:5000:5000::/:/bin/sh\n"),
@@ -165,7 +145,7 @@ fn whiteouts_and_opaque_dirs_in_the_base_are_honoured() {
         ],
     );
     let l3 = w.join("l3");
-    tree(&l3, &[("group", "root:x:0:\n")]);
+    write_files(&l3, &[("group", "root:x:0:\n")]);
     let base = umoci_base(
         w,
         &[
@@ -197,7 +177,7 @@ fn conflicting_base_user_and_wrong_platform_are_clear_errors() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let l1 = w.join("l1");
-    tree(
+    write_files(
         &l1,
         &[(
             "etc/passwd",

@@ -58,18 +58,15 @@ fn source_image(work: &Path) -> Source {
     write_tree(&opaque, &[("new.txt", "new\n", 0o644)]);
 
     let layout = work.join("src-layout");
-    let image = umoci_image(&layout, "1", &root);
-    run(Command::new("umoci").args([
-        "insert",
-        "--image",
-        &image,
-        "--whiteout",
-        "/app/.venv/lib/site-packages/b.py",
-    ]));
-    run(Command::new("umoci")
-        .args(["insert", "--image", &image, "--opaque"])
-        .arg(&opaque)
-        .arg("/app/.venv/lib/old"));
+    umoci_layers(
+        &layout,
+        "1",
+        &[
+            (&root, "/", &[]),
+            (work, "/app/.venv/lib/site-packages/b.py", &["--whiteout"]),
+            (&opaque, "/app/.venv/lib/old", &["--opaque"]),
+        ],
+    );
 
     // The layers really hold what this test is about.
     let manifest = layout_manifest(&layout);

@@ -557,33 +557,11 @@ fn podman_built_image_as_docker_archive_oci_layout_and_registry() {
     )));
 }
 
-/// `umoci init` + `new`, then one `umoci insert` per layer: (source, target, flags).
-fn umoci_layers(layout: &Path, layers: &[(&Path, &str, &[&str])]) -> String {
-    umoci_init(layout);
-    let image = format!("{}:v1", layout.display());
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    for (src, target, flags) in layers {
-        let mut cmd = Command::new("umoci");
-        cmd.args(["insert", "--image", &image]).args(*flags);
-        if !flags.contains(&"--whiteout") {
-            cmd.arg(src);
-        }
-        run(cmd.arg(target));
-    }
-    image
-}
-
-/// Files of mode 0644 under `root`: (path, content).
-fn tree(root: &Path, files: &[(&str, &str)]) {
-    let files: Vec<_> = files.iter().map(|&(p, c)| (p, c, 0o644)).collect();
-    write_tree(root, &files);
-}
-
 /// `w/layout`, holding the one-layer image `v1` that umoci made of a root
 /// with an /etc/passwd and `file` (path, content).
 fn small_image(w: &Path, file: (&str, &str)) -> std::path::PathBuf {
     let root = w.join("root");
-    tree(
+    write_files(
         &root,
         &[("etc/passwd", "root:x:0:0::/root:/bin/sh\n"), file],
     );
@@ -632,7 +610,7 @@ fn umoci_whiteouts_and_opaque_dirs_are_applied() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let l1 = w.join("l1");
-    tree(
+    write_files(
         &l1,
         &[
             (
@@ -654,13 +632,14 @@ fn umoci_whiteouts_and_opaque_dirs_are_applied() {
         .arg(l1.join("srv")));
     fs::set_permissions(l1.join("srv/stays"), fs::Permissions::from_mode(0o600)).unwrap();
     let l4 = w.join("l4");
-    tree(&l4, &[("new.txt", "new data\n")]);
+    write_files(&l4, &[("new.txt", "new data\n")]);
     let l5 = w.join("l5");
-    tree(&l5, &[("keep.txt", "kept, and rewritten\n")]);
+    write_files(&l5, &[("keep.txt", "kept, and rewritten\n")]);
     let l5 = l5.join("keep.txt");
     let layout = w.join("layout");
     let image = umoci_layers(
         &layout,
+        "v1",
         &[
             (&l1, "/", &[]),
             (w, "/opt/gone.txt", &["--whiteout"]),

@@ -216,6 +216,24 @@ pub fn umoci_new(layout: &Path, tag: &str, root: &Path) -> String {
     image
 }
 
+/// A new layout holding the image `TAG`, one `umoci insert` per layer:
+/// (source dir, target path, extra flags; a `--whiteout` takes no source).
+/// Returns `LAYOUT:TAG`.
+pub fn umoci_layers(layout: &Path, tag: &str, layers: &[(&Path, &str, &[&str])]) -> String {
+    umoci_init(layout);
+    let image = format!("{}:{tag}", layout.display());
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    for (src, target, flags) in layers {
+        let mut cmd = Command::new("umoci");
+        cmd.args(["insert", "--image", &image]).args(*flags);
+        if !flags.contains(&"--whiteout") {
+            cmd.arg(src);
+        }
+        run(cmd.arg(target));
+    }
+    image
+}
+
 /// A new layout holding `root` as the one-layer image `TAG`; returns `LAYOUT:TAG`.
 pub fn umoci_image(layout: &Path, tag: &str, root: &Path) -> String {
     umoci_init(layout);
@@ -311,6 +329,12 @@ pub fn write_spec(dir: &Path, text: &str) -> PathBuf {
     let spec = dir.join("kiln.toml");
     fs::write(&spec, text).unwrap();
     spec
+}
+
+/// Files of mode 0644 under `root`: (path, content).
+pub fn write_files(root: &Path, files: &[(&str, &str)]) {
+    let files: Vec<_> = files.iter().map(|&(p, c)| (p, c, 0o644)).collect();
+    write_tree(root, &files);
 }
 
 /// Files under `root`: (path, content, mode), parents made as needed; a
