@@ -40,6 +40,13 @@ entrypoint = ["/app/version"]
 enforce = false
 "#;
 
+const TOOLS: &[&str] = &["skopeo", "umoci", "docker-registry"];
+
+/// The repository the runners share their layers through.
+fn cache_repo(registry: &Registry) -> String {
+    format!("{}/kiln-cache", registry.addr)
+}
+
 /// Layers, in spec order: accounts, data1/, data2/, app/.
 const LAYERS: usize = 4;
 const MIB: usize = 1024 * 1024;
@@ -131,7 +138,7 @@ fn cache_tags(registry: &Registry) -> Vec<String> {
     let (json, _) = run_json(
         Command::new("skopeo")
             .args(["list-tags", "--tls-verify=false"])
-            .arg(format!("docker://{}/kiln-cache", registry.addr)),
+            .arg(format!("docker://{}", cache_repo(registry))),
     );
     json["Tags"]
         .as_array()
@@ -152,7 +159,7 @@ fn runner_a(registry: &Registry, w: &Path) -> (Value, PathBuf) {
             "--push",
             &format!("{}/app:1", registry.addr),
             "--cache-repo",
-            &format!("{}/kiln-cache", registry.addr),
+            &cache_repo(registry),
         ],
     );
     assert_eq!(sources(&json), ["built"; LAYERS]);
@@ -161,11 +168,11 @@ fn runner_a(registry: &Registry, w: &Path) -> (Value, PathBuf) {
 
 #[test]
 fn a_fresh_runner_mounts_every_layer_another_runner_made() {
-    let Some((work, registry)) = with_registry(&["skopeo", "umoci", "docker-registry"]) else {
+    let Some((work, registry)) = with_registry(TOOLS) else {
         return;
     };
     let w = work.path();
-    let cache_repo = format!("{}/kiln-cache", registry.addr);
+    let cache_repo = cache_repo(&registry);
     let (a, a_spec) = runner_a(&registry, w);
     let a_layers = layer_digests(&a);
     let a_digest = a["manifest"]["digest"].as_str().unwrap();
@@ -274,8 +281,7 @@ fn a_fresh_runner_mounts_every_layer_another_runner_made() {
 
 #[test]
 fn a_cache_repository_on_another_registry_is_downloaded_then_pushed() {
-    let Some((work, cache_registry)) = with_registry(&["skopeo", "umoci", "docker-registry"])
-    else {
+    let Some((work, cache_registry)) = with_registry(TOOLS) else {
         return;
     };
     let w = work.path();
@@ -296,7 +302,7 @@ fn a_cache_repository_on_another_registry_is_downloaded_then_pushed() {
                 "--push",
                 &target,
                 "--cache-repo",
-                &format!("{}/kiln-cache", cache_registry.addr),
+                &cache_repo(&cache_registry),
             ],
         )
     });
@@ -388,11 +394,11 @@ fn unrelated_image(work: &Path) -> String {
 
 #[test]
 fn another_image_under_a_cache_tag_is_ignored() {
-    let Some((work, registry)) = with_registry(&["skopeo", "umoci", "docker-registry"]) else {
+    let Some((work, registry)) = with_registry(TOOLS) else {
         return;
     };
     let w = work.path();
-    let cache_repo = format!("{}/kiln-cache", registry.addr);
+    let cache_repo = cache_repo(&registry);
     let (a, a_spec) = runner_a(&registry, w);
     let a_layers = layer_digests(&a);
     // data1/'s tag now holds an unrelated image.
@@ -440,11 +446,11 @@ fn delete_blob(registry: &Registry, repo: &str, digest: &str) -> u16 {
 
 #[test]
 fn a_cache_tag_whose_layer_is_gone_is_a_miss() {
-    let Some((work, registry)) = with_registry(&["skopeo", "umoci", "docker-registry"]) else {
+    let Some((work, registry)) = with_registry(TOOLS) else {
         return;
     };
     let w = work.path();
-    let cache_repo = format!("{}/kiln-cache", registry.addr);
+    let cache_repo = cache_repo(&registry);
     let (a, a_spec) = runner_a(&registry, w);
     let a_layers = layer_digests(&a);
     // data2/'s tag is still there, but its blob is gone from the cache repository.
@@ -480,7 +486,7 @@ fn a_cache_tag_whose_layer_is_gone_is_a_miss() {
 
 #[test]
 fn no_cache_builds_every_layer_even_with_a_cache_repository() {
-    let Some((work, registry)) = with_registry(&["skopeo", "umoci", "docker-registry"]) else {
+    let Some((work, registry)) = with_registry(TOOLS) else {
         return;
     };
     let w = work.path();
@@ -495,7 +501,7 @@ fn no_cache_builds_every_layer_even_with_a_cache_repository() {
             "--oci",
             out.to_str().unwrap(),
             "--cache-repo",
-            &format!("{}/kiln-cache", registry.addr),
+            &cache_repo(&registry),
         ],
     );
     assert_eq!(sources(&b), ["built"; LAYERS], "{stderr}");
@@ -508,7 +514,7 @@ fn a_multi_platform_build_takes_both_platforms_layers_from_the_cache() {
         return;
     };
     let w = work.path();
-    let cache_repo = format!("{}/kiln-cache", registry.addr);
+    let cache_repo = cache_repo(&registry);
     let src = w.join("runner-a/src");
     let spec = checkout(&src, "1.0\n");
     for arch in ["amd64", "arm64"] {
