@@ -101,7 +101,17 @@ pub fn build_json(spec: &Path, cache: &Path, extra: &[&str]) -> serde_json::Valu
     build_json_stderr(spec, cache, extra).0
 }
 
+/// `kiln build SPEC EXTRA`, which must fail with exit 2 (the spec or the
+/// command line is wrong): its stderr.
+#[track_caller]
+pub fn build_refused(spec: &Path, extra: &[&str]) -> String {
+    let (code, stderr) = build_fails(spec, extra);
+    assert_eq!(code, Some(2), "{stderr}");
+    stderr
+}
+
 /// `kiln build SPEC EXTRA`, which must fail: its exit code and stderr.
+#[track_caller]
 pub fn build_fails(spec: &Path, extra: &[&str]) -> (Option<i32>, String) {
     let out = kiln().arg("build").arg(spec).args(extra).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
