@@ -173,32 +173,7 @@ pub fn inspect(text: &str, opts: &inspect::Options, network: &Network) -> Result
         Target::Archive(path) => inspect::open_archive(path, text)?,
         Target::Registry(reference) => {
             let mut net = Net::new(network, None);
-            let (rt, client, cache) = net.get()?;
-            rt.block_on(async {
-                let resolved = pull::resolve(client, cache, reference, &opts.platform)
-                    .await
-                    .map_err(inspect::as_image)?;
-                let mut blobs = vec![resolved.manifest.config.clone()];
-                if opts.files {
-                    blobs.extend(resolved.manifest.layers.iter().cloned());
-                }
-                pull::fetch(client, cache, &resolved, blobs).await?;
-                let index = resolved.index.clone().map(|i| {
-                    let top = oci::Descriptor {
-                        media_type: i
-                            .media_type
-                            .clone()
-                            .unwrap_or_else(|| oci::OCI_INDEX.to_string()),
-                        digest: resolved.top.clone(),
-                        size: 0,
-                        urls: None,
-                        annotations: Default::default(),
-                        platform: None,
-                    };
-                    (top, i)
-                });
-                inspect::open_store(cache.dir(), index, &resolved.desc, &resolved.manifest, text)
-            })?
+            open_registry(&mut net, reference, &opts.platform, text, opts.files)?
         }
     };
     let c = &opened.config;
@@ -270,6 +245,43 @@ pub(crate) fn resolve(
     Ok((base, plans))
 }
 
+/// An image in a registry, for `platform` if it is an index: its manifest
+/// and config fetched into the cache, and its layers too with `layers`.
+fn open_registry(
+    net: &mut Net,
+    reference: &reference::Reference,
+    platform: &validate::Platform,
+    text: &str,
+    layers: bool,
+) -> Result<inspect::Opened> {
+    let (rt, client, cache) = net.get()?;
+    rt.block_on(async {
+        let resolved = pull::resolve(client, cache, reference, platform)
+            .await
+            .map_err(inspect::as_image)?;
+        let mut blobs = vec![resolved.manifest.config.clone()];
+        if layers {
+            blobs.extend(resolved.manifest.layers.iter().cloned());
+        }
+        pull::fetch(client, cache, &resolved, blobs).await?;
+        let index = resolved.index.clone().map(|i| {
+            let top = oci::Descriptor {
+                media_type: i
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| oci::OCI_INDEX.to_string()),
+                digest: resolved.top.clone(),
+                size: 0,
+                urls: None,
+                annotations: Default::default(),
+                platform: None,
+            };
+            (top, i)
+        });
+        inspect::open_store(cache.dir(), index, &resolved.desc, &resolved.manifest, text)
+    })
+}
+
 /// Pull (or open) an image copies take files from.
 fn open_image(
     source: &validate::ImageSource,
@@ -278,20 +290,7 @@ fn open_image(
 ) -> Result<inspect::Opened> {
     let text = source.text.as_str();
     Ok(match &source.image {
-        validate::BaseRef::Registry(r) => {
-            let (rt, client, cache) = net.get()?;
-            rt.block_on(async {
-                let resolved = pull::resolve(client, cache, r, &spec.platform)
-                    .await
-                    .map_err(inspect::as_image)?;
-                let blobs = std::iter::once(&resolved.manifest.config)
-                    .chain(&resolved.manifest.layers)
-                    .cloned()
-                    .collect();
-                pull::fetch(client, cache, &resolved, blobs).await?;
-                inspect::open_store(cache.dir(), None, &resolved.desc, &resolved.manifest, text)
-            })?
-        }
+        validate::BaseRef::Registry(r) => open_registry(net, r, &spec.platform, text, true)?,
         validate::BaseRef::OciLayout { path, tag, .. } => {
             let opts = inspect::Options {
                 platform: spec.platform.clone(),
