@@ -117,7 +117,13 @@ async fn platform_image(
     }
     let config_desc = resolved.manifest.config.clone();
     pull::fetch(client, cache, &resolved, vec![config_desc.clone()]).await?;
-    let path = cache.blob_path(&config_desc.digest).expect("sha256 digest");
+    let path = cache.blob_path(&config_desc.digest).ok_or_else(|| {
+        usage(
+            &image.to_string(),
+            format!("its config digest `{}` is not sha256", config_desc.digest),
+            "add images whose blobs are named by sha256 digests",
+        )
+    })?;
     let bytes = std::fs::read(&path).map_err(|e| Error::Io {
         action: "read",
         path,
