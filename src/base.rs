@@ -3,7 +3,6 @@
 //! layers are read once to learn what the image's filesystem holds: which
 //! paths exist with what owner and mode, and the account files.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -11,13 +10,12 @@ use std::path::{Path, PathBuf};
 use crate::config::{ImageConfig, RootFs};
 use crate::digest::{self, HashReader};
 use crate::error::{Error, IoContext, Result};
+pub use crate::fsview::{FsView, Kind, Meta, read_linked_accounts, resolve_dots};
 use crate::oci::{self, Compression, Descriptor, Index, Manifest};
 use crate::validate::{BaseRef, Platform};
 
 /// Largest manifest, index or config read into memory.
 const MAX_JSON: u64 = 16 << 20;
-/// Largest account file (/etc/passwd, /etc/group, /etc/shadow) kept from a base.
-const MAX_ACCOUNT_FILE: u64 = 16 << 20;
 
 pub struct Base {
     /// As written in the spec, for messages and the base.name annotation.
@@ -37,86 +35,6 @@ pub struct BaseLayer {
     pub compression: Compression,
     pub diff_id: String,
     pub diff_size: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
-    Dir,
-    File,
-    Symlink,
-    Other,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Meta {
-    pub kind: Kind,
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-    /// Bytes of a regular file; 0 for the rest.
-    pub size: u64,
-    /// Which layer (from 0) last wrote the path.
-    pub layer: usize,
-}
-
-/// The base image's filesystem as the last of its layers leaves it.
-#[derive(Default)]
-pub struct FsView {
-    pub entries: BTreeMap<String, Meta>,
-    pub passwd: Option<Vec<u8>>,
-    pub group: Option<Vec<u8>>,
-    pub shadow: Option<Vec<u8>>,
-    /// Symlink targets, to resolve destinations through the base's links (`/bin` -> `usr/bin`).
-    pub links: BTreeMap<String, String>,
-}
-
-impl FsView {
-    /// Resolve symlinks among the ancestors of `path` the way a runtime
-    /// extracting a layer would, staying inside the image's root.
-    pub fn resolve_parents(&self, path: &str) -> String {
-        let mut hops = 0;
-        let mut current = path.to_string();
-        'outer: loop {
-            let mut prefix = String::new();
-            let parts: Vec<&str> = current.split('/').filter(|p| !p.is_empty()).collect();
-            for (i, part) in parts.iter().enumerate().take(parts.len().saturating_sub(1)) {
-                prefix.push('/');
-                prefix.push_str(part);
-                if let Some(target) = self.links.get(&prefix) {
-                    hops += 1;
-                    if hops > 40 {
-                        return current;
-                    }
-                    let parent = split(&prefix).0;
-                    let joined = if target.starts_with('/') {
-                        target.clone()
-                    } else {
-                        format!("{parent}/{target}")
-                    };
-                    let rest = parts[i + 1..].join("/");
-                    current = format!("{}/{rest}", resolve_dots(&joined));
-                    current = current.replace("//", "/");
-                    continue 'outer;
-                }
-            }
-            return current;
-        }
-    }
-}
-
-/// Collapse `.` and `..` in an absolute path, never going above `/`.
-pub fn resolve_dots(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            p => out.push(p),
-        }
-    }
-    format!("/{}", out.join("/"))
 }
 
 pub fn resolve(base: &BaseRef, platform: &Platform) -> Result<Base> {
@@ -303,6 +221,15 @@ pub fn from_manifest(
             diff_size,
         });
     }
+    crate::fsview::read_linked_accounts(&mut fs, &mut |n| {
+        let layer = &layers[n];
+        let file = BufReader::new(File::open(&layer.blob)?);
+        Ok(Box::new(ZeroTail::new(crate::compress::decoder(
+            file,
+            layer.compression,
+        )?)))
+    })
+    .map_err(|e| fail(format!("reading the account files: {e}")))?;
     Ok(Base {
         reference: text.to_string(),
         digest: Some(digest),
@@ -430,7 +357,7 @@ pub fn apply_blob(
     let (diff_id, diff_size) = {
         let decoder = crate::compress::decoder(BufReader::new(&mut compressed), compression)?;
         let mut tar_stream = HashReader::new(decoder);
-        apply_layer(&mut ZeroTail::new(&mut tar_stream), fs, layer)?;
+        crate::fsview::apply_layer(ZeroTail::new(&mut tar_stream), fs, layer)?;
         tar_stream.finish()?
     };
     let (digest, size) = compressed.finish()?;
@@ -469,221 +396,5 @@ impl<R: Read> Read for ZeroTail<R> {
         buf[..n].fill(0);
         self.zeros_left -= n;
         Ok(n)
-    }
-}
-
-/// Apply one layer's entries to `fs`, honouring whiteouts and opaque directories.
-fn apply_layer(reader: &mut dyn Read, fs: &mut FsView, layer: usize) -> std::io::Result<()> {
-    let mut archive = tar::Archive::new(reader);
-    let mut added = BTreeSet::new();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let raw = entry.path_bytes().into_owned();
-        let Some(path) = std::str::from_utf8(&raw).ok().and_then(normalize) else {
-            continue;
-        };
-        let (parent, name) = split(&path);
-        match whiteout(parent, name) {
-            Some(Whiteout::Opaque) => {
-                let prefix = child_prefix(parent);
-                let doomed: Vec<String> =
-                    under(fs, &prefix).filter(|k| !added.contains(k)).collect();
-                for k in doomed {
-                    remove(fs, &k);
-                }
-                continue;
-            }
-            Some(Whiteout::Remove(target)) => {
-                remove(fs, &target);
-                let doomed: Vec<String> = under(fs, &child_prefix(&target)).collect();
-                for k in doomed {
-                    remove(fs, &k);
-                }
-                continue;
-            }
-            None => {}
-        }
-        let header = entry.header().clone();
-        let kind = match header.entry_type() {
-            tar::EntryType::Directory => Kind::Dir,
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Link => {
-                Kind::File
-            }
-            tar::EntryType::Symlink => Kind::Symlink,
-            _ => Kind::Other,
-        };
-        let meta = Meta {
-            kind,
-            uid: header.uid().unwrap_or(0) as u32,
-            gid: header.gid().unwrap_or(0) as u32,
-            mode: header.mode().unwrap_or(0o755) & 0o7777,
-            size: match kind {
-                Kind::File => header.size().unwrap_or(0),
-                _ => 0,
-            },
-            layer,
-        };
-        if kind == Kind::File && header.entry_type() != tar::EntryType::Link {
-            let slot = match path.as_str() {
-                "/etc/passwd" => Some(&mut fs.passwd),
-                "/etc/group" => Some(&mut fs.group),
-                "/etc/shadow" => Some(&mut fs.shadow),
-                _ => None,
-            };
-            if let Some(slot) = slot {
-                let mut bytes = Vec::new();
-                (&mut entry)
-                    .take(MAX_ACCOUNT_FILE)
-                    .read_to_end(&mut bytes)?;
-                *slot = Some(bytes);
-            }
-        }
-        fs.links.remove(&path);
-        if kind == Kind::Symlink {
-            if let Some(target) = header.link_name_bytes() {
-                fs.links
-                    .insert(path.clone(), String::from_utf8_lossy(&target).into_owned());
-            }
-        }
-        added.insert(path.clone());
-        fs.entries.insert(path, meta);
-    }
-    Ok(())
-}
-
-/// The paths in `fs` that start with `prefix`.
-fn under<'a>(fs: &'a FsView, prefix: &'a str) -> impl Iterator<Item = String> + 'a {
-    fs.entries
-        .range(prefix.to_string()..)
-        .take_while(move |(k, _)| k.starts_with(prefix))
-        .map(|(k, _)| k.clone())
-}
-
-fn remove(fs: &mut FsView, path: &str) {
-    fs.entries.remove(path);
-    fs.links.remove(path);
-    match path {
-        "/etc/passwd" => fs.passwd = None,
-        "/etc/group" => fs.group = None,
-        "/etc/shadow" => fs.shadow = None,
-        _ => {}
-    }
-}
-
-/// What a layer entry named `name` in directory `parent` means, if it is a whiteout.
-pub enum Whiteout {
-    /// `.wh..wh..opq`: what earlier layers put in `parent` is gone.
-    Opaque,
-    /// `.wh.NAME`: this path (and what is under it) is gone.
-    Remove(String),
-}
-
-pub fn whiteout(parent: &str, name: &str) -> Option<Whiteout> {
-    if name == ".wh..wh..opq" {
-        return Some(Whiteout::Opaque);
-    }
-    let hidden = name.strip_prefix(".wh.")?;
-    Some(Whiteout::Remove(if parent == "/" {
-        format!("/{hidden}")
-    } else {
-        format!("{parent}/{hidden}")
-    }))
-}
-
-/// `./etc/passwd`, `etc/passwd/` and `/etc/passwd` all become `/etc/passwd`;
-/// a name with `..` is None.
-pub fn normalize(name: &str) -> Option<String> {
-    let parts: Vec<&str> = name
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    if parts.contains(&"..") {
-        return None;
-    }
-    Some(format!("/{}", parts.join("/")))
-}
-
-fn split(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
-        Some(0) => ("/", &path[1..]),
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => ("/", path),
-    }
-}
-
-fn child_prefix(dir: &str) -> String {
-    if dir == "/" {
-        "/".to_string()
-    } else {
-        format!("{dir}/")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn layer(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, kind, data) in entries {
-            let mut h = tar::Header::new_ustar();
-            h.set_entry_type(*kind);
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_uid(7);
-            b.append_data(&mut h, name, *data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn whiteouts_and_opaque_dirs_apply() {
-        use tar::EntryType::{Directory, Regular};
-        let mut fs = FsView::default();
-        let l1 = layer(&[
-            ("etc/", Directory, b""),
-            ("etc/passwd", Regular, b"root:x:0:0::/:/bin/sh\n"),
-            ("app/", Directory, b""),
-            ("app/a", Regular, b"a"),
-            ("app/b", Regular, b"b"),
-        ]);
-        apply_layer(&mut &l1[..], &mut fs, 0).unwrap();
-        assert_eq!(fs.passwd.as_deref(), Some(&b"root:x:0:0::/:/bin/sh\n"[..]));
-        assert_eq!(fs.entries["/app/a"].uid, 7);
-        let l2 = layer(&[
-            ("./etc/.wh.passwd", Regular, b""),
-            ("app/.wh..wh..opq", Regular, b""),
-            ("app/c", Regular, b"c"),
-        ]);
-        apply_layer(&mut &l2[..], &mut fs, 1).unwrap();
-        assert!(fs.passwd.is_none());
-        assert!(!fs.entries.contains_key("/etc/passwd"));
-        assert!(!fs.entries.contains_key("/app/a"));
-        assert!(fs.entries.contains_key("/app/c"));
-        assert!(fs.entries.contains_key("/app"));
-    }
-
-    #[test]
-    fn parents_resolve_through_base_links() {
-        let mut fs = FsView::default();
-        fs.links.insert("/bin".into(), "usr/bin".into());
-        fs.links
-            .insert("/usr/local/lib64".into(), "/usr/lib".into());
-        fs.links.insert("/loop".into(), "/loop".into());
-        assert_eq!(fs.resolve_parents("/bin/uv"), "/usr/bin/uv");
-        assert_eq!(fs.resolve_parents("/bin"), "/bin");
-        assert_eq!(fs.resolve_parents("/usr/local/lib64/x/y"), "/usr/lib/x/y");
-        assert_eq!(fs.resolve_parents("/loop/x"), "/loop/x");
-        fs.links.insert("/up".into(), "../../..".into());
-        assert_eq!(fs.resolve_parents("/up/etc/x"), "/etc/x");
-    }
-
-    #[test]
-    fn names_normalise() {
-        assert_eq!(normalize("./etc/passwd").as_deref(), Some("/etc/passwd"));
-        assert_eq!(normalize("etc/").as_deref(), Some("/etc"));
-        assert_eq!(normalize("../x"), None);
-        assert_eq!(split("/etc/passwd"), ("/etc", "passwd"));
-        assert_eq!(split("/etc"), ("/", "etc"));
     }
 }

@@ -37,6 +37,7 @@ pub mod digest;
 pub mod duration;
 pub mod error;
 pub mod extract;
+pub mod fsview;
 pub mod ignore;
 pub mod index;
 pub mod init;

@@ -11,7 +11,7 @@ use crate::base::{Base, Kind};
 use crate::error::{Error, Result};
 use crate::extract::Extracted;
 use crate::sources::{self, FoundKind, Stamp};
-use crate::validate::{Copy, Id, Owner, Spec};
+use crate::validate::{Id, Owner, Spec};
 
 pub enum Content {
     Dir,
@@ -86,25 +86,12 @@ pub fn plan(
             .image
             .as_ref()
             .zip(images.get(n).and_then(Option::as_ref));
-        let (local, root, ignore, origin) = match from_image {
-            None => (
-                copy.clone(),
-                spec.dir.clone(),
-                spec.ignore.as_ref(),
-                format!("the copy of `{}`", copy.src),
-            ),
-            Some((source, e)) => (
-                Copy {
-                    src: e.src.clone(),
-                    ..copy.clone()
-                },
-                e.root.clone(),
-                None,
-                format!("the copy of `{}` from {}", copy.src, source.text),
-            ),
-        };
-        let origin: Origin = origin.into();
-        sources::collect(&local, &root, ignore, &err, &mut |f| {
+        let origin: Origin = match from_image {
+            None => format!("the copy of `{}`", copy.src),
+            Some((source, _)) => format!("the copy of `{}` from {}", copy.src, source.text),
+        }
+        .into();
+        let mut add = |f: sources::Found| {
             let (content, mode) = match f.kind {
                 FoundKind::Dir => {
                     // A destination the base already has keeps its owner and mode, as with COPY.
@@ -138,7 +125,15 @@ pub fn plan(
                 },
                 origin.clone(),
             )
-        })?;
+        };
+        match from_image {
+            None => sources::collect(copy, &spec.dir, spec.ignore.as_ref(), &err, &mut add)?,
+            Some((_, e)) => {
+                for f in &e.found {
+                    add(f.clone())?;
+                }
+            }
+        }
         let chown = copy
             .owner
             .as_ref()

@@ -13,7 +13,7 @@ use crate::ignore::Ignore;
 use crate::validate::Copy;
 
 /// One thing found in the sources, with its path relative to the copy's destination.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Found {
     /// Absolute path in the image.
     pub dest: String,
@@ -33,7 +33,7 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    fn of(meta: &fs::Metadata) -> Stamp {
+    pub(crate) fn of(meta: &fs::Metadata) -> Stamp {
         use std::os::unix::fs::MetadataExt;
         Stamp {
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
@@ -44,7 +44,7 @@ impl Stamp {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum FoundKind {
     Dir,
     File {
@@ -242,7 +242,7 @@ fn expand(copy: &Copy, spec_dir: &Path, err: &dyn Fn(String) -> Error) -> Result
 }
 
 /// Patterns without a `/` match a name at any depth, like .gitignore.
-fn exclude_set(patterns: &[String]) -> GlobSet {
+pub(crate) fn exclude_set(patterns: &[String]) -> GlobSet {
     let mut builder = GlobSetBuilder::new();
     for p in patterns {
         let p = p.trim_end_matches('/');
@@ -424,7 +424,7 @@ fn file_name(path: &Path) -> Result<String> {
     Ok(name.to_string())
 }
 
-fn join(dir: &str, rel: &str) -> String {
+pub(crate) fn join(dir: &str, rel: &str) -> String {
     if dir == "/" {
         format!("/{rel}")
     } else {

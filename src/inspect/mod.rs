@@ -234,6 +234,17 @@ pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
             .with_hint("the image is damaged; copy it again"));
         }
     }
+    base::read_linked_accounts(&mut fs, &mut |n| {
+        let layer = &opened.layers[n];
+        let (reader, compression) = layer
+            .reader(&n.to_string(), text)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Box::new(base::ZeroTail::new(crate::compress::decoder(
+            reader,
+            compression,
+        )?)))
+    })
+    .map_err(|e| image_error(text, format!("reading the account files: {e}")))?;
     Ok(fs)
 }
 
