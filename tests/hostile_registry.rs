@@ -510,3 +510,33 @@ fn credentials_in_a_reference_are_refused_unprinted() {
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_err());
 }
+
+/// An upload Location on another host (here `localhost` for a registry
+/// reached as 127.0.0.1) is refused before anything is sent there.
+#[test]
+fn an_upload_location_on_another_host_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let canary = Fake::start("127.0.0.1:0", |_, _| Reply::new(201, ""));
+    let location = format!("http://localhost:{}/upload", canary.port());
+    let registry = Fake::start("127.0.0.1:0", move |method, path| match method {
+        "HEAD" if path.contains("/blobs/") => Reply::new(404, ""),
+        "POST" => Reply::new(202, "").header("Location", &location),
+        _ => Reply::new(200, "{}"),
+    });
+    let mut cmd = kiln();
+    isolate(&mut cmd, w);
+    let out = cmd
+        .arg("build")
+        .arg(scratch_spec(w))
+        .args(["--push", &format!("{}/team/app:1", registry.addr)])
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("the registry sent the upload to another host, `localhost`"),
+        "{all}"
+    );
+    assert_eq!(canary.connections(), 0, "{:?}", canary.heads());
+}
