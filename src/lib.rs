@@ -165,7 +165,7 @@ pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec
 pub fn inspect(text: &str, opts: &inspect::Options, network: &Network) -> Result<inspect::Report> {
     use inspect::Target;
     let target = Target::parse(text).map_err(|msg| Error::Usage {
-        what: format!("`{text}`"),
+        what: format!("`{}`", reference::redacted(text)),
         msg,
         hint: None,
     })?;

@@ -81,10 +81,10 @@ struct InspectArgs {
 #[derive(clap::Args)]
 struct IndexArgs {
     /// Where the index goes: HOST/REPO:TAG.
-    #[arg(value_parser = parse_reference)]
+    #[arg(value_parser = ReferenceParser)]
     target: kiln::reference::Reference,
     /// A platform's image, HOST/REPO@sha256:... (repeatable).
-    #[arg(long = "add", value_name = "REF@DIGEST", value_parser = parse_reference)]
+    #[arg(long = "add", value_name = "REF@DIGEST", value_parser = ReferenceParser)]
     add: Vec<kiln::reference::Reference>,
     /// Files written by `kiln build --push ... --digest-file` (repeatable).
     #[arg(long = "from-digest-files", value_name = "FILE", num_args = 1..)]
@@ -162,7 +162,7 @@ struct BuildArgs {
     #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
     platforms: Vec<String>,
     /// Push the image to a registry (HOST[:PORT]/REPO[:TAG]).
-    #[arg(long, value_name = "REF", value_parser = parse_reference)]
+    #[arg(long, value_name = "REF", value_parser = ReferenceParser)]
     push: Option<kiln::reference::Reference>,
     /// Build even when checks find errors.
     #[arg(long)]
@@ -175,7 +175,7 @@ struct BuildArgs {
     tags: Vec<String>,
     /// Share finished layers through this registry repository (HOST/REPO): a build on another
     /// machine reuses them instead of compressing and uploading again.
-    #[arg(long, value_name = "REF", value_parser = parse_reference)]
+    #[arg(long, value_name = "REF", value_parser = ReferenceParser)]
     cache_repo: Option<kiln::reference::Reference>,
     /// Build every layer again, even when its inputs did not change (--cache-repo is still written).
     #[arg(long)]
@@ -361,6 +361,35 @@ fn index(args: IndexArgs) -> Result<(), Error> {
 
 fn parse_reference(text: &str) -> Result<kiln::reference::Reference, String> {
     kiln::reference::Reference::parse(text)
+}
+
+/// Parses a reference for clap without clap's "invalid value '...'" prefix,
+/// which would print a password written into the reference.
+#[derive(Clone)]
+struct ReferenceParser;
+
+impl clap::builder::TypedValueParser for ReferenceParser {
+    type Value = kiln::reference::Reference;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let fail = |msg: String| {
+            let arg = arg.map_or(String::new(), |a| format!("{a}: "));
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{arg}{msg}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail("an image reference must be UTF-8".into()))?;
+        parse_reference(text).map_err(fail)
+    }
 }
 
 fn parse_mirror(text: &str) -> Result<(String, String), String> {

@@ -86,6 +86,16 @@ pub async fn resolve(
     desc.size = bytes.len() as u64;
     let parsed: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::base(&name, format!("manifest is not valid JSON: {e}")))?;
+    if parsed.config.size > registry::MAX_CONFIG {
+        return Err(Error::base(
+            &name,
+            format!(
+                "its config is {} bytes, over kiln's limit of {} MiB",
+                parsed.config.size,
+                registry::MAX_CONFIG >> 20
+            ),
+        ));
+    }
     if desc.media_type.is_empty() {
         desc.media_type = parsed
             .media_type
@@ -172,6 +182,15 @@ async fn manifest(
             name,
             format!("the registry sent a manifest with digest {got}, not {wanted}"),
             "the registry or a proxy is corrupting data",
+        ));
+    }
+    // Only JSON enters the cache: an HTML error page sent as a manifest must
+    // not be trusted by a later run.
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        return Err(registry::error(
+            name,
+            "the registry sent a manifest that is not JSON",
+            "check the reference and the registry (a proxy's error page?)",
         ));
     }
     cache.put(&got, &bytes)?;

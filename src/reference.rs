@@ -17,6 +17,13 @@ pub const DOCKER_HUB: &str = "docker.io";
 
 impl Reference {
     pub fn parse(text: &str) -> Result<Reference, String> {
+        if let Some(rest) = credentials_in(text) {
+            // Never echo what came before the `@`: it may be a password.
+            return Err(format!(
+                "`***@{rest}` is not an image reference: it holds credentials; \
+                 log in with `docker login` or `podman login`, or set KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD"
+            ));
+        }
         let bad = |why: &str| format!("`{text}` is not an image reference: {why}");
         if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("empty or contains white space"));
@@ -91,6 +98,31 @@ impl Reference {
     }
 }
 
+/// `text` fit to show: any credentials in it replaced by `***`.
+pub fn redacted(text: &str) -> String {
+    match credentials_in(text) {
+        Some(rest) => format!("***@{rest}"),
+        None => text.to_string(),
+    }
+}
+
+/// `user:pass@host/repo` (or `https://user@host/...`): what follows the
+/// userinfo, if `text` has one. A digest after `@` is not a host.
+fn credentials_in(text: &str) -> Option<&str> {
+    let bare = text.split_once("://").map_or(text, |(_, r)| r);
+    // The last `@`: a password may hold one too.
+    let (before, after) = bare.rsplit_once('@')?;
+    let digest = after.split_once(':').is_some_and(|(alg, hex)| {
+        !alg.is_empty()
+            && alg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
+            && hex.len() >= 32
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    (!before.contains('/') && !digest).then_some(after)
+}
+
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.registry, self.repository)?;
@@ -146,5 +178,28 @@ mod tests {
         for bad in ["", "Python:3", "a b", "x@sha256:12", "x:", "x:-a", "/x"] {
             assert!(Reference::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn credentials_are_refused_without_being_echoed() {
+        for text in [
+            "user:secret@127.0.0.1:5000/x",
+            "user:secret@ghcr.io/a/b:1",
+            "secret@registry.example.com/x",
+            "https://user:secret@ghcr.io/a/b",
+            "user:secret@host",
+            "user:secret@python:3",
+            "user:se@cret@ghcr.io/a/b",
+        ] {
+            let err = Reference::parse(text).unwrap_err();
+            assert!(
+                !err.contains("secret") && !err.contains("cret"),
+                "{text}: {err}"
+            );
+            assert!(err.contains("credentials"), "{text}: {err}");
+        }
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(Reference::parse(&format!("python@{d}")).is_ok());
+        assert!(Reference::parse(&format!("python:3@{d}")).is_ok());
     }
 }

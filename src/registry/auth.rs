@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use reqwest::Url;
 
+use super::addr;
+
 #[derive(Debug, PartialEq)]
 pub enum Challenge {
     Basic,
@@ -64,8 +66,7 @@ fn params_of(text: &str) -> Vec<(String, String)> {
 }
 
 /// A token realm kiln will send credentials to: https unless the registry
-/// itself is plain HTTP, and no loopback, private or link-local address
-/// unless it is the registry's own host.
+/// itself is plain HTTP. Where its host leads is judged by `vet_addresses`.
 pub fn check_realm(realm: &str, registry: &Url) -> Result<Url, String> {
     let url = Url::parse(realm).map_err(|_| format!("token realm `{realm}` is not a URL"))?;
     match url.scheme() {
@@ -77,24 +78,31 @@ pub fn check_realm(realm: &str, registry: &Url) -> Result<Url, String> {
             ));
         }
     }
-    let host = url.host_str().unwrap_or("");
-    let internal = host
-        .trim_matches(['[', ']'])
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| match ip {
-            IpAddr::V4(v4) => {
-                v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
-            }
-            IpAddr::V6(v6) => {
-                v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
-            }
-        });
-    if internal && Some(host) != registry.host_str() {
-        return Err(format!(
-            "token realm `{realm}` points at an internal address other than the registry's"
-        ));
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("token realm `{realm}` names no host"));
     }
     Ok(url)
+}
+
+/// Refuse a realm host if any address it resolves to is internal, unless
+/// that address is the registry's own, or both are loopback. A cloud
+/// metadata address never passes.
+pub fn vet_addresses(host: &str, realm: &[IpAddr], registry: &[IpAddr]) -> Result<(), String> {
+    let registry_loopback =
+        !registry.is_empty() && registry.iter().all(|ip| addr::is_loopback(*ip));
+    for ip in realm {
+        let Some(kind) = addr::internal_kind(*ip) else {
+            continue;
+        };
+        let own = kind != "cloud metadata"
+            && (registry.contains(ip) || (kind == "loopback" && registry_loopback));
+        if !own {
+            return Err(format!(
+                "token realm host `{host}` resolves to {ip}, a {kind} address, not the registry's; kiln will not send credentials there"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -126,8 +134,42 @@ mod tests {
         let local = Url::parse("http://127.0.0.1:5000/v2/").unwrap();
         assert!(check_realm("https://auth.example.com/token", &https).is_ok());
         assert!(check_realm("http://auth.example.com/token", &https).is_err());
-        assert!(check_realm("https://169.254.169.254/latest", &https).is_err());
-        assert!(check_realm("https://10.0.0.1/token", &https).is_err());
         assert!(check_realm("http://127.0.0.1:6000/token", &local).is_ok());
+        assert!(check_realm("ftp://127.0.0.1/token", &local).is_err());
+    }
+
+    #[test]
+    fn realm_addresses_are_vetted() {
+        let ips =
+            |list: &[&str]| -> Vec<IpAddr> { list.iter().map(|s| s.parse().unwrap()).collect() };
+        let public = ips(&["203.0.113.7"]);
+        let loopback = ips(&["127.0.0.1"]);
+        let private = ips(&["10.0.0.5"]);
+        let vet =
+            |realm: &[&str], registry: &[IpAddr]| vet_addresses("auth", &ips(realm), registry);
+        assert!(vet(&["198.51.100.1"], &public).is_ok());
+        for bad in [
+            "169.254.169.254",
+            "10.0.0.1",
+            "100.64.0.1",
+            "127.0.0.1",
+            "::ffff:127.0.0.1",
+            "fd00:ec2::254",
+        ] {
+            let err = vet(&[bad], &public).unwrap_err();
+            assert!(err.contains(bad) && err.contains("auth"), "{err}");
+        }
+        // One internal address among public ones is enough to refuse.
+        assert!(vet(&["198.51.100.1", "10.0.0.1"], &public).is_err());
+        // Loopback to loopback, and the registry's own address, pass.
+        assert!(vet(&["127.0.0.1", "::1"], &loopback).is_ok());
+        assert!(vet(&["::ffff:127.0.0.1"], &loopback).is_ok());
+        assert!(vet(&["10.0.0.5"], &private).is_ok());
+        assert!(vet(&["10.0.0.6"], &private).is_err());
+        assert!(vet(&["127.0.0.1"], &private).is_err());
+        assert!(vet(&["10.0.0.5"], &loopback).is_err());
+        // Not even a registry on a metadata address may send credentials there.
+        let metadata = ips(&["169.254.169.254"]);
+        assert!(vet(&["169.254.169.254"], &metadata).is_err());
     }
 }

@@ -8,8 +8,11 @@
 //! below are each a few lines of HTTP, and keeping them here keeps every
 //! request, header and credential in view.
 
+pub mod addr;
 pub mod auth;
+mod body;
 pub mod credentials;
+mod dns;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -17,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
 };
@@ -30,8 +33,12 @@ use crate::oci;
 use auth::Challenge;
 use credentials::Credential;
 
-/// Largest manifest or error body read.
-const MAX_MANIFEST: usize = 16 << 20;
+/// Largest manifest or index read; larger is refused, not cut short.
+pub const MAX_MANIFEST: usize = 16 << 20;
+/// Largest image config pulled.
+pub const MAX_CONFIG: u64 = 4 << 20;
+/// Largest token reply; error bodies beyond this are cut short.
+const MAX_TOKEN: usize = 64 << 10;
 const MAX_ERROR_BODY: usize = 64 << 10;
 
 pub const MANIFEST_TYPES: [&str; 4] = [
@@ -53,6 +60,8 @@ pub struct Options {
 
 pub struct Client {
     http: reqwest::Client,
+    /// The client's only resolver: one answer per name, used for vetting and connecting.
+    resolver: dns::Resolver,
     opts: Options,
     state: Mutex<State>,
 }
@@ -87,7 +96,9 @@ fn transient(what: &str, msg: impl Into<String>, hint: impl Into<String>, retry:
 
 impl Client {
     pub fn new(opts: Options) -> Result<Client, Error> {
+        let resolver = dns::Resolver::default();
         let mut builder = reqwest::Client::builder()
+            .dns_resolver(resolver.clone())
             .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
@@ -130,6 +141,7 @@ impl Client {
         })?;
         Ok(Client {
             http,
+            resolver,
             opts,
             state: Mutex::new(State::default()),
         })
@@ -186,7 +198,7 @@ impl Client {
                 .await;
             if let Ok(response) = probe {
                 let status = response.status();
-                let body = read_limited(response, 1024).await.unwrap_or_default();
+                let body = body::read_some(response, 1024, host).await;
                 let wants_tls = status == StatusCode::BAD_REQUEST
                     && String::from_utf8_lossy(&body)
                         .to_ascii_lowercase()
@@ -279,13 +291,30 @@ impl Client {
         service: Option<&str>,
         scopes: &[String],
     ) -> Result<String, Error> {
-        let mut url = auth::check_realm(realm, base).map_err(|m| {
+        let refuse = |m: String| {
             error(
                 host,
                 m,
                 "the registry's token service looks wrong; kiln refuses to use it",
             )
+        };
+        let mut url = auth::check_realm(realm, base).map_err(refuse)?;
+        // Vetted on what the names resolve to; the request then connects to
+        // exactly these addresses (the resolver answers each name once).
+        let realm_host = url.host_str().unwrap_or("").to_string();
+        let realm_ips = self.resolver.lookup(&realm_host).await.map_err(|_| {
+            error(
+                host,
+                format!("token realm host `{realm_host}` cannot be resolved"),
+                "check the registry's auth setup and this machine's DNS",
+            )
         })?;
+        let registry_ips = self
+            .resolver
+            .lookup(base.host_str().unwrap_or(""))
+            .await
+            .unwrap_or_default();
+        auth::vet_addresses(&realm_host, &realm_ips, &registry_ips).map_err(refuse)?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -316,9 +345,7 @@ impl Client {
                 "check the registry's auth setup",
             ));
         }
-        let body = read_limited(response, MAX_ERROR_BODY)
-            .await
-            .map_err(|e| transport_error(host, &e))?;
+        let body = body::read_capped(response, MAX_TOKEN, host, "the token reply").await?;
         #[derive(serde::Deserialize)]
         struct TokenReply {
             token: Option<String>,
@@ -349,8 +376,9 @@ impl Client {
         reference: &str,
     ) -> Result<(Vec<u8>, String), Error> {
         let response = self.manifest_response(host, repo, reference).await?;
-        let response = check(response, &format!("{host}/{repo}:{reference}")).await?;
-        read_manifest(response, host).await
+        let what = format!("{host}/{repo}:{reference}");
+        let response = check(response, &what).await?;
+        read_manifest(response, &what).await
     }
 
     /// A manifest that may well not exist (a cache lookup): None for a 404.
@@ -364,8 +392,9 @@ impl Client {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let response = check(response, &format!("{host}/{repo}:{reference}")).await?;
-        read_manifest(response, host).await.map(Some)
+        let what = format!("{host}/{repo}:{reference}");
+        let response = check(response, &what).await?;
+        read_manifest(response, &what).await.map(Some)
     }
 
     async fn manifest_response(
@@ -417,8 +446,8 @@ impl Client {
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| transport_error(host, &e))?;
+        let mut guard = body::Guard::new(&what, "the blob");
+        while let Some(chunk) = guard.next(&mut stream).await? {
             size += chunk.len() as u64;
             if size > desc.size {
                 break;
@@ -688,23 +717,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn read_limited(response: Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
-    let mut out = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        let room = limit.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= limit {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-/// Pass a success through; turn anything else into an error that says what to do.
-/// A manifest's bytes (size-limited) and the media type the registry gave it.
-async fn read_manifest(response: Response, host: &str) -> Result<(Vec<u8>, String), Error> {
+/// A manifest's bytes (refused above MAX_MANIFEST) and the media type the registry gave it.
+async fn read_manifest(response: Response, what: &str) -> Result<(Vec<u8>, String), Error> {
     let media_type = response
         .headers()
         .get(CONTENT_TYPE)
@@ -715,12 +729,11 @@ async fn read_manifest(response: Response, host: &str) -> Result<(Vec<u8>, Strin
         .unwrap_or("")
         .trim()
         .to_string();
-    let body = read_limited(response, MAX_MANIFEST)
-        .await
-        .map_err(|e| transport_error(host, &e))?;
+    let body = body::read_capped(response, MAX_MANIFEST, what, "the manifest").await?;
     Ok((body, media_type))
 }
 
+/// Pass a success through; turn anything else into an error that says what to do.
 async fn check(response: Response, what: &str) -> Result<Response, Error> {
     if response.status().is_success() {
         Ok(response)
@@ -736,9 +749,7 @@ async fn status_error(response: Response, what: &str) -> Error {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let body = read_limited(response, MAX_ERROR_BODY)
-        .await
-        .unwrap_or_default();
+    let body = body::read_some(response, MAX_ERROR_BODY, what).await;
     let detail = registry_message(&body);
     match status {
         StatusCode::UNAUTHORIZED => unauthorized(what, true),

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake;
+pub mod netns;
 pub mod proxy;
 pub mod registries;
 pub mod schema;
