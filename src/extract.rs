@@ -105,10 +105,7 @@ pub fn extract(
     };
     let src = if src.is_empty() { ".".to_string() } else { src };
 
-    let tmp = tempfile::Builder::new()
-        .prefix(".extract-")
-        .tempdir_in(&extract_dir)
-        .ctx("create a directory in", &extract_dir)?;
+    let tmp = crate::tmp::TempDir::new_in(&extract_dir, "extract")?;
     let root = tmp.path().join("root");
     fs::create_dir_all(&root).ctx("create", &root)?;
     let mut links = BTreeMap::new();
@@ -127,11 +124,13 @@ pub fn extract(
     for (path, (target, upto)) in &links {
         fill_link(opened, *upto, target, &at(&root, path), text)?;
     }
+    // The marker goes in last, and the whole directory appears in one rename.
     fs::write(tmp.path().join("src"), &src).ctx("write", &tmp.path().join("src"))?;
-    let staged = tmp.keep();
-    if fs::rename(&staged, &dir).is_err() {
-        // Another build unpacked the same thing first: use theirs.
-        let _ = fs::remove_dir_all(&staged);
+    if let Err(e) = tmp.persist(&dir) {
+        if !marker.is_file() {
+            return Err(e).ctx("store the unpacked files in", &dir);
+        }
+        // Another build unpacked the same thing first: theirs is used (ours goes on drop).
     }
     Ok(Extracted {
         root: dir.join("root"),

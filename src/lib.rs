@@ -45,6 +45,7 @@ pub mod layer;
 pub mod layers;
 pub mod layout;
 pub mod oci;
+pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod pull;
@@ -57,6 +58,7 @@ pub mod sources;
 pub mod spec;
 pub mod stream;
 pub mod summary;
+pub mod tmp;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
