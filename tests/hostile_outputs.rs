@@ -273,3 +273,33 @@ fn an_ignore_file_outside_the_spec_directory_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_copy_from_a_damaged_image_leaves_nothing_that_breaks_the_next_build() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let source = w.join("source");
+    build(&spec(w), &["--oci", source.to_str().unwrap()]);
+    let layer = layout_blob(&source, &layout_manifest(&source)["layers"][0]["digest"]);
+    let good = fs::read(&layer).unwrap();
+    // Same size, one byte changed: only the digest check finds it.
+    let mut bad = good.clone();
+    let last = bad.len() - 9;
+    bad[last] ^= 0xff;
+    fs::write(&layer, &bad).unwrap();
+
+    let copy = format!(
+        "[[copy]]\nimage = \"oci:{}\"\nsrc = \"/app/hello.txt\"\ndest = \"/hello.txt\"\n[policy]\nenforce = false\n",
+        source.display()
+    );
+    let spec = write_spec(&w.join("copy"), &copy);
+    let cache = w.join("cache");
+    let out = kiln_build(&spec, &cache, &["--oci", w.join("out").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert_eq!(names(&cache.join("extract")), Vec::<String>::new());
+
+    fs::write(&layer, &good).unwrap();
+    let out = kiln_build(&spec, &cache, &["--oci", w.join("out").to_str().unwrap()]);
+    check(&kiln(), &out);
+    assert_eq!(names(&cache.join("extract")).len(), 1);
+}
