@@ -1,6 +1,7 @@
 //! Write a docker-archive: the `docker save` layout that `docker load`,
 //! `podman load` and skopeo's `docker-archive:` read. Layers go in
-//! uncompressed, named by diff_id, as `docker save` writes them.
+//! uncompressed, named by diff_id, as `docker save` writes them. The file
+//! is written as `output` says: replaced whole, or through a device, FIFO or link.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -13,6 +14,7 @@ use crate::assemble::{Image, ImageLayer};
 use crate::digest::HashReader;
 use crate::error::{Error, IoContext, Result};
 use crate::oci;
+use crate::output::Output;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -23,12 +25,8 @@ struct Entry<'a> {
 }
 
 pub fn write(path: &Path, image: &Image, repo_tag: &str, mtime: u64) -> Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(parent).ctx("create a file in", parent)?;
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
+    let out = Output::open(path)?;
+    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out.file()));
     let name = |digest: &str| {
         format!(
             "blobs/sha256/{}",
@@ -82,13 +80,12 @@ pub fn write(path: &Path, image: &Image, repo_tag: &str, mtime: u64) -> Result<(
         &manifest[..],
     )
     .ctx("write", path)?;
-    let out = tar.into_inner().ctx("write", path)?;
-    out.into_inner()
+    let buffered = tar.into_inner().ctx("write", path)?;
+    buffered
+        .into_inner()
         .map_err(|e| e.into_error())
         .ctx("write", path)?;
-    tmp.as_file().sync_all().ctx("write", path)?;
-    tmp.persist(path).map_err(|e| e.error).ctx("write", path)?;
-    Ok(())
+    out.finish()
 }
 
 /// Decompress a layer into the archive, checking it against its diff_id.

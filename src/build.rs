@@ -15,8 +15,8 @@ use crate::oci::Descriptor;
 use crate::remote_cache::RemoteCache;
 use crate::validate::{self, Inputs, Platform, Spec};
 use crate::{
-    Built, BuiltImage, Net, Network, Outputs, Timings, archive, base, cache, check, layers, plan,
-    push, resolve, stream,
+    Built, BuiltImage, Net, Network, Outputs, Timings, archive, base, cache, check, layers, output,
+    plan, push, resolve, stream,
 };
 
 /// One platform, resolved: its spec (args such as ${TARGETARCH} filled in),
@@ -54,6 +54,10 @@ pub fn build(
             });
         }
     }
+    // Refuse an output kiln would not write to before doing any work.
+    for path in outputs.tar.iter().chain(&outputs.digest_file) {
+        output::kind(path)?;
+    }
     for w in &first.warnings {
         tracing::warn!("{w}");
     }
@@ -81,14 +85,16 @@ pub fn build(
 
     let default_layout = PathBuf::from("kiln-out").join(&lead.name);
     let layout_dest = match (&outputs.layout, &outputs.tar, &outputs.push) {
-        (Some(dir), _, _) => Some(dir.clone()),
-        (None, None, None) => Some(default_layout),
+        (Some(dir), _, _) => Some(layout::destination(dir)?),
+        (None, None, None) => Some(layout::destination(&default_layout)?),
         _ => None,
     };
+    // Staging goes beside the output it becomes; a tar written through a
+    // device or FIFO has no such place, so the cache holds it.
     let staging_near = match (&layout_dest, &outputs.tar) {
         (Some(dir), _) => dir.clone(),
-        (None, Some(tar)) => tar.clone(),
-        (None, None) => network.cache_dir.join("staging").join(&lead.name),
+        (None, Some(tar)) if output::kind(tar)? == output::Kind::Replace => tar.clone(),
+        _ => network.cache_dir.join("staging").join(&lead.name),
     };
     let staging = Staging::near(&staging_near)?;
     timings.resolve = started.elapsed();
@@ -227,7 +233,7 @@ pub fn build(
         let line = pushed
             .as_ref()
             .map_or(top.digest.clone(), |p| p.reference.clone());
-        layout::write_atomic(file, format!("{line}\n").as_bytes())?;
+        output::write(file, format!("{line}\n").as_bytes())?;
     }
     let mut warnings = Vec::new();
     for t in &targets {

@@ -1,6 +1,7 @@
 //! The on-disk cache: a content-addressed blob store laid out like an OCI
 //! layout's (`blobs/sha256/<hex>`), so base images read from it exactly as
-//! from a layout. Blobs enter only whole and verified (temp file + rename).
+//! from a layout. Blobs enter only whole and verified (temp file + rename),
+//! and temp files a killed run left are collected when the cache opens.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,17 @@ impl Cache {
     pub fn open(dir: &Path) -> Result<Cache> {
         let blobs = dir.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).ctx("create the cache directory", &blobs)?;
+        // What a killed run left: temp blobs, entries, files copied out of images, staging.
+        for sub in [
+            "",
+            "blobs/sha256",
+            "layers",
+            "extract/files",
+            "extract/picks",
+            "staging",
+        ] {
+            crate::tmp::collect(&dir.join(sub));
+        }
         Ok(Cache {
             dir: dir.to_path_buf(),
         })
@@ -77,15 +89,11 @@ impl Cache {
         let dest = self
             .blob_path(&blob.digest)
             .expect("kiln computes sha256 digests");
-        // Always replace: a blob already there may be a damaged copy. A name of
-        // its own for the temp link, as other threads and processes may store it too.
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dest.with_extension(format!("{}.{n}.tmp", std::process::id()));
-        if std::fs::hard_link(&blob.path, &tmp).is_err() {
-            std::fs::copy(&blob.path, &tmp).ctx("copy a layer into the cache", &tmp)?;
-        }
-        std::fs::rename(&tmp, &dest).ctx("store a layer in the cache", &dest)?;
+        // Always replace: a blob already there may be a damaged copy.
+        let blobs = self.dir.join("blobs/sha256");
+        let tmp = crate::tmp::TempFile::copy_of(&blob.path, &blobs, "layer")?;
+        tmp.persist(&dest)
+            .ctx("store a layer in the cache", &dest)?;
         let dir = self.dir.join("layers");
         std::fs::create_dir_all(&dir).ctx("create", &dir)?;
         let entry = LayerEntry {
@@ -94,7 +102,7 @@ impl Cache {
             diff_id: blob.diff_id.clone(),
             diff_size: blob.diff_size,
         };
-        crate::layout::write_atomic(
+        crate::tmp::write_atomic(
             &dir.join(key),
             &serde_json::to_vec(&entry).expect("entry serializes"),
         )
@@ -104,7 +112,7 @@ impl Cache {
         let path = self
             .blob_path(digest)
             .expect("kiln computes sha256 digests");
-        crate::layout::write_atomic(&path, bytes)
+        crate::tmp::write_atomic(&path, bytes)
     }
 }
 

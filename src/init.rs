@@ -53,7 +53,7 @@ pub fn write(dir: &Path, force: bool) -> Result<PathBuf> {
             hint: Some("pass --force to replace it".into()),
         });
     }
-    crate::layout::write_atomic(&path, starter(dir).as_bytes())?;
+    crate::tmp::write_atomic(&path, starter(dir).as_bytes())?;
     Ok(path)
 }
 

@@ -1,6 +1,7 @@
 //! Write the OCI image layout. Everything goes to a staging directory next
-//! to the destination and is renamed into place only when complete, so an
-//! interrupted build never leaves a layout that a later run would trust.
+//! to the destination; a new destination is a rename, and an earlier layout
+//! is swapped out in one step (renameat2 RENAME_EXCHANGE) and then deleted,
+//! so the path always holds a complete layout, the old one or the new.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::assemble::Image;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{self, Descriptor, Index};
+use crate::tmp::{self, TempDir};
 
 pub struct Staging {
-    dir: tempfile::TempDir,
+    dir: TempDir,
     scratch: std::sync::atomic::AtomicUsize,
 }
 
@@ -22,11 +24,9 @@ impl Staging {
             _ => PathBuf::from("."),
         };
         fs::create_dir_all(&parent).ctx("create directory", &parent)?;
+        tmp::collect(&parent);
         let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let dir = tempfile::Builder::new()
-            .prefix(&format!(".{name}.kiln-tmp-"))
-            .tempdir_in(&parent)
-            .ctx("create a staging directory in", &parent)?;
+        let dir = TempDir::new_in(&parent, name)?;
         let blobs = dir.path().join("blobs/sha256");
         fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
         Ok(Staging {
@@ -114,60 +114,187 @@ impl Staging {
     }
 }
 
-/// Rename `staged` to `dest`, replacing an earlier layout there but nothing else.
-fn replace_dir(staged: tempfile::TempDir, dest: &Path) -> Result<()> {
-    match fs::symlink_metadata(dest) {
-        Err(_) => {
-            let path = staged.keep();
-            fs::rename(&path, dest).ctx("move the layout to", dest)?;
-        }
-        Ok(meta) => {
-            let empty = meta.is_dir()
-                && fs::read_dir(dest)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
-            let layout = meta.is_dir() && dest.join("oci-layout").is_file();
-            if !(empty || layout) {
-                return Err(Error::Output {
-                    path: dest.to_path_buf(),
-                    msg: "exists and is not an OCI image layout; kiln will not replace it".into(),
-                });
-            }
-            let parent = staged
-                .path()
-                .parent()
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
-            let old = tempfile::Builder::new()
-                .prefix(".kiln-old-")
-                .tempdir_in(&parent)
-                .ctx("create a directory in", &parent)?;
-            let old_path = old.path().join("layout");
-            fs::rename(dest, &old_path).ctx("move aside", dest)?;
-            let path = staged.keep();
-            if let Err(e) = fs::rename(&path, dest) {
-                let _ = fs::rename(&old_path, dest);
-                let _ = fs::remove_dir_all(&path);
-                return Err(Error::Io {
-                    action: "move the layout to",
-                    path: dest.to_path_buf(),
-                    source: e,
-                });
-            }
-            drop(old);
-        }
+/// Where the layout for `--oci path` goes: `path` itself, or what a
+/// symlink there names. An error unless that is nothing yet, an empty
+/// directory or an OCI layout (a directory with an `oci-layout` file).
+pub fn destination(path: &Path) -> Result<PathBuf> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
+        other => other.ctx("look at", path)?,
+    };
+    let dest = match meta.is_symlink() {
+        // Through the link: the layout replaces what it names, not the link.
+        true => path.canonicalize().map_err(|_| Error::Output {
+            path: path.to_path_buf(),
+            msg: "is a symlink to nothing; kiln writes a layout through a link only to a directory: create it or name another --oci path".into(),
+        })?,
+        false => path.to_path_buf(),
+    };
+    replaceable(&dest)?;
+    Ok(dest)
+}
+
+fn replaceable(dest: &Path) -> Result<()> {
+    let refuse = |msg: &str| Error::Output {
+        path: dest.to_path_buf(),
+        msg: msg.to_string(),
+    };
+    let meta = fs::metadata(dest).ctx("look at", dest)?;
+    if !meta.is_dir() {
+        return Err(refuse(
+            "is not a directory; --oci names a directory for the OCI image layout: remove it or name another path",
+        ));
+    }
+    let empty = fs::read_dir(dest).ctx("read", dest)?.next().is_none();
+    if !empty && !dest.join("oci-layout").is_file() {
+        return Err(refuse(
+            "is not an OCI image layout; kiln will not replace it (it has files but no oci-layout file): empty it or name another --oci directory",
+        ));
     }
     Ok(())
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+/// Put `staged` at `dest`, replacing an earlier layout there but nothing else.
+fn replace_dir(staged: TempDir, dest: &Path) -> Result<()> {
+    match fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            staged.persist(dest).ctx("move the layout to", dest)
+        }
+        _ => {
+            replaceable(dest)?;
+            // After the swap the temp dir holds the old layout, and dropping it deletes that.
+            tmp::hold(|| swap(staged.path(), dest)).ctx("move the layout to", dest)
+        }
+    }
+}
+
+/// Exchange two directories in one step. Where the filesystem cannot
+/// (EINVAL, ENOSYS), three renames under the signal lock end the same way,
+/// but a SIGKILL between the first two leaves `b` missing (the old layout
+/// is then at `b` + "-old").
+fn swap(a: &Path, b: &Path) -> std::io::Result<()> {
+    match exchange(a, b) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            swap_by_renames(a, b)
+        }
+        other => other,
+    }
+}
+
+fn swap_by_renames(a: &Path, b: &Path) -> std::io::Result<()> {
+    let mut aside = a.as_os_str().to_owned();
+    aside.push("-old");
+    let aside = PathBuf::from(aside);
+    fs::rename(b, &aside)?;
+    if let Err(e) = fs::rename(a, b) {
+        let _ = fs::rename(&aside, b);
+        return Err(e);
+    }
+    fs::rename(&aside, a)
+}
+
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput)
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).ctx("create a file in", parent)?;
-    std::io::Write::write_all(&mut tmp, bytes).ctx("write", path)?;
-    tmp.persist(path).map_err(|e| e.error).ctx("write", path)?;
-    Ok(())
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: both are NUL-terminated paths that live across the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(dir: &Path, marker: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("oci-layout"), "{}").unwrap();
+        fs::write(dir.join("index.json"), marker).unwrap();
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_old_layout_is_swapped_out_and_deleted() {
+        let work = tempfile::tempdir().unwrap();
+        let dest = work.path().join("out");
+        layout(&dest, "old");
+        let staged = TempDir::new_in(work.path(), "out").unwrap();
+        layout(staged.path(), "new");
+        replace_dir(staged, &dest).unwrap();
+        assert_eq!(fs::read_to_string(dest.join("index.json")).unwrap(), "new");
+        assert_eq!(names(work.path()), ["out"]);
+    }
+
+    #[test]
+    fn the_fallback_ends_like_the_exchange() {
+        let work = tempfile::tempdir().unwrap();
+        let (a, b) = (work.path().join("a"), work.path().join("b"));
+        layout(&a, "a");
+        layout(&b, "b");
+        swap_by_renames(&a, &b).unwrap();
+        assert_eq!(fs::read_to_string(a.join("index.json")).unwrap(), "b");
+        assert_eq!(fs::read_to_string(b.join("index.json")).unwrap(), "a");
+        swap(&a, &b).unwrap();
+        assert_eq!(fs::read_to_string(a.join("index.json")).unwrap(), "a");
+        assert_eq!(names(work.path()), ["a", "b"]);
+    }
+
+    #[test]
+    fn what_is_not_a_layout_is_refused_and_kept() {
+        let work = tempfile::tempdir().unwrap();
+        let dest = work.path().join("photos");
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("cat.jpg"), "meow").unwrap();
+        let e = destination(&dest).unwrap_err().to_string();
+        assert!(e.contains("no oci-layout file"), "{e}");
+        assert!(e.contains("kiln will not replace it"), "{e}");
+        let staged = TempDir::new_in(work.path(), "photos").unwrap();
+        layout(staged.path(), "new");
+        assert!(replace_dir(staged, &dest).is_err());
+        assert_eq!(names(&dest), ["cat.jpg"]);
+        assert_eq!(names(work.path()), ["photos"]);
+        fs::write(work.path().join("file"), "x").unwrap();
+        let e = destination(&work.path().join("file"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a directory"), "{e}");
+    }
+
+    #[test]
+    fn a_link_to_a_layout_is_written_through() {
+        let work = tempfile::tempdir().unwrap();
+        let real = work.path().join("real");
+        layout(&real, "old");
+        std::os::unix::fs::symlink(&real, work.path().join("link")).unwrap();
+        let dest = destination(&work.path().join("link")).unwrap();
+        assert_eq!(dest, real.canonicalize().unwrap());
+    }
 }

@@ -46,6 +46,7 @@ pub mod layer;
 pub mod layers;
 pub mod layout;
 pub mod oci;
+pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod pull;
@@ -58,6 +59,7 @@ pub mod sources;
 pub mod spec;
 pub mod stream;
 pub mod summary;
+pub mod tmp;
 pub mod validate;
 
 use std::path::{Path, PathBuf};

@@ -145,10 +145,11 @@ struct BuildArgs {
     /// Write the OCI image layout here (default: ./kiln-out/NAME unless --tar is given alone).
     #[arg(long, value_name = "DIR")]
     oci: Option<PathBuf>,
-    /// Write a docker-archive that `docker load` and `podman load` read.
+    /// Write a docker-archive that `docker load` and `podman load` read
+    /// (`-` for stdout; a device, FIFO or symlink is written through).
     #[arg(long, value_name = "FILE")]
     tar: Option<PathBuf>,
-    /// Write the manifest digest (sha256:...) to this file; after --push, REF@sha256:....
+    /// Write the manifest digest (sha256:...) to this file (`-` for stdout); after --push, REF@sha256:....
     #[arg(long, value_name = "FILE")]
     digest_file: Option<PathBuf>,
     /// Set a ${NAME} value, overriding [args].
@@ -333,12 +334,20 @@ fn index(args: IndexArgs) -> Result<(), Error> {
         tags: &args.tags,
         images: &images,
     };
+    let stdout = args
+        .digest_file
+        .iter()
+        .filter(|f| kiln::output::is_stdout(f));
+    stdout_once(stdout.map(|_| "--digest-file"), &args.format)?;
     let made = kiln::make_index(request, &args.registry.network())?;
     for (platform, digest) in &made.platforms {
         tracing::info!("{platform}: {digest}");
     }
     if let Some(file) = &args.digest_file {
-        kiln::layout::write_atomic(file, format!("{}\n", made.references[0]).as_bytes())?;
+        kiln::output::write(file, format!("{}\n", made.references[0]).as_bytes())?;
+        if kiln::output::is_stdout(file) {
+            return Ok(());
+        }
     }
     if args.format == "json" {
         let platforms: Vec<serde_json::Value> = made
@@ -412,6 +421,8 @@ fn parse_build_arg(text: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     fixed_mmap_threshold();
+    // Before any other thread starts: they inherit the blocked signals.
+    kiln::tmp::on_signals();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
@@ -448,7 +459,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// At most one output may go to stdout, and then it is the only thing there:
+/// the result line moves to stderr, and --format json is refused.
+fn stdout_once<'a>(flags: impl Iterator<Item = &'a str>, format: &str) -> Result<(), Error> {
+    let flags: Vec<&str> = flags.collect();
+    let usage = |msg: String, hint: &str| Error::Usage {
+        what: flags.join(" and "),
+        msg,
+        hint: Some(hint.into()),
+    };
+    if flags.len() > 1 {
+        return Err(usage(
+            "both write to stdout".into(),
+            "send one of them to a file",
+        ));
+    }
+    if !flags.is_empty() && format == "json" {
+        return Err(usage(
+            "writes to stdout, where --format json would go too".into(),
+            "write it to a file, or drop --format json",
+        ));
+    }
+    Ok(())
+}
+
 fn build(args: BuildArgs) -> Result<(), Error> {
+    let stdout: Vec<&str> = [("--tar", &args.tar), ("--digest-file", &args.digest_file)]
+        .into_iter()
+        .filter(|(_, p)| p.as_deref().is_some_and(kiln::output::is_stdout))
+        .map(|(flag, _)| flag)
+        .collect();
+    stdout_once(stdout.iter().copied(), &args.format)?;
     let inputs = Inputs {
         build_args: args.build_args,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
@@ -492,9 +533,13 @@ fn build(args: BuildArgs) -> Result<(), Error> {
         out!("{json}");
         return Ok(());
     }
-    match &built.pushed {
-        Some(p) => out!("{}", p.reference),
-        None => out!("{}:{}@{}", built.name, built.tag, built.top.digest),
+    let line = match &built.pushed {
+        Some(p) => p.reference.clone(),
+        None => format!("{}:{}@{}", built.name, built.tag, built.top.digest),
+    };
+    match stdout.is_empty() {
+        true => out!("{line}"),
+        false => tracing::info!("built {line}"),
     }
     Ok(())
 }

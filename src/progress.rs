@@ -31,6 +31,13 @@ pub fn init(mode: Mode) {
     }
 }
 
+/// Take the bars off the screen (before exiting on a signal).
+pub fn clear() {
+    if let Some(multi) = BARS.get() {
+        let _ = multi.clear();
+    }
+}
+
 /// What a bar is for; the word it shows.
 #[derive(Debug, Clone, Copy)]
 pub enum Step {

@@ -255,11 +255,7 @@ impl RemoteCache {
                 // The empty config: through the local cache dir, as a file.
                 let dir = self.local.as_ref().map(|c| c.dir().to_path_buf());
                 let dir = dir.unwrap_or_else(std::env::temp_dir);
-                staged = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::Io {
-                    action: "create a file in",
-                    path: dir.clone(),
-                    source: e,
-                })?;
+                staged = crate::tmp::TempFile::new_in(&dir, "empty")?;
                 std::fs::write(staged.path(), EMPTY).map_err(|e| Error::Io {
                     action: "write",
                     path: staged.path().to_path_buf(),

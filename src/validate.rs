@@ -486,7 +486,24 @@ impl Validator {
         if !path.is_file() {
             return Ok(None);
         }
-        crate::ignore::Ignore::read(&path).map(Some)
+        // It is part of the build context: it must not lead out of it.
+        let real = path.canonicalize().ctx("open the ignore file", &path)?;
+        if !real.starts_with(dir) {
+            let msg = format!(
+                "leads outside the spec's directory `{}` (to `{}`)",
+                dir.display(),
+                real.display()
+            );
+            let hint = "keep the ignore file inside the spec's directory (copy it there rather than linking), or set ignore-file = false";
+            return Err(match &image.ignore_file {
+                Some(f) if matches!(f.get_ref(), RawIgnoreFile::Path(_)) => {
+                    self.err(f.span(), format!("ignore-file {msg}"))
+                }
+                _ => Error::source_path(&path, msg),
+            }
+            .with_hint(hint));
+        }
+        crate::ignore::Ignore::read(&real).map(Some)
     }
 
     /// What to build: --platform (repeated), else `platforms`, else

@@ -293,14 +293,15 @@ impl Store {
 
     /// Store `data` under its digest: written to a temp file, then renamed.
     fn put(&self, data: &mut dyn Read) -> std::io::Result<(String, u64)> {
-        let tmp = tempfile::NamedTempFile::new_in(&self.files)?;
-        let mut writer = HashWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
+        let tmp = crate::tmp::TempFile::new_in(&self.files, "file")
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut writer = HashWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp.file()));
         std::io::copy(data, &mut writer)?;
         let (buffered, sha, size) = writer.finish();
-        let tmp = buffered.into_inner().map_err(|e| e.into_error())?;
+        buffered.into_inner().map_err(|e| e.into_error())?;
         let path = self.file(&sha).expect("a sha256 digest");
         if !path.is_file() {
-            tmp.persist(&path).map_err(|e| e.error)?;
+            tmp.persist(&path)?;
         }
         Ok((sha, size))
     }

@@ -433,16 +433,13 @@ impl Client {
         let what = format!("{host}/{repo}@{}", desc.digest);
         let response = check(response, &what).await?;
         let dir = dest.parent().unwrap_or(Path::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::Io {
-            action: "create a file in",
-            path: dir.to_path_buf(),
-            source: e,
-        })?;
-        let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(|e| Error::Io {
-            action: "open",
-            path: tmp.path().to_path_buf(),
-            source: e,
-        })?);
+        let tmp = crate::tmp::TempFile::new_in(dir, "blob")?;
+        let mut file =
+            tokio::fs::File::from_std(tmp.file().try_clone().map_err(|e| Error::Io {
+                action: "open",
+                path: tmp.path().to_path_buf(),
+                source: e,
+            })?);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut stream = response.bytes_stream();
@@ -476,10 +473,11 @@ impl Client {
                 "the registry or a proxy is corrupting data; try again",
             ));
         }
+        drop(file);
         tmp.persist(dest).map_err(|e| Error::Io {
             action: "store blob",
             path: dest.to_path_buf(),
-            source: e.error,
+            source: e,
         })?;
         Ok(())
     }
