@@ -21,7 +21,8 @@
 //! `inspect` reads any image back (registry, OCI layout, docker-archive) with
 //! the same base reader.
 //!
-//! `build` runs them in that order.
+//! `build` runs them in that order. `shown` escapes control characters in
+//! every image- or registry-derived string printed on a terminal.
 
 pub mod accounts;
 pub mod archive;
@@ -53,6 +54,7 @@ pub mod reference;
 pub mod registry;
 pub mod remote_cache;
 pub mod schema;
+pub mod shown;
 pub mod sources;
 pub mod spec;
 pub mod stream;

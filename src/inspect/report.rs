@@ -10,6 +10,7 @@ use super::Opened;
 use crate::base::{FsView, Kind};
 use crate::config::{HealthConfig, History};
 use crate::duration;
+use crate::shown::Shown;
 
 #[derive(Serialize)]
 pub struct Report {
@@ -202,11 +203,12 @@ impl Report {
         }
     }
 
-    /// The text form: the config, the layers, and the files if read.
+    /// The text form: the config, the layers, and the files if read. Every
+    /// string from the image is escaped (`Shown`): one line per row, always.
     pub fn text(&self) -> String {
         let mut out = String::new();
         let mut row = |key: &str, value: &str| {
-            let _ = writeln!(out, "{key:<12} {value}");
+            let _ = writeln!(out, "{key:<12} {}", Shown(value));
         };
         row("Image", &self.target);
         if let Some(i) = &self.index {
@@ -277,9 +279,9 @@ impl Report {
                 out,
                 "  {:>2}  {:<19}  {:>9}  {}",
                 l.number,
-                id.map_or("-".to_string(), |d| short(d)),
+                Shown(&id.map_or("-".to_string(), |d| short(d))),
                 human(l.size),
-                l.created_by.as_deref().unwrap_or("-")
+                Shown(l.created_by.as_deref().unwrap_or("-"))
             );
         }
         if let Some(files) = &self.files {
@@ -300,14 +302,14 @@ impl Report {
                 let link = f
                     .link
                     .as_ref()
-                    .map(|t| format!(" -> {t}"))
+                    .map(|t| format!(" -> {}", Shown(t)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "  {}  {owner:<width$}  {size:>10}  {:>5}  {}{link}",
                     ls_mode(f),
                     f.layer,
-                    f.path
+                    Shown(&f.path)
                 );
             }
         }
@@ -346,7 +348,8 @@ fn exec_form(args: Option<&[String]>) -> String {
     }
 }
 
-/// `uid:gid (user:group)`, with names when the image has them.
+/// `uid:gid (user:group)`, with names when the image has them (escaped:
+/// they come from its /etc/passwd and /etc/group).
 fn owner(f: &FileView) -> String {
     match (&f.user, &f.group) {
         (None, None) => format!("{}:{}", f.uid, f.gid),
@@ -354,8 +357,8 @@ fn owner(f: &FileView) -> String {
             "{}:{} ({}:{})",
             f.uid,
             f.gid,
-            u.as_deref().unwrap_or("?"),
-            g.as_deref().unwrap_or("?")
+            Shown(u.as_deref().unwrap_or("?")),
+            Shown(g.as_deref().unwrap_or("?"))
         ),
     }
 }
@@ -389,7 +392,8 @@ fn ls_mode(f: &FileView) -> String {
 
 fn short(digest: &str) -> String {
     match digest.split_once(':') {
-        Some((algo, hex)) => format!("{algo}:{}", &hex[..hex.len().min(12)]),
+        // By chars: a digest read from a hostile image need not be hex.
+        Some((algo, hex)) => format!("{algo}:{}", hex.chars().take(12).collect::<String>()),
         None => digest.to_string(),
     }
 }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod handmade;
 pub mod proxy;
 pub mod registries;
 pub mod schema;
