@@ -2,6 +2,7 @@
 //! substituted, paths normalised, modes, durations and ids range-checked.
 //! Checks that need the base image (owner names) happen in `plan`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -232,6 +233,7 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Spec> {
         dir: dir.clone(),
         args: BTreeMap::new(),
         warnings: Vec::new(),
+        expanded: Cell::new(0),
     }
     .run(raw, dir, inputs)
 }
@@ -242,6 +244,8 @@ struct Validator {
     dir: PathBuf,
     args: BTreeMap<String, String>,
     warnings: Vec<String>,
+    /// Bytes of expanded values so far, against `args::MAX_TOTAL`.
+    expanded: Cell<usize>,
 }
 
 impl Validator {
@@ -251,8 +255,25 @@ impl Validator {
 
     /// Substitute args in a string value; unknown names are errors.
     fn text(&self, value: &S<String>) -> Result<String> {
-        args::expand(value.get_ref(), &self.args, Unknown::Refuse)
-            .map_err(|msg| self.err(value.span(), msg))
+        let text = args::expand(value.get_ref(), &self.args, Unknown::Refuse)
+            .map_err(|msg| self.err(value.span(), msg))?;
+        self.count(&text, value.span())?;
+        Ok(text)
+    }
+
+    /// Keep the sum of expanded values under `args::MAX_TOTAL`, so that
+    /// many values each just under the cap cannot add up to gigabytes.
+    fn count(&self, text: &str, span: Span) -> Result<()> {
+        let total = self.expanded.get() + text.len();
+        self.expanded.set(total);
+        if total > args::MAX_TOTAL {
+            return Err(self.err(
+                span,
+                "the spec's values add up to more than 16 MiB after `${NAME}` expansion, kiln's cap for one spec",
+            )
+            .with_hint("use fewer or shorter args; put large content in files and copy them"));
+        }
+        Ok(())
     }
 
     fn opt_text(&self, value: &Option<S<String>>) -> Result<Option<String>> {
@@ -265,7 +286,10 @@ impl Validator {
             .get_ref()
             .iter()
             .map(|s| {
-                args::expand(s, &self.args, Unknown::Keep).map_err(|m| self.err(value.span(), m))
+                let text = args::expand(s, &self.args, Unknown::Keep)
+                    .map_err(|m| self.err(value.span(), m))?;
+                self.count(&text, value.span())?;
+                Ok(text)
             })
             .collect()
     }
@@ -556,7 +580,20 @@ impl Validator {
         let mut declared: Vec<(&String, &S<String>)> = raw.args.iter().collect();
         declared.sort_by_key(|(_, v)| v.span().start);
         for (name, value) in declared {
+            // Each value is expanded once, from the args above it, and never
+            // read again for `${`: no arg can loop.
             let expanded = self.text(value).map_err(|e| match e {
+                Error::Spec { msg, .. }
+                    if msg.starts_with(&format!("`${{{name}}}` is not defined")) =>
+                {
+                    self.err(value.span(), format!("arg `{name}` uses itself"))
+                        .with_hint("an arg can use only the args written above it")
+                }
+                Error::Spec { msg, .. } if msg.contains(args::CAP_NOTE) => self
+                    .err(value.span(), format!("arg `{name}`: {msg}"))
+                    .with_hint(
+                        "an arg may expand to at most 1 MiB; check for args that repeat others",
+                    ),
                 Error::Spec { msg, .. }
                     if raw
                         .args
