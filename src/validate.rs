@@ -922,12 +922,10 @@ impl Validator {
         let user_field = match &c.user {
             Some(u) => {
                 let text = self.text(u)?;
-                if text.is_empty() || text.contains(char::is_whitespace) {
-                    return Err(self.err(
-                        u.span(),
-                        format!("user `{text}` must be `uid[:gid]` or `name[:group]`"),
-                    ));
-                }
+                check_config_user(&text).map_err(|m| {
+                    self.err(u.span(), m)
+                        .with_hint("write it as \"10001:10001\" (uid:gid), or as name[:group] from the image's /etc/passwd")
+                })?;
                 Some(text)
             }
             None => user.map(|u| format!("{}:{}", u.uid, u.gid)),
@@ -1013,6 +1011,37 @@ pub fn image_path(text: &str) -> Result<String, String> {
         }
     }
     Ok(format!("/{}", parts.join("/")))
+}
+
+/// `[config] user` shapes that no runtime runs as intended. What it runs
+/// as (`+0` is root) is for `kiln check` to judge, with the image's accounts.
+fn check_config_user(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "user `{text}` must be `uid[:gid]` or `name[:group]`"
+        ));
+    }
+    let mut parts = text.split(':');
+    let (user, group) = (parts.next().unwrap_or(""), parts.next());
+    if parts.next().is_some() {
+        return Err(format!(
+            "user `{text}` has more than one `:`; runtimes ignore all after the second"
+        ));
+    }
+    if user.is_empty() {
+        return Err(format!(
+            "user `{text}` has no user before `:`, which runtimes run as root (uid 0)"
+        ));
+    }
+    for (what, part) in [("uid", Some(user)), ("gid", group)] {
+        let n = part.and_then(crate::runas::atoi);
+        if let Some(n) = n.filter(|n| !(0..=i64::from(i32::MAX)).contains(n)) {
+            return Err(format!(
+                "user `{text}`: {what} {n} is outside 0..=2147483647, so the container would not start"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_id(text: &str) -> Result<Id, String> {
