@@ -129,6 +129,27 @@ fn the_bases_user_is_judged_the_same_way() {
 }
 
 #[test]
+fn inspect_shows_the_uid_a_name_hides() {
+    let work = tempfile::tempdir().unwrap();
+    for (user, row) in [
+        ("weird", "User         weird (weird:2000: no name, uid 0)\n"),
+        ("toor:wheel", "User         toor:wheel (toor:root, uid 0)\n"),
+        ("member", "User         member (member:member)\n"),
+        ("-0:wheel", "User         -0:wheel (root:root, uid 0)\n"),
+        (
+            "ghost",
+            "User         ghost (cannot start: `ghost` is not a user",
+        ),
+    ] {
+        let _ = std::fs::remove_dir_all(work.path().join("base"));
+        base(work.path(), Some(user), false);
+        let image = format!("oci:{}:v1", work.path().join("base").display());
+        let text = run(kiln().args(["inspect", &image, "--files"]));
+        assert!(text.contains(row), "{user}: {text}");
+    }
+}
+
+#[test]
 fn root_group_and_unknown_names_are_flagged() {
     let work = tempfile::tempdir().unwrap();
     base(work.path(), None, false);
