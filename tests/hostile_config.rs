@@ -188,3 +188,21 @@ fn errors_quoting_the_image_are_escaped() {
     );
     assert!(stderr.contains("/app/cr\\rname"), "{stderr}");
 }
+
+#[test]
+fn check_text_escapes_the_bases_user() {
+    let work = tempfile::tempdir().unwrap();
+    hostile_image(work.path());
+    // The base's User (a name with ESC in it) becomes the image's: findings quote it.
+    let spec = write_spec(
+        &work.path().join("spec"),
+        "[image]\nname = \"x\"\nbase = \"oci:../hostile:v1\"\n",
+    );
+    let out = kiln().arg("check").arg(&spec).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(raw_controls(&stdout), Vec::<char>::new(), "{stdout}");
+    assert!(
+        stdout.contains("user `ev\\x1b[2J\\x1b[Hil` is not numeric uid:gid"),
+        "{stdout}"
+    );
+}
