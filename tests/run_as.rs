@@ -2,12 +2,14 @@
 //! will use, not how `User` is spelled: `+0`, `-0` and `00` are root, and
 //! so is a name the base's /etc/passwd maps to 0 (`toor:x:0:0`, or a uid
 //! field runc reads as 0). A name the image lacks is an error, since runc
-//! would refuse to start it. One test runs the images with podman and
-//! compares kiln's verdict with `id`.
+//! would refuse to start it. Two tests run the images, with podman and with
+//! umoci + runc, and compare kiln's verdict with `id`.
 
 mod common;
 
 use std::path::Path;
+
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -261,6 +263,68 @@ fn kilns_verdict_matches_what_podman_runs() {
             has(&found, "KILN-ROOT-GROUP") || (uid == "0" && in_root_group),
             in_root_group,
             "{user}: podman gid {gid} groups {groups}, kiln {found:?}"
+        );
+    }
+}
+
+/// `id -u` in the image as `umoci unpack` + `runc run` run it, and the uid
+/// umoci wrote into the bundle's config.json.
+fn runc_uid(layout: &Path, work: &Path, name: &str) -> (String, i64) {
+    let bundle = work.join(format!("bundle-{name}"));
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    let path = bundle.join("config.json");
+    let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let process = &mut config["process"];
+    let written = process["user"]["uid"].as_i64().unwrap();
+    process.as_object_mut().unwrap().remove("rlimits");
+    process["terminal"] = json!(false);
+    process["args"] = json!(["/bin/busybox", "id", "-u"]);
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let id = format!("kiln-runas-{}-{name}", std::process::id());
+    let out = run(Command::new("runc")
+        .arg("--root")
+        .arg(work.join("runc"))
+        .args(["run", "-b"])
+        .arg(&bundle)
+        .arg(&id));
+    (out.trim().to_string(), written)
+}
+
+#[test]
+fn kilns_verdict_matches_what_runc_runs() {
+    if !have(&["umoci", "runc"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    base(work.path(), None, true);
+    for (i, user) in ["+0", "toor", "weird", "app", "-0:app"].iter().enumerate() {
+        let spec = spec(work.path(), Some(user));
+        // umoci 0.4.7 reads OCI media types only.
+        let text = std::fs::read_to_string(&spec).unwrap();
+        std::fs::write(
+            &spec,
+            text.replace("[image]\n", "[image]\nformat = \"oci\"\n"),
+        )
+        .unwrap();
+        let found = findings(&spec);
+        let layout = work.path().join(format!("layout-{i}"));
+        run(kiln()
+            .arg("build")
+            .arg(&spec)
+            .arg("--no-check")
+            .arg("--oci")
+            .arg(&layout)
+            .arg("--cache-dir")
+            .arg(work.path().join("cache")));
+        let (uid, written) = runc_uid(&layout, work.path(), &i.to_string());
+        assert_eq!(uid, written.to_string(), "{user}: umoci and runc differ");
+        assert_eq!(
+            has(&found, "KILN-ROOT-USER"),
+            uid == "0",
+            "{user}: runc uid {uid}, kiln {found:?}"
         );
     }
 }
