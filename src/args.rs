@@ -3,6 +3,19 @@
 
 use std::collections::BTreeMap;
 
+/// The longest value `${NAME}` expansion may make: 1 MiB (or the value's
+/// own written length, if that is more). Without a cap, 40 args that each
+/// double the one before ask for a terabyte.
+pub const MAX_VALUE: usize = 1 << 20;
+/// The most all the expanded values of one spec may add up to: 16 MiB.
+pub const MAX_TOTAL: usize = 16 << 20;
+/// In every cap error, so callers can tell it from the others.
+pub const CAP_NOTE: &str = "kiln's cap for one expanded value";
+
+fn too_long(written: &str) -> String {
+    format!("`{written}` makes the value longer than 1 MiB, {CAP_NOTE}")
+}
+
 /// What to do with a `${NAME}` that names no arg.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Unknown {
@@ -32,6 +45,7 @@ fn substitute(
     bare: bool,
     unknown: Unknown,
 ) -> Result<String, String> {
+    let cap = MAX_VALUE.max(text.len());
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -61,6 +75,7 @@ fn substitute(
             continue;
         };
         match lookup(name) {
+            Some(value) if out.len() + value.len() > cap => return Err(too_long(written)),
             Some(value) => out.push_str(&value),
             None if unknown == Unknown::Keep => out.push_str(written),
             None if bare => {
@@ -139,5 +154,56 @@ mod tests {
             "${PORT}"
         );
         assert!(expand("${VERSION", &args(), Unknown::Keep).is_err());
+    }
+
+    #[test]
+    fn doubling_stops_at_the_cap() {
+        let mut args = BTreeMap::from([("A0".to_string(), "xx".to_string())]);
+        let mut failed = None;
+        for i in 1..=40 {
+            let text = format!("${{A{0}}}${{A{0}}}", i - 1);
+            match expand(&text, &args, Unknown::Refuse) {
+                Ok(v) => {
+                    assert!(v.len() <= MAX_VALUE);
+                    args.insert(format!("A{i}"), v);
+                }
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let (i, e) = failed.expect("the cap stops the doubling");
+        // 2 << 19 is 1 MiB, the last value allowed.
+        assert_eq!(i, 20);
+        assert!(
+            e.contains("`${A19}` makes the value longer than 1 MiB"),
+            "{e}"
+        );
+        assert!(e.contains(CAP_NOTE), "{e}");
+    }
+
+    #[test]
+    fn env_expansion_has_the_same_cap() {
+        let big = "x".repeat(MAX_VALUE / 2 + 1);
+        let env = |n: &str| (n == "BIG").then(|| big.clone());
+        assert!(expand_env("$BIG", &env).is_ok());
+        assert!(
+            expand_env("$BIG$BIG", &env)
+                .unwrap_err()
+                .contains("`$BIG` makes")
+        );
+    }
+
+    #[test]
+    fn long_written_text_is_not_refused() {
+        let text = format!("{}${{VERSION}}", "y".repeat(MAX_VALUE + 10));
+        assert!(expand(&text, &args(), Unknown::Refuse).is_ok());
+    }
+
+    #[test]
+    fn values_are_not_expanded_twice() {
+        let args = BTreeMap::from([("A".to_string(), "${A}".to_string())]);
+        assert_eq!(expand("${A}", &args, Unknown::Refuse).unwrap(), "${A}");
     }
 }

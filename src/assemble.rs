@@ -216,6 +216,8 @@ fn image_config(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
     if !c.env.iter().any(|e| e.starts_with("PATH=")) {
         c.env.insert(0, format!("PATH={DEFAULT_PATH}"));
     }
+    // Each value is capped by `args`; the sum is capped here.
+    let mut total = 0;
     for (key, raw, span) in &s.env {
         let value = {
             let env = &c.env;
@@ -230,6 +232,13 @@ fn image_config(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
             };
             args::expand_env(raw, &lookup).map_err(|m| spec.source.error(span.clone(), m))?
         };
+        total += value.len();
+        if total > args::MAX_TOTAL {
+            return Err(spec.source.error(
+                span.clone(),
+                "the env values add up to more than 16 MiB after expansion, kiln's cap for one spec",
+            ));
+        }
         let line = format!("{key}={value}");
         match c
             .env

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::base::{Base, Kind};
 use crate::plan::{Content, LayerPlan};
+use crate::runas::{self, RunAs};
 use crate::validate::{BaseRef, Spec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -34,6 +35,20 @@ pub const RULES: &[Rule] = &[
         title: "runs as root",
         hint: "add a [user] section, or set [config] user to a non-zero uid:gid",
         same_as: "hadolint DL3002, dockle CIS-DI-0001, trivy DS-0002, CIS 4.1",
+    },
+    Rule {
+        id: "KILN-USER-UNKNOWN",
+        severity: Severity::Error,
+        title: "the runtime cannot start the user",
+        hint: "use a user and group the image's /etc/passwd and /etc/group have, or numeric ids in 0..=2147483647",
+        same_as: "runc: unable to find user",
+    },
+    Rule {
+        id: "KILN-ROOT-GROUP",
+        severity: Severity::Warning,
+        title: "runs with root's group (gid 0)",
+        hint: "give the user its own group, e.g. [config] user = \"10001:10001\"",
+        same_as: "",
     },
     Rule {
         id: "KILN-USER-NOT-NUMERIC",
@@ -147,13 +162,13 @@ pub fn run(spec: &Spec, base: &Base, plans: &[LayerPlan], policy: &Policy) -> Ve
         spec,
         out: Vec::new(),
     };
-    c.user(base);
+    c.user(base, plans);
     c.healthcheck(base, plans);
     c.secrets();
     c.base_pin(policy.strict);
     c.labels(base);
     c.files(plans);
-    c.ports(base);
+    c.ports(base, plans);
     c.shell(base);
     c.out.retain(|f| !policy.ignore.iter().any(|i| i == f.id));
     c.out
@@ -214,38 +229,51 @@ impl Checker<'_> {
             .unwrap_or_default()
     }
 
-    /// The uid a User value runs as, when kiln can tell: numbers, `root`,
-    /// an empty User (root), or the [user] section's name.
-    fn uid_of(&self, user: &str) -> Option<u64> {
-        let u = user.split(':').next().unwrap_or("");
-        if !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()) {
-            u.parse().ok()
-        } else if u == "root" || u.is_empty() {
-            Some(0)
-        } else {
-            self.spec
-                .user
-                .as_ref()
-                .filter(|x| x.name == u)
-                .map(|x| u64::from(x.uid))
-        }
+    /// The uid and gids the runtime gives the image's user, read from the
+    /// account files the image will have (see `runas`).
+    fn run_as(&self, base: &Base, plans: &[LayerPlan]) -> Result<RunAs, String> {
+        let files = Files { base, plans };
+        let passwd = files.account_file("/etc/passwd", base.fs.passwd.as_ref());
+        let group = files.account_file("/etc/group", base.fs.group.as_ref());
+        runas::resolve(
+            &self.effective_user(base),
+            passwd.as_deref(),
+            group.as_deref(),
+        )
     }
 
-    fn user(&mut self, base: &Base) {
+    fn user(&mut self, base: &Base, plans: &[LayerPlan]) {
         let user = self.effective_user(base);
         let key = if self.spec.config.user.is_some() {
             "user"
         } else {
             "[user]"
         };
+        let run = match self.run_as(base, plans) {
+            Ok(run) => run,
+            Err(why) => {
+                self.add(
+                    "KILN-USER-UNKNOWN",
+                    format!(
+                        "user `{user}`: {why}, so runc and podman refuse to start the container"
+                    ),
+                    Some(key),
+                );
+                return;
+            }
+        };
         let (u, g) = user.split_once(':').unwrap_or((user.as_str(), ""));
-        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let uid = self.uid_of(&user);
-        if uid == Some(0) {
+        if run.uid == 0 {
             let shown = if user.is_empty() {
                 "no user (root)".to_string()
-            } else {
+            } else if u == "0" || u == "root" {
                 format!("user `{user}`")
+            } else if u.is_empty() {
+                format!("user `{user}`: with no user before `:`, runtimes use uid 0")
+            } else if runas::atoi(u).is_some() {
+                format!("user `{user}`: runtimes read `{u}` as uid 0")
+            } else {
+                format!("user `{user}`: the image's /etc/passwd gives `{u}` uid 0")
             };
             self.add(
                 "KILN-ROOT-USER",
@@ -255,17 +283,36 @@ impl Checker<'_> {
             return;
         }
         // A bare numeric uid is enough for runAsNonRoot; a named one is not.
-        if !(numeric(u) && (g.is_empty() || numeric(g))) {
+        let plain = |s: &str| runas::is_plain_number(s);
+        if !(plain(u) && (g.is_empty() || plain(g))) {
+            let msg = if runas::atoi(u).is_some() && (g.is_empty() || runas::atoi(g).is_some()) {
+                format!(
+                    "user `{user}` is not plain numeric uid:gid (runc reads it as {}:{}; write that)",
+                    run.uid, run.gid
+                )
+            } else {
+                format!("user `{user}` is not numeric uid:gid")
+            };
+            self.add("KILN-USER-NOT-NUMERIC", msg, Some(key));
+        }
+        if run.uid < 1000 {
             self.add(
-                "KILN-USER-NOT-NUMERIC",
-                format!("user `{user}` is not numeric uid:gid"),
+                "KILN-LOW-UID",
+                format!("uid {} is below 1000", run.uid),
                 Some(key),
             );
         }
-        if let Some(uid) = uid.filter(|&u| u < 1000) {
+        if run.gid == 0 {
             self.add(
-                "KILN-LOW-UID",
-                format!("uid {uid} is below 1000"),
+                "KILN-ROOT-GROUP",
+                format!("user `{user}` runs as uid {} with gid 0", run.uid),
+                Some(key),
+            );
+        } else if run.groups.contains(&0) {
+            let name = run.name.as_deref().unwrap_or(u);
+            self.add(
+                "KILN-ROOT-GROUP",
+                format!("user `{user}` is a member of gid 0: the image's /etc/group lists `{name}` in it"),
                 Some(key),
             );
         }
@@ -468,9 +515,10 @@ impl Checker<'_> {
         }
     }
 
-    fn ports(&mut self, base: &Base) {
+    fn ports(&mut self, base: &Base, plans: &[LayerPlan]) {
         let user = self.effective_user(base);
-        if self.uid_of(&user) == Some(0) {
+        // Root may bind them; a user the runtime cannot start binds nothing.
+        if !self.run_as(base, plans).is_ok_and(|r| r.uid != 0) {
             return;
         }
         let ports = self
@@ -553,6 +601,24 @@ struct Files<'a> {
 }
 
 impl Files<'_> {
+    /// An account file as the image will have it: a new layer's, else the base's.
+    fn account_file(&self, path: &str, base: Option<&Vec<u8>>) -> Option<Vec<u8>> {
+        let new = self.plans.iter().rev().find_map(|p| p.entries.get(path));
+        match new.map(|e| &e.content) {
+            None => base.cloned(),
+            Some(Content::Bytes(b)) => Some(b.clone()),
+            Some(Content::File { src, .. }) => {
+                use std::io::Read;
+                let mut bytes = Vec::new();
+                let file = std::fs::File::open(src).ok()?;
+                file.take(16 << 20).read_to_end(&mut bytes).ok()?;
+                Some(bytes)
+            }
+            // A directory or a link there: runc cannot read it as a file.
+            Some(Content::Dir | Content::Symlink(_)) => None,
+        }
+    }
+
     fn exists(&self, path: &str) -> bool {
         let mut path = self.base.fs.resolve_parents(path);
         for _ in 0..16 {

@@ -1,8 +1,12 @@
 //! The build's error type: every variant names the file, key, path or
 //! reference it is about, and most carry a hint that says what to do.
+//! Display escapes control characters: messages quote image and registry
+//! strings, which must not drive the terminal.
 
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::shown::Shown;
 
 /// Exit code for input the user must fix (spec, sources, arguments).
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -12,7 +16,7 @@ pub const EXIT_FAILURE: i32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Something in the spec file, located by line and column.
-    #[error("{}:{line}:{col}: {msg}", file.display())]
+    #[error("{}:{line}:{col}: {}", Shown(&file.to_string_lossy()), Shown(msg))]
     Spec {
         file: PathBuf,
         line: usize,
@@ -22,7 +26,7 @@ pub enum Error {
     },
 
     /// A source file or directory that cannot go into a layer as asked.
-    #[error("source `{}`: {msg}", path.display())]
+    #[error("source `{}`: {}", Shown(&path.to_string_lossy()), Shown(msg))]
     Source {
         path: PathBuf,
         msg: String,
@@ -30,7 +34,7 @@ pub enum Error {
     },
 
     /// A base image that cannot be read or used.
-    #[error("base image `{reference}`: {msg}")]
+    #[error("base image `{}`: {}", Shown(reference), Shown(msg))]
     Base {
         reference: String,
         msg: String,
@@ -38,7 +42,7 @@ pub enum Error {
     },
 
     /// An image `kiln inspect` cannot read.
-    #[error("image `{reference}`: {msg}")]
+    #[error("image `{}`: {}", Shown(reference), Shown(msg))]
     Image {
         reference: String,
         msg: String,
@@ -46,7 +50,7 @@ pub enum Error {
     },
 
     /// A registry that cannot be reached, refuses, or answers wrongly.
-    #[error("registry `{what}`: {msg}")]
+    #[error("registry `{}`: {}", Shown(what), Shown(msg))]
     Registry {
         what: String,
         msg: String,
@@ -56,22 +60,22 @@ pub enum Error {
     },
 
     /// The image would fail error-level checks (see `check`).
-    #[error("the image fails {count} check(s): {first}")]
+    #[error("the image fails {count} check(s): {}", Shown(first))]
     Policy { count: usize, first: String },
 
     /// An output location kiln refuses to write to.
-    #[error("output `{}`: {msg}", path.display())]
+    #[error("output `{}`: {}", Shown(&path.to_string_lossy()), Shown(msg))]
     Output { path: PathBuf, msg: String },
 
     /// A command-line value or environment variable that does not parse.
-    #[error("{what}: {msg}")]
+    #[error("{}: {}", Shown(what), Shown(msg))]
     Usage {
         what: String,
         msg: String,
         hint: Option<String>,
     },
 
-    #[error("cannot {action} `{}`", path.display())]
+    #[error("cannot {action} `{}`", Shown(&path.to_string_lossy()))]
     Io {
         action: &'static str,
         path: PathBuf,

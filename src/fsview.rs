@@ -13,6 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
+use crate::shown::escape as shown;
+
 /// Largest account file (/etc/passwd, /etc/group, /etc/shadow) kept from an image.
 pub const MAX_ACCOUNT_FILE: u64 = 16 << 20;
 
@@ -258,11 +260,6 @@ fn child_prefix(dir: &str) -> String {
     } else {
         format!("{dir}/")
     }
-}
-
-/// A name as a message may show it: control characters escaped.
-pub fn shown(name: &str) -> String {
-    name.chars().flat_map(char::escape_debug).collect()
 }
 
 fn refuse(msg: String) -> std::io::Error {

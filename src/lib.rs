@@ -11,7 +11,8 @@
 //!   `registry` into the `cache`), its config and filesystem view.
 //! - `accounts`: /etc/passwd, /etc/group, /etc/shadow merged with the app user.
 //! - `plan`: every path of every new layer, with owner and mode; `sources` walks local files.
-//! - `check`: the hardening rules, evaluated before anything is written.
+//! - `check`: the hardening rules, evaluated before anything is written; `runas`
+//!   works out the uid and gid a runtime gives `User`, as runc does.
 //! - `layers` / `layer`: one pass per layer: tar, diff_id, `compress`, digest, file;
 //!   unchanged layers come from the cache; `stream` uploads while writing.
 //! - `assemble`: the image config (`config`) and the manifest (`oci`).
@@ -21,7 +22,8 @@
 //! `inspect` reads any image back (registry, OCI layout, docker-archive) with
 //! the same base reader.
 //!
-//! `build` runs them in that order.
+//! `build` runs them in that order. `shown` escapes control characters in
+//! every image- or registry-derived string printed on a terminal.
 
 pub mod accounts;
 pub mod archive;
@@ -54,7 +56,9 @@ pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod remote_cache;
+pub mod runas;
 pub mod schema;
+pub mod shown;
 pub mod sources;
 pub mod spec;
 pub mod stream;

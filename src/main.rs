@@ -21,6 +21,7 @@ macro_rules! out {
     }};
 }
 use kiln::error::Error;
+use kiln::shown::Shown;
 use kiln::{Inputs, Outputs};
 
 #[derive(Parser)]
@@ -264,10 +265,11 @@ fn check(args: CheckArgs) -> Result<(), Error> {
                     .map(|a| format!("{a}: "))
                     .unwrap_or_default();
             out!(
-                "{}[{}] {at}{}",
+                "{}[{}] {}{}",
                 format!("{:?}", f.severity).to_lowercase(),
                 f.id,
-                f.message
+                Shown(&at),
+                Shown(&f.message)
             );
             out!("  hint: {}", f.hint);
             if !f.same_as.is_empty() {
@@ -573,7 +575,18 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Log messages quote image and registry strings: escape every field.
+    use tracing_subscriber::field::MakeExt;
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        match field.name() {
+            "message" => write!(w, "{}", Shown(&text)),
+            name => write!(w, "{name}={}", Shown(&text)),
+        }
+    })
+    .delimited(" ");
     tracing_subscriber::fmt()
+        .fmt_fields(fields)
         .with_env_filter(filter)
         .with_writer(kiln::progress::Stderr)
         .with_target(false)
@@ -583,14 +596,15 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 /// `error:` with the message, `caused by:` for each source, then `hint:`.
+/// Each escaped: causes and hints can quote registry and image strings too.
 fn report(err: &Error) {
-    eprintln!("error: {err}");
+    eprintln!("error: {}", Shown(&err.to_string()));
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", Shown(&cause.to_string()));
         source = cause.source();
     }
     if let Some(hint) = err.hint() {
-        eprintln!("hint: {hint}");
+        eprintln!("hint: {}", Shown(hint));
     }
 }

@@ -67,17 +67,19 @@ pub struct Bar {
 impl Bar {
     /// A bar for `name` (a layer, a digest) expecting `total` bytes.
     pub fn start(step: Step, name: &str, total: u64) -> Bar {
+        // Digests and paths can come from an image: never raw on the terminal.
+        let name = crate::shown::escape(name);
         let bar = BARS.get().map(|multi| {
             let bar = multi.add(ProgressBar::new(total));
             bar.set_style(style());
             bar.set_prefix(step.word().0);
-            bar.set_message(name.to_string());
+            bar.set_message(name.clone());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
         Bar {
             step,
-            name: name.to_string(),
+            name,
             bar,
             started: Instant::now(),
         }

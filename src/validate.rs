@@ -2,6 +2,7 @@
 //! substituted, paths normalised, modes, durations and ids range-checked.
 //! Checks that need the base image (owner names) happen in `plan`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -232,6 +233,7 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Spec> {
         dir: dir.clone(),
         args: BTreeMap::new(),
         warnings: Vec::new(),
+        expanded: Cell::new(0),
     }
     .run(raw, dir, inputs)
 }
@@ -242,6 +244,8 @@ struct Validator {
     dir: PathBuf,
     args: BTreeMap<String, String>,
     warnings: Vec<String>,
+    /// Bytes of expanded values so far, against `args::MAX_TOTAL`.
+    expanded: Cell<usize>,
 }
 
 impl Validator {
@@ -251,8 +255,25 @@ impl Validator {
 
     /// Substitute args in a string value; unknown names are errors.
     fn text(&self, value: &S<String>) -> Result<String> {
-        args::expand(value.get_ref(), &self.args, Unknown::Refuse)
-            .map_err(|msg| self.err(value.span(), msg))
+        let text = args::expand(value.get_ref(), &self.args, Unknown::Refuse)
+            .map_err(|msg| self.err(value.span(), msg))?;
+        self.count(&text, value.span())?;
+        Ok(text)
+    }
+
+    /// Keep the sum of expanded values under `args::MAX_TOTAL`, so that
+    /// many values each just under the cap cannot add up to gigabytes.
+    fn count(&self, text: &str, span: Span) -> Result<()> {
+        let total = self.expanded.get() + text.len();
+        self.expanded.set(total);
+        if total > args::MAX_TOTAL {
+            return Err(self.err(
+                span,
+                "the spec's values add up to more than 16 MiB after `${NAME}` expansion, kiln's cap for one spec",
+            )
+            .with_hint("use fewer or shorter args; put large content in files and copy them"));
+        }
+        Ok(())
     }
 
     fn opt_text(&self, value: &Option<S<String>>) -> Result<Option<String>> {
@@ -265,7 +286,10 @@ impl Validator {
             .get_ref()
             .iter()
             .map(|s| {
-                args::expand(s, &self.args, Unknown::Keep).map_err(|m| self.err(value.span(), m))
+                let text = args::expand(s, &self.args, Unknown::Keep)
+                    .map_err(|m| self.err(value.span(), m))?;
+                self.count(&text, value.span())?;
+                Ok(text)
             })
             .collect()
     }
@@ -573,7 +597,20 @@ impl Validator {
         let mut declared: Vec<(&String, &S<String>)> = raw.args.iter().collect();
         declared.sort_by_key(|(_, v)| v.span().start);
         for (name, value) in declared {
+            // Each value is expanded once, from the args above it, and never
+            // read again for `${`: no arg can loop.
             let expanded = self.text(value).map_err(|e| match e {
+                Error::Spec { msg, .. }
+                    if msg.starts_with(&format!("`${{{name}}}` is not defined")) =>
+                {
+                    self.err(value.span(), format!("arg `{name}` uses itself"))
+                        .with_hint("an arg can use only the args written above it")
+                }
+                Error::Spec { msg, .. } if msg.contains(args::CAP_NOTE) => self
+                    .err(value.span(), format!("arg `{name}`: {msg}"))
+                    .with_hint(
+                        "an arg may expand to at most 1 MiB; check for args that repeat others",
+                    ),
                 Error::Spec { msg, .. }
                     if raw
                         .args
@@ -902,12 +939,10 @@ impl Validator {
         let user_field = match &c.user {
             Some(u) => {
                 let text = self.text(u)?;
-                if text.is_empty() || text.contains(char::is_whitespace) {
-                    return Err(self.err(
-                        u.span(),
-                        format!("user `{text}` must be `uid[:gid]` or `name[:group]`"),
-                    ));
-                }
+                check_config_user(&text).map_err(|m| {
+                    self.err(u.span(), m)
+                        .with_hint("write it as \"10001:10001\" (uid:gid), or as name[:group] from the image's /etc/passwd")
+                })?;
                 Some(text)
             }
             None => user.map(|u| format!("{}:{}", u.uid, u.gid)),
@@ -993,6 +1028,37 @@ pub fn image_path(text: &str) -> Result<String, String> {
         }
     }
     Ok(format!("/{}", parts.join("/")))
+}
+
+/// `[config] user` shapes that no runtime runs as intended. What it runs
+/// as (`+0` is root) is for `kiln check` to judge, with the image's accounts.
+fn check_config_user(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "user `{text}` must be `uid[:gid]` or `name[:group]`"
+        ));
+    }
+    let mut parts = text.split(':');
+    let (user, group) = (parts.next().unwrap_or(""), parts.next());
+    if parts.next().is_some() {
+        return Err(format!(
+            "user `{text}` has more than one `:`; runtimes ignore all after the second"
+        ));
+    }
+    if user.is_empty() {
+        return Err(format!(
+            "user `{text}` has no user before `:`, which runtimes run as root (uid 0)"
+        ));
+    }
+    for (what, part) in [("uid", Some(user)), ("gid", group)] {
+        let n = part.and_then(crate::runas::atoi);
+        if let Some(n) = n.filter(|n| !(0..=i64::from(i32::MAX)).contains(n)) {
+            return Err(format!(
+                "user `{text}`: {what} {n} is outside 0..=2147483647, so the container would not start"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_id(text: &str) -> Result<Id, String> {

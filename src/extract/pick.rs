@@ -6,7 +6,8 @@
 use globset::GlobBuilder;
 
 use crate::error::{Error, Result};
-use crate::fsview::{DataRef, FsView, Kind, Meta, resolve_dots, shown};
+use crate::fsview::{DataRef, FsView, Kind, Meta, resolve_dots};
+use crate::shown::escape as shown;
 use crate::sources::{exclude_set, join};
 use crate::validate::Copy;
 

@@ -10,6 +10,8 @@ use super::Opened;
 use crate::base::{FsView, Kind};
 use crate::config::{HealthConfig, History};
 use crate::duration;
+use crate::runas;
+use crate::shown::Shown;
 
 #[derive(Serialize)]
 pub struct Report {
@@ -52,8 +54,8 @@ pub struct Blob {
 #[derive(Serialize)]
 pub struct ConfigView {
     pub user: Option<String>,
-    /// The user and group names `user` has in the image's /etc/passwd and
-    /// /etc/group (only with `--files`, which reads them).
+    /// The user and group `user` runs as, read from the image's /etc/passwd
+    /// and /etc/group as runc reads them (only with `--files`, which reads them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_names: Option<String>,
     pub workdir: Option<String>,
@@ -202,11 +204,12 @@ impl Report {
         }
     }
 
-    /// The text form: the config, the layers, and the files if read.
+    /// The text form: the config, the layers, and the files if read. Every
+    /// string from the image is escaped (`Shown`): one line per row, always.
     pub fn text(&self) -> String {
         let mut out = String::new();
         let mut row = |key: &str, value: &str| {
-            let _ = writeln!(out, "{key:<12} {value}");
+            let _ = writeln!(out, "{key:<12} {}", Shown(value));
         };
         row("Image", &self.target);
         if let Some(i) = &self.index {
@@ -277,9 +280,9 @@ impl Report {
                 out,
                 "  {:>2}  {:<19}  {:>9}  {}",
                 l.number,
-                id.map_or("-".to_string(), |d| short(d)),
+                Shown(&id.map_or("-".to_string(), |d| short(d))),
                 human(l.size),
-                l.created_by.as_deref().unwrap_or("-")
+                Shown(l.created_by.as_deref().unwrap_or("-"))
             );
         }
         if let Some(files) = &self.files {
@@ -300,14 +303,14 @@ impl Report {
                 let link = f
                     .link
                     .as_ref()
-                    .map(|t| format!(" -> {t}"))
+                    .map(|t| format!(" -> {}", Shown(t)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "  {}  {owner:<width$}  {size:>10}  {:>5}  {}{link}",
                     ls_mode(f),
                     f.layer,
-                    f.path
+                    Shown(&f.path)
                 );
             }
         }
@@ -346,7 +349,8 @@ fn exec_form(args: Option<&[String]>) -> String {
     }
 }
 
-/// `uid:gid (user:group)`, with names when the image has them.
+/// `uid:gid (user:group)`, with names when the image has them (escaped:
+/// they come from its /etc/passwd and /etc/group).
 fn owner(f: &FileView) -> String {
     match (&f.user, &f.group) {
         (None, None) => format!("{}:{}", f.uid, f.gid),
@@ -354,8 +358,8 @@ fn owner(f: &FileView) -> String {
             "{}:{} ({}:{})",
             f.uid,
             f.gid,
-            u.as_deref().unwrap_or("?"),
-            g.as_deref().unwrap_or("?")
+            Shown(u.as_deref().unwrap_or("?")),
+            Shown(g.as_deref().unwrap_or("?"))
         ),
     }
 }
@@ -389,7 +393,8 @@ fn ls_mode(f: &FileView) -> String {
 
 fn short(digest: &str) -> String {
     match digest.split_once(':') {
-        Some((algo, hex)) => format!("{algo}:{}", &hex[..hex.len().min(12)]),
+        // By chars: a digest read from a hostile image need not be hex.
+        Some((algo, hex)) => format!("{algo}:{}", hex.chars().take(12).collect::<String>()),
         None => digest.to_string(),
     }
 }
@@ -413,9 +418,8 @@ pub fn human(bytes: u64) -> String {
 struct Names {
     users: BTreeMap<u32, String>,
     groups: BTreeMap<u32, String>,
-    /// A user name's uid and primary gid, from /etc/passwd.
-    accounts: BTreeMap<String, (u32, u32)>,
-    group_ids: BTreeMap<String, u32>,
+    passwd: Option<Vec<u8>>,
+    group: Option<Vec<u8>>,
 }
 
 impl Names {
@@ -430,62 +434,46 @@ impl Names {
         let mut names = Names {
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
-            accounts: BTreeMap::new(),
-            group_ids: BTreeMap::new(),
+            passwd: fs.passwd.clone(),
+            group: fs.group.clone(),
         };
-        // The first line for an id or a name wins, as getpwuid and getpwnam find it.
+        // The first line for an id wins, as getpwuid finds it.
         for fields in lines(fs.passwd.as_ref()) {
             if let (Some(uid), Some(name)) = (id(&fields, 2), fields.first()) {
-                let gid = id(&fields, 3).unwrap_or(0);
                 names.users.entry(uid).or_insert_with(|| name.clone());
-                names.accounts.entry(name.clone()).or_insert((uid, gid));
             }
         }
         for fields in lines(fs.group.as_ref()) {
             if let (Some(gid), Some(name)) = (id(&fields, 2), fields.first()) {
                 names.groups.entry(gid).or_insert_with(|| name.clone());
-                names.group_ids.entry(name.clone()).or_insert(gid);
             }
         }
         names
     }
 
-    /// What a runtime makes of `User`: `app:app` for `10001:10001` or for
-    /// `app` (the primary group from /etc/passwd), `10001: no name` for an
-    /// unknown id, `web: not in /etc/passwd` for an unknown name.
+    /// What a runtime makes of `User`, worked out as runc does (`runas`):
+    /// `app:app` for `10001:10001` or for `app`, `10001: no name:root` for an
+    /// id with no passwd line (runc gives it gid 0). A name or spelling that
+    /// means uid 0 says so, and one runc cannot start says why.
     fn describe_user(&self, user: Option<&str>) -> Option<String> {
         let user = user.filter(|u| !u.is_empty())?;
-        let (u, g) = match user.split_once(':') {
-            Some((u, g)) => (u, Some(g)),
-            None => (user, None),
+        let run = match runas::resolve(user, self.passwd.as_deref(), self.group.as_deref()) {
+            Ok(run) => run,
+            Err(why) => return Some(format!("cannot start: {why}")),
         };
-        let (user_name, primary) = match u.parse::<u32>() {
-            Ok(uid) => match self.users.get(&uid) {
-                Some(name) => (name.clone(), self.accounts.get(name).map(|a| a.1)),
-                None => (format!("{uid}: no name"), None),
-            },
-            Err(_) => match self.accounts.get(u) {
-                Some(&(_, gid)) => (u.to_string(), Some(gid)),
-                None => (format!("{u}: not in /etc/passwd"), None),
-            },
+        let name = |names: &BTreeMap<u32, String>, id: i64| {
+            u32::try_from(id)
+                .ok()
+                .and_then(|id| names.get(&id).cloned())
+                .unwrap_or_else(|| format!("{id}: no name"))
         };
-        let group_name = |gid: u32| {
-            self.groups
-                .get(&gid)
-                .cloned()
-                .unwrap_or_else(|| format!("{gid}: no name"))
-        };
-        let group = match g {
-            Some(g) => Some(match g.parse::<u32>() {
-                Ok(gid) => group_name(gid),
-                Err(_) if self.group_ids.contains_key(g) => g.to_string(),
-                Err(_) => format!("{g}: not in /etc/group"),
-            }),
-            None => primary.map(group_name),
-        };
-        Some(match group {
-            Some(group) => format!("{user_name}:{group}"),
-            None => user_name,
+        let user_name = run.name.unwrap_or_else(|| name(&self.users, run.uid));
+        let group_name = name(&self.groups, run.gid);
+        let plain_root = matches!(user.split(':').next(), Some("0" | "root"));
+        Some(if run.uid == 0 && !plain_root {
+            format!("{user_name}:{group_name}, uid 0")
+        } else {
+            format!("{user_name}:{group_name}")
         })
     }
 }
@@ -522,7 +510,7 @@ mod tests {
     fn users_are_named_from_the_images_own_accounts() {
         let fs = FsView {
             passwd: Some(
-                b"root:x:0:0:root:/root:/bin/sh\nweb:x:1500:1600::/app:/bin/sh\nweb2:x:1500:0::/:/bin/sh\n"
+                b"root:x:0:0:root:/root:/bin/sh\nweb:x:1500:1600::/app:/bin/sh\nweb2:x:1500:0::/:/bin/sh\nzero:x:abc:1600::/:/bin/sh\n"
                     .to_vec(),
             ),
             group: Some(b"root:x:0:\nwebgrp:x:1600:\n".to_vec()),
@@ -537,11 +525,16 @@ mod tests {
         assert_eq!(d("web:0").as_deref(), Some("web:root"));
         assert_eq!(d("0").as_deref(), Some("root:root"));
         assert_eq!(d("7:8").as_deref(), Some("7: no name:8: no name"));
-        assert_eq!(d("7").as_deref(), Some("7: no name"));
-        assert_eq!(d("ghost").as_deref(), Some("ghost: not in /etc/passwd"));
+        assert_eq!(d("7").as_deref(), Some("7: no name:root"));
+        assert_eq!(d("+0").as_deref(), Some("root:root, uid 0"));
+        assert_eq!(d("zero").as_deref(), Some("zero:webgrp, uid 0"));
+        assert_eq!(
+            d("ghost").as_deref(),
+            Some("cannot start: `ghost` is not a user in the image's /etc/passwd")
+        );
         assert_eq!(
             d("web:ghosts").as_deref(),
-            Some("web:ghosts: not in /etc/group")
+            Some("cannot start: `ghosts` is not a group in the image's /etc/group")
         );
         assert_eq!(d(""), None);
         assert_eq!(names.describe_user(None), None);

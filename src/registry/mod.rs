@@ -30,6 +30,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Retry};
 use crate::oci;
+use crate::shown::Shown;
 use auth::Challenge;
 use credentials::Credential;
 
@@ -776,7 +777,8 @@ async fn status_error(response: Response, what: &str) -> Error {
     }
 }
 
-/// The first `errors[].message` of a distribution error body.
+/// The first `errors[].message` of a distribution error body, escaped: a
+/// registry's words end up on the terminal.
 fn registry_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Body {
@@ -791,8 +793,8 @@ fn registry_message(body: &[u8]) -> String {
         Ok(b) => b.errors.first().map_or(String::new(), |e| {
             format!(
                 ": {} {}",
-                e.code.as_deref().unwrap_or(""),
-                e.message.as_deref().unwrap_or("")
+                Shown(e.code.as_deref().unwrap_or("")),
+                Shown(e.message.as_deref().unwrap_or(""))
             )
             .trim_end()
             .to_string()
@@ -887,6 +889,12 @@ mod tests {
             ": MANIFEST_UNKNOWN manifest unknown"
         );
         assert_eq!(registry_message(b"<html>"), "");
+        let hostile =
+            br#"{"errors":[{"code":"DENIED","message":"no\n\u001b[2Jerror: forged\u202e"}]}"#;
+        assert_eq!(
+            registry_message(hostile),
+            ": DENIED no\\n\\x1b[2Jerror: forged\\u{202e}"
+        );
     }
 
     #[test]

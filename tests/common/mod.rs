@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod handmade;
 pub mod netns;
 pub mod proxy;
 pub mod registries;
