@@ -11,6 +11,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::*;
 use sha2::{Digest as _, Sha256};
@@ -279,6 +280,10 @@ fn writes_through_links_stay_in_the_image() {
                 E::Hard("app/h", "app/x"),
                 E::Symlink("app/x", &format!("{host}/victim")),
                 E::File("app/x", b"pwned\n"),
+                // A hard link to a file outside the copy, then a link over its name.
+                E::File("other/payload", b"pwned\n"),
+                E::Hard("app/h2", "other/payload"),
+                E::Symlink("app/h2", &format!("{host}/victim")),
             ])]
         },
         "/app",
@@ -290,6 +295,11 @@ fn writes_through_links_stay_in_the_image() {
     assert!(esc.display().to_string().ends_with("/canary"), "{esc:?}");
     assert_eq!(fs::read_to_string(root.join("app/h")).unwrap(), "first\n");
     assert_eq!(fs::read_to_string(root.join("app/x")).unwrap(), "pwned\n");
+    let h2 = fs::read_link(root.join("app/h2")).unwrap();
+    assert!(
+        h2.display().to_string().ends_with("/canary/victim"),
+        "{h2:?}"
+    );
 }
 
 #[test]
@@ -365,4 +375,252 @@ fn names_that_climb_land_inside_the_image() {
     );
     let root = rootfs(&o);
     assert_eq!(fs::read_to_string(root.join("app/ok")).unwrap(), "ok\n");
+}
+
+/// `tar ARGS -C root -cf - app` with GNU tar: the layer other tools would write.
+fn gnu_tar(root: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("tar")
+        .args(args)
+        .args(["--owner=0", "--group=0", "-C"])
+        .arg(root)
+        .args(["-cf", "-", "app"])
+        .output()
+        .unwrap();
+    check(&Command::new("tar"), &out);
+    out.stdout
+}
+
+/// What GNU tar extracts from `layer`, in a fresh directory.
+fn gnu_extract(layer: &[u8], work: &Path) -> PathBuf {
+    let dir = work.join("gnu-x");
+    fs::create_dir_all(&dir).unwrap();
+    let file = work.join("layer.tar");
+    fs::write(&file, layer).unwrap();
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-xf")
+        .arg(&file));
+    dir
+}
+
+/// Copy `/app` out of a one-layer image into a scratch image; its rootfs.
+fn copied(layer: Vec<u8>, work: &Path) -> Result<PathBuf, String> {
+    let image = layout_of(&work.join("image"), &[layer]);
+    let spec = write_spec(
+        &work.join("spec"),
+        &format!(
+            "[image]\nname = \"interop\"\nbase = \"scratch\"\n\n\
+             [[copy]]\nimage = \"{image}\"\nsrc = \"/app\"\ndest = \"/app/\"\n"
+        ),
+    );
+    let out = work.join("out");
+    let built = kiln_build(
+        &spec,
+        &work.join("cache"),
+        &["--no-check", "--oci", out.to_str().unwrap()],
+    );
+    if !built.status.success() {
+        return Err(String::from_utf8_lossy(&built.stderr).into_owned());
+    }
+    Ok(unpack(&out, work).join("rootfs"))
+}
+
+#[test]
+fn long_link_targets_read_as_gnu_tar_and_umoci_read_them() {
+    if !have(&["umoci", "tar"]) {
+        return;
+    }
+    let target = format!("/opt/{}/bin/tool", "long-name-".repeat(15));
+    for format in ["--format=gnu", "--format=pax"] {
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path().join("root");
+        fs::create_dir_all(root.join("app")).unwrap();
+        std::os::unix::fs::symlink(&target, root.join("app/tool")).unwrap();
+        let deep = format!("app/{}", "d".repeat(120));
+        fs::create_dir_all(root.join(&deep)).unwrap();
+        fs::write(root.join(&deep).join("f"), "deep\n").unwrap();
+        let layer = gnu_tar(&root, &[format]);
+        let gnu = gnu_extract(&layer, work.path());
+        let rootfs = copied(layer, work.path()).unwrap();
+        for tree in [&gnu, &rootfs] {
+            assert_eq!(
+                fs::read_link(tree.join("app/tool")).unwrap().to_str(),
+                Some(target.as_str()),
+                "{format}"
+            );
+            assert_eq!(
+                fs::read_to_string(tree.join(&deep).join("f")).unwrap(),
+                "deep\n"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_size_only_in_a_pax_record_reads_as_gnu_tar_reads_it() {
+    if !have(&["umoci", "tar"]) {
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(0o755);
+    b.append_data(&mut h, "app/", &[][..]).unwrap();
+    b.append_pax_extensions([("size", &b"11"[..])]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(0);
+    h.as_ustar_mut().unwrap().name[..7].copy_from_slice(b"app/pax");
+    h.set_cksum();
+    let mut raw = b.into_inner().unwrap();
+    raw.truncate(raw.len() - 1024); // the end-of-archive blocks
+    raw.extend_from_slice(h.as_bytes());
+    raw.extend_from_slice(b"eleven byte");
+    raw.resize(raw.len() + 512 - 11 + 1024, 0);
+    let work = tempfile::tempdir().unwrap();
+    let gnu = gnu_extract(&raw, work.path());
+    assert_eq!(
+        fs::read_to_string(gnu.join("app/pax")).unwrap(),
+        "eleven byte"
+    );
+    let rootfs = copied(raw, work.path()).unwrap();
+    assert_eq!(
+        fs::read_to_string(rootfs.join("app/pax")).unwrap(),
+        "eleven byte"
+    );
+}
+
+/// A 4 MiB file with data at both ends and a hole between.
+fn sparse_file(path: &Path) -> Vec<u8> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = fs::File::create(path).unwrap();
+    f.write_all(b"head").unwrap();
+    f.seek(SeekFrom::Start(3 << 20)).unwrap();
+    f.write_all(b"tail").unwrap();
+    f.set_len(4 << 20).unwrap();
+    fs::read(path).unwrap()
+}
+
+#[test]
+fn gnu_sparse_files_are_read_whole_and_pax_sparse_files_refused() {
+    if !have(&["umoci", "tar"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir_all(root.join("app")).unwrap();
+    let bytes = sparse_file(&root.join("app/sparse"));
+
+    let layer = gnu_tar(&root, &["--format=gnu", "--sparse"]);
+    assert!(
+        tar_types(&layer).contains(&b'S'),
+        "GNU tar wrote no sparse entry"
+    );
+    let w = work.path().join("gnu");
+    let rootfs = copied(layer, &w).unwrap();
+    assert!(fs::read(rootfs.join("app/sparse")).unwrap() == bytes);
+
+    let layer = gnu_tar(&root, &["--format=pax", "--sparse"]);
+    let err = copied(layer, &work.path().join("pax")).unwrap_err();
+    assert!(err.contains("PAX sparse file"), "{err}");
+}
+
+/// The type flag of every header in an uncompressed tar.
+fn tar_types(layer: &[u8]) -> Vec<u8> {
+    let mut archive = tar::Archive::new(layer);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().header().entry_type().as_byte())
+        .collect()
+}
+
+#[test]
+fn files_over_8_gib_show_their_size() {
+    if !have(&["tar"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir_all(root.join("app")).unwrap();
+    let big = 9u64 << 30;
+    fs::File::create(root.join("app/big"))
+        .unwrap()
+        .set_len(big)
+        .unwrap();
+    let layer = gnu_tar(&root, &["--format=gnu", "--sparse"]);
+    let listed = String::from_utf8(
+        Command::new("tar")
+            .args(["-tvf", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(&layer)?;
+                c.wait_with_output()
+            })
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(listed.contains(&big.to_string()), "{listed}");
+    let image = layout_of(&work.path().join("image"), &[layer]);
+    let files = inspect_files(&image);
+    let entry = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/app/big")
+        .unwrap_or_else(|| panic!("{files}"));
+    assert_eq!(entry["size"], big);
+}
+
+#[test]
+fn a_hard_linked_passwd_in_a_base_is_read_from_its_target() {
+    if !have(&["umoci"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nops:x:900:900::/home/ops:/bin/sh\n";
+    let base = layout_of(
+        &w.join("base"),
+        &[tar_of(&[
+            E::Dir("etc/"),
+            E::File("etc/passwd-", passwd.as_bytes()),
+            E::Hard("etc/passwd", "etc/passwd-"),
+            E::File("etc/group", b"root:x:0:\nops:x:900:\n"),
+        ])],
+    );
+    let files = inspect_files(&base);
+    let entry = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/etc/passwd")
+        .unwrap_or_else(|| panic!("{files}"))
+        .clone();
+    assert_eq!(entry["size"], passwd.len());
+    let spec = write_spec(
+        &w.join("spec"),
+        &format!(
+            "[image]\nname = \"linked\"\nbase = \"{base}\"\n\n\
+             [user]\nname = \"app\"\nuid = 10001\n"
+        ),
+    );
+    let out = w.join("out");
+    let built = kiln_build(
+        &spec,
+        &w.join("cache"),
+        &["--no-check", "--oci", out.to_str().unwrap()],
+    );
+    check(&kiln(), &built);
+    let rootfs = unpack(&out, w).join("rootfs");
+    let written = fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
+    assert!(written.starts_with(passwd), "{written}");
+    assert!(written.contains("app:x:10001:10001:"), "{written}");
 }
