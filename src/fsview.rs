@@ -171,6 +171,7 @@ impl FsView {
         self.entries
             .range(prefix.clone()..)
             .take_while(move |(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.as_str() != "/")
             .map(|(k, _)| k.clone())
     }
 
@@ -185,6 +186,10 @@ impl FsView {
             let Some(rest) = key.strip_prefix(&prefix) else {
                 break;
             };
+            if rest.is_empty() {
+                from = Excluded(key.clone());
+                continue;
+            }
             match rest.split_once('/') {
                 None => {
                     out.insert(rest.to_string());
@@ -316,6 +321,14 @@ fn apply_entry(
         }
     }
     if named == "/" {
+        // The root's own entry (`./`): its owner and mode, nothing to replace.
+        if kind == tar::EntryType::Directory {
+            let meta = Meta {
+                kind: Kind::Dir,
+                ..header_meta(entry.header(), at.layer)
+            };
+            fs.entries.insert(named, meta);
+        }
         return Ok(());
     }
     let (parent, base) = split(&named);
@@ -345,16 +358,7 @@ fn apply_entry(
         format!("{parent}/{base}")
     };
     make_parents(fs, &parent, at.layer, &path)?;
-    let header = entry.header();
-    let mut meta = Meta {
-        kind: Kind::Other,
-        uid: u32::try_from(header.uid().unwrap_or(0)).unwrap_or(u32::MAX),
-        gid: u32::try_from(header.gid().unwrap_or(0)).unwrap_or(u32::MAX),
-        mode: header.mode().unwrap_or(0o755) & 0o7777,
-        size: 0,
-        layer: at.layer,
-        data: None,
-    };
+    let mut meta = header_meta(entry.header(), at.layer);
     let mut link = None;
     match kind {
         tar::EntryType::Directory => meta.kind = Kind::Dir,
@@ -420,6 +424,19 @@ fn apply_entry(
     added.insert(path.clone());
     fs.entries.insert(path, meta);
     Ok(())
+}
+
+/// Owner and mode as the header has them (PAX ids already applied by `tar`).
+fn header_meta(header: &tar::Header, layer: usize) -> Meta {
+    Meta {
+        kind: Kind::Other,
+        uid: u32::try_from(header.uid().unwrap_or(0)).unwrap_or(u32::MAX),
+        gid: u32::try_from(header.gid().unwrap_or(0)).unwrap_or(u32::MAX),
+        mode: header.mode().unwrap_or(0o755) & 0o7777,
+        size: 0,
+        layer,
+        data: None,
+    }
 }
 
 /// Directories a runtime creates for an entry whose parents no layer named;

@@ -8,9 +8,12 @@
 //! - `spec`: the TOML as written (serde mirror, with spans for errors).
 //! - `validate`: the checked, typed [`validate::Spec`]; `args` and `duration` help it.
 //! - `base`: the base image (scratch, an OCI layout, or pulled by `pull` through
-//!   `registry` into the `cache`), its config and filesystem view.
+//!   `registry` into the `cache`), its config and its `fsview`: the image's
+//!   filesystem held in memory, which no image-controlled name ever leaves.
 //! - `accounts`: /etc/passwd, /etc/group, /etc/shadow merged with the app user.
-//! - `plan`: every path of every new layer, with owner and mode; `sources` walks local files.
+//! - `plan`: every path of every new layer, with owner and mode; `sources` walks local
+//!   files; `extract` picks what a copy takes from another image's `fsview` and
+//!   stores those files' bytes in the cache by digest.
 //! - `check`: the hardening rules, evaluated before anything is written; `runas`
 //!   works out the uid and gid a runtime gives `User`, as runc does.
 //! - `layers` / `layer`: one pass per layer: tar, diff_id, `compress`, digest, file;

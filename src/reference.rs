@@ -112,13 +112,18 @@ fn credentials_in(text: &str) -> Option<&str> {
     let bare = text.split_once("://").map_or(text, |(_, r)| r);
     // The last `@`: a password may hold one too.
     let (before, after) = bare.rsplit_once('@')?;
+    // A known algorithm names a digest however short (and is refused as
+    // one); another name needs a digest's length of hex to be one.
     let digest = after.split_once(':').is_some_and(|(alg, hex)| {
-        !alg.is_empty()
-            && alg
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
-            && hex.len() >= 32
-            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        let known = ["sha256", "sha384", "sha512", "blake3"].contains(&alg);
+        let hexy = hex.bytes().all(|b| b.is_ascii_hexdigit());
+        known
+            || (!alg.is_empty()
+                && alg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
+                && hex.len() >= 32
+                && hexy)
     });
     (!before.contains('/') && !digest).then_some(after)
 }
