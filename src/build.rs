@@ -77,7 +77,7 @@ pub fn build(
             Some(spec) if spec.platform == *p => spec,
             _ => validate::load_for(spec_path, inputs, p)?,
         };
-        let (base, plans) = resolve(&spec, &mut net)?;
+        let (base, plans) = resolve(&spec, &mut net, true)?;
         enforce_checks(&spec, &base, &plans, &mut logged)?;
         targets.push(Target { spec, base, plans });
     }

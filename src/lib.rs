@@ -147,7 +147,7 @@ pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec
     let all = first.platforms.len();
     for platform in first.platforms.clone() {
         let spec = validate::load_for(spec_path, inputs, &platform)?;
-        let (base, plans) = resolve(&spec, &mut net)?;
+        let (base, plans) = resolve(&spec, &mut net, false)?;
         for f in check::run(&spec, &base, &plans, &spec.policy) {
             match findings
                 .iter_mut()
@@ -213,9 +213,12 @@ pub fn make_index(request: index::Request, network: &Network) -> Result<index::M
 }
 
 /// The base image, and every path of every new layer.
+/// With `bytes` false (kiln check), files copied from images are picked
+/// but their bytes are not copied into the cache.
 pub(crate) fn resolve(
     spec: &validate::Spec,
     net: &mut Net,
+    bytes: bool,
 ) -> Result<(base::Base, Vec<plan::LayerPlan>)> {
     let base = match &spec.base {
         validate::BaseRef::Registry(r) => {
@@ -238,14 +241,14 @@ pub(crate) fn resolve(
                 if !opened.contains_key(&source.text) {
                     opened.insert(source.text.clone(), open_image(source, spec, net)?);
                 }
-                let cache_dir = &net.network.cache_dir;
+                let store = bytes.then_some(net.network.cache_dir.as_path());
                 let image = &opened[&source.text];
                 Some(extract::extract(
                     copy,
                     image,
                     &source.text,
                     &spec.platform,
-                    cache_dir,
+                    store,
                 )?)
             }
             None => None,

@@ -24,7 +24,7 @@ pub struct Found {
 
 /// What identifies a file's contents without reading them: if none of
 /// these changed, neither did the bytes (ctime cannot be set by users).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stamp {
     pub mtime_ns: i128,
     pub ctime_ns: i128,

@@ -222,17 +222,23 @@ fn attack(name: &str, layers: impl Fn(&str) -> Vec<Vec<u8>>, src: &str) -> Outco
         before,
         "{name}: kiln build touched the canary"
     );
+    // check reads the image as build does, but stores no bytes.
+    let check_cache = w.join("check-cache");
     let checked = kiln()
         .arg("check")
         .arg(&spec)
         .arg("--cache-dir")
-        .arg(&cache)
+        .arg(&check_cache)
         .output()
         .unwrap();
     assert_eq!(
         canary.snapshot(),
         before,
         "{name}: kiln check touched the canary"
+    );
+    assert!(
+        !check_cache.join("extract").exists(),
+        "{name}: kiln check wrote files"
     );
     let inspected = kiln()
         .args(["inspect", &image, "--files"])

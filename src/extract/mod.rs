@@ -62,13 +62,15 @@ struct Record {
     items: Vec<Item>,
 }
 
-/// Pick what `copy` names from `opened` and put the bytes in `cache_dir/extract/`.
+/// Pick what `copy` names from `opened` and put the bytes in
+/// `cache_dir/extract/`. Without a `cache_dir` nothing is written: the
+/// picks come back with each file's image path as its origin (for `kiln check`).
 pub fn extract(
     copy: &Copy,
     opened: &Opened,
     text: &str,
     platform: &Platform,
-    cache_dir: &Path,
+    cache_dir: Option<&Path>,
 ) -> Result<Extracted> {
     let c = &opened.config;
     if c.os != platform.os || c.architecture != platform.arch {
@@ -85,15 +87,19 @@ pub fn extract(
         .manifest
         .as_ref()
         .map_or_else(|| opened.config_digest.clone(), |m| m.digest.clone());
-    let store = Store::open(cache_dir)?;
     let key = record_key(&digest, copy);
-    if let Some(found) = store.load(&key) {
+    let store = cache_dir.map(Store::open).transpose()?;
+    if let Some(found) = store.as_ref().and_then(|s| s.load(&key)) {
         return Ok(Extracted { digest, found });
     }
 
     let fs_view = inspect::read_files(opened, text)?;
     let fail = |msg: String| image_error(text, format!("{msg} ({digest})"));
     let picks = pick::pick(&fs_view, copy, &fail)?;
+    let Some(store) = store else {
+        let found = picks.into_iter().map(unstored).collect();
+        return Ok(Extracted { digest, found });
+    };
     let wanted: BTreeMap<DataRef, u64> = picks
         .iter()
         .filter_map(|p| match p.what {
@@ -132,6 +138,26 @@ pub fn extract(
     })?;
     store.save(&key, &record)?;
     Ok(Extracted { digest, found })
+}
+
+/// A pick as the plan takes it when no bytes were stored.
+fn unstored(p: Pick) -> Found {
+    let kind = match p.what {
+        What::Dir => FoundKind::Dir,
+        What::Symlink(target) => FoundKind::Symlink(target),
+        What::File {
+            size, executable, ..
+        } => FoundKind::File {
+            size,
+            executable,
+            stamp: Stamp::default(),
+        },
+    };
+    Found {
+        origin: PathBuf::from(&p.dest),
+        dest: p.dest,
+        kind,
+    }
 }
 
 impl Item {
