@@ -18,7 +18,11 @@ struct Pane {
 
 impl Pane {
     fn start(script: &Path) -> Pane {
-        let socket = format!("kiln-progress-{}", std::process::id());
+        // A server of its own per pane: a second pane on the socket of one
+        // just killed can meet that server still shutting down.
+        static PANES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = PANES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("kiln-progress-{}-{n}", std::process::id());
         let status = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
             .args(["-x", "200", "-y", "60"])
