@@ -55,7 +55,7 @@ const SYSTEM: &str = "";
 /// the files of one copy entry so that big trees cost little memory.
 type Origin = std::rc::Rc<str>;
 
-/// `images[i]` holds what copy `i` takes from an image, unpacked (see `extract`).
+/// `images[i]` holds what copy `i` takes from an image (see `extract`).
 pub fn plan(
     spec: &Spec,
     base: &Base,
