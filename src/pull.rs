@@ -163,18 +163,24 @@ async fn manifest(
     name: &str,
 ) -> Result<(String, String)> {
     if oci::sha256_hex(wanted).is_some() {
-        if let Some(path) = cache.blob_path(wanted).filter(|p| p.is_file()) {
-            let bytes = std::fs::read(&path).map_err(|e| Error::Io {
-                action: "read",
-                path: path.clone(),
-                source: e,
-            })?;
-            if digest::sha256(&bytes) == wanted {
-                return Ok((wanted.to_string(), media_type_of(&bytes)));
-            }
+        if let Some(found) = cached_manifest(cache, wanted)? {
+            return Ok(found);
         }
     }
     let what = format!("pull {host}/{repo}:{wanted}");
+    // A tag: ask for its digest with a HEAD, and GET only a manifest the
+    // cache lacks (an unchanged rebuild makes no manifest GET at all).
+    let mut wanted = wanted.to_string();
+    if oci::sha256_hex(&wanted).is_none() {
+        let head = retrying(&what, |_| client.head_manifest(host, repo, &wanted)).await?;
+        if let Some((digest, _)) = head {
+            if let Some(found) = cached_manifest(cache, &digest)? {
+                return Ok(found);
+            }
+            wanted = digest;
+        }
+    }
+    let wanted = wanted.as_str();
     let (bytes, header_type) = retrying(&what, |_| client.get_manifest(host, repo, wanted)).await?;
     let got = digest::sha256(&bytes);
     if oci::sha256_hex(wanted).is_some() && got != wanted {
@@ -200,6 +206,19 @@ async fn manifest(
         header_type
     };
     Ok((got, media_type))
+}
+
+/// The manifest `digest` from the cache, if it is there intact: its digest and media type.
+fn cached_manifest(cache: &Cache, digest: &str) -> Result<Option<(String, String)>> {
+    let Some(path) = cache.blob_path(digest).filter(|p| p.is_file()) else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(&path).map_err(|e| Error::Io {
+        action: "read",
+        path: path.clone(),
+        source: e,
+    })?;
+    Ok((digest::sha256(&bytes) == digest).then(|| (digest.to_string(), media_type_of(&bytes))))
 }
 
 /// The mediaType a manifest or index declares, or a guess from its shape.

@@ -12,8 +12,6 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::reference::DOCKER_HUB;
-
 #[derive(Clone, PartialEq)]
 pub struct Credential {
     pub username: String,
@@ -91,7 +89,7 @@ impl Sources {
     /// The credential for `host`, or None for anonymous access.
     pub fn lookup(&self, host: &str) -> Result<Option<Credential>, String> {
         if let Some((env_host, cred)) = &self.env {
-            if env_host == host {
+            if env_host == host || (super::is_docker_hub(env_host) && super::is_docker_hub(host)) {
                 return Ok(Some(cred.clone()));
             }
         }
@@ -139,7 +137,7 @@ fn key_matches(key: &str, host: &str) -> bool {
         .trim_start_matches("https://")
         .trim_start_matches("http://");
     let key_host = stripped.split('/').next().unwrap_or("");
-    let hub = |h: &str| matches!(h, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+    let hub = super::is_docker_hub;
     key_host == host || (hub(key_host) && hub(host))
 }
 
@@ -171,7 +169,8 @@ fn decode(entry: &AuthEntry) -> Result<Credential, String> {
 /// any other failure is an error (guessing would hide a broken setup).
 fn run_helper(name: &str, host: &str) -> Result<Option<Credential>, String> {
     let program = format!("docker-credential-{name}");
-    let server = if host == DOCKER_HUB {
+    // docker keys Docker Hub's credentials by its v1 index URL, whichever name was used.
+    let server = if super::is_docker_hub(host) {
         "https://index.docker.io/v1/"
     } else {
         host
@@ -235,6 +234,11 @@ mod tests {
         .unwrap();
         let s = sources(vec![path]);
         assert_eq!(s.lookup("docker.io").unwrap().unwrap().username, "bob");
+        // The API host kiln sends Docker Hub requests to finds the same entry.
+        assert_eq!(
+            s.lookup("registry-1.docker.io").unwrap().unwrap().username,
+            "bob"
+        );
         assert_eq!(s.lookup("127.0.0.1:5000").unwrap().unwrap().secret, "p");
         assert_eq!(s.lookup("ghcr.io").unwrap(), None);
     }

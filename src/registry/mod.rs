@@ -75,6 +75,30 @@ struct State {
     auth: BTreeMap<(String, String), String>,
 }
 
+/// Docker Hub's registry API host; `docker.io` itself answers the API with
+/// a redirect to its web site.
+pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// The host that serves the distribution API for `registry` (a name as
+/// written in image references): Docker Hub's names all go to
+/// `registry-1.docker.io`, as docker, containerd and containers/image do.
+/// Errors and credentials keep the name the user wrote.
+pub fn api_host(registry: &str) -> &str {
+    if is_docker_hub(registry) {
+        DOCKER_HUB_API
+    } else {
+        registry
+    }
+}
+
+/// True for every name Docker Hub goes by.
+pub fn is_docker_hub(registry: &str) -> bool {
+    matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
+}
+
 /// A registry failure, said in a way that tells the user what to do.
 pub fn error(what: &str, msg: impl Into<String>, hint: impl Into<String>) -> Error {
     Error::Registry {
@@ -148,7 +172,8 @@ impl Client {
         })
     }
 
-    /// The host a pull from `registry` really goes to.
+    /// The host a pull from `registry` really goes to: its mirror, if one is
+    /// set. (Docker Hub's own API host is chosen below, in `base`.)
     pub fn pull_host(&self, registry: &str) -> String {
         self.opts
             .mirrors
@@ -178,7 +203,7 @@ impl Client {
         if let Some(url) = self.state.lock().expect("lock").bases.get(host) {
             return Ok(url.clone());
         }
-        let https = Url::parse(&format!("https://{host}/")).map_err(|_| {
+        let https = Url::parse(&format!("https://{}/", api_host(host))).map_err(|_| {
             error(
                 host,
                 "is not a valid registry host",
@@ -234,6 +259,7 @@ impl Client {
     ) -> Result<Response, Error> {
         let base = self.base(host).await?;
         let key = (host.to_string(), scopes.join(" "));
+        let mut bearer = false;
         for attempt in 0..2 {
             let mut request = build(&self.http, &base);
             let cached = self.state.lock().expect("lock").auth.get(&key).cloned();
@@ -254,10 +280,15 @@ impl Client {
                     .and_then(|s| s.split(':').nth(1))
                     .unwrap_or("");
                 let what = format!("{host}/{repo}");
-                return Err(unauthorized(
-                    what.trim_end_matches('/'),
-                    self.credential(host)?.is_some(),
-                ));
+                let what = what.trim_end_matches('/');
+                let had_credentials = self.credential(host)?.is_some();
+                // A token was granted and still refused: for a pull, that is
+                // how Docker Hub answers a repository that does not exist.
+                let pull_only = !scopes.is_empty() && scopes.iter().all(|s| s.ends_with(":pull"));
+                if bearer && pull_only {
+                    return Err(not_found_or_no_access(what, had_credentials));
+                }
+                return Err(unauthorized(what, had_credentials));
             }
             let challenge = response
                 .headers()
@@ -270,6 +301,7 @@ impl Client {
                     None => return Err(unauthorized(host, false)),
                 },
                 Some(Challenge::Bearer { realm, service }) => {
+                    bearer = true;
                     self.token(host, &base, &realm, service.as_deref(), scopes)
                         .await?
                 }
@@ -396,6 +428,45 @@ impl Client {
         let what = format!("{host}/{repo}:{reference}");
         let response = check(response, &what).await?;
         read_manifest(response, &what).await.map(Some)
+    }
+
+    /// HEAD a manifest: the digest (Docker-Content-Digest) and media type the
+    /// registry gives for `reference`, without its body. Docker Hub counts
+    /// manifest GETs against its pull limit, not HEADs. None when the
+    /// registry gives no usable digest or will not answer a HEAD: the caller
+    /// then GETs.
+    pub async fn head_manifest(
+        &self,
+        host: &str,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<(String, String)>, Error> {
+        let scopes = [format!("repository:{repo}:pull")];
+        let path = format!("v2/{repo}/manifests/{reference}");
+        let response = self
+            .send(host, &scopes, &|c, base| {
+                c.head(base.join(&path).expect("valid path"))
+                    .header(ACCEPT, MANIFEST_TYPES.join(", "))
+            })
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let busy = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            if busy {
+                return Err(status_error(response, &format!("{host}/{repo}:{reference}")).await);
+            }
+            return Ok(None);
+        }
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or("").trim().to_string())
+        };
+        let digest = header("Docker-Content-Digest").filter(|d| oci::sha256_hex(d).is_some());
+        let media_type = header(CONTENT_TYPE.as_str()).unwrap_or_default();
+        Ok(digest.map(|d| (d, media_type)))
     }
 
     async fn manifest_response(
@@ -750,7 +821,13 @@ async fn status_error(response: Response, what: &str) -> Error {
         .and_then(|v| v.trim().parse::<u64>().ok());
     let body = body::read_some(response, MAX_ERROR_BODY, what).await;
     let detail = registry_message(&body);
+    let name_unknown = error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN");
     match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+            if name_unknown =>
+        {
+            not_found_or_no_access(what, true)
+        }
         StatusCode::UNAUTHORIZED => unauthorized(what, true),
         StatusCode::FORBIDDEN => error(
             what,
@@ -763,6 +840,23 @@ async fn status_error(response: Response, what: &str) -> Error {
             "check the repository name and tag (and --registry-mirror for docker.io images)",
         ),
         // Statuses that mean "not now": 408, 429, 499 (client closed), 5xx but 501/505, 522.
+        // Asked to wait longer than kiln waits: say so now rather than sleep for hours.
+        s if matches!(s.as_u16(), 429 | 503)
+            && retry_after.is_some_and(|secs| secs > retry::MAX_RETRY_AFTER) =>
+        {
+            let secs = retry_after.unwrap_or_default();
+            error(
+                what,
+                format!(
+                    "the registry answered {status} and asked kiln to wait {} (Retry-After: {secs}){detail}",
+                    crate::duration::format(secs.min(1 << 32) as i64 * 1_000_000_000)
+                ),
+                format!(
+                    "kiln waits at most {} s for a registry; try again later (on Docker Hub, logging in raises the pull limit)",
+                    retry::MAX_RETRY_AFTER
+                ),
+            )
+        }
         s if matches!(s.as_u16(), 408 | 429 | 499 | 500 | 502 | 503 | 504 | 522) => transient(
             what,
             format!("the registry answered {status}{detail}"),
@@ -801,6 +895,32 @@ fn registry_message(body: &[u8]) -> String {
         }),
         Err(_) => String::new(),
     }
+}
+
+/// Every `errors[].code` of a distribution error body.
+fn error_codes(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        code: Option<String>,
+    }
+    serde_json::from_slice::<Body>(body).map_or_else(
+        |_| Vec::new(),
+        |b| b.errors.into_iter().filter_map(|e| e.code).collect(),
+    )
+}
+
+/// A registry that will not tell a missing repository from a private one.
+fn not_found_or_no_access(what: &str, had_credentials: bool) -> Error {
+    let hint = if had_credentials {
+        "check the repository name, and that these credentials may read it"
+    } else {
+        "check the repository name; a private repository needs a login (`docker login`, or KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD)"
+    };
+    error(what, "repository not found or no access", hint)
 }
 
 fn unauthorized(what: &str, had_credentials: bool) -> Error {
@@ -895,6 +1015,15 @@ mod tests {
             registry_message(hostile),
             ": DENIED no\\n\\x1b[2Jerror: forged\\u{202e}"
         );
+    }
+
+    #[test]
+    fn docker_hub_names_go_to_its_api_host() {
+        for name in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            assert_eq!(api_host(name), "registry-1.docker.io");
+        }
+        assert_eq!(api_host("ghcr.io"), "ghcr.io");
+        assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 
     #[test]

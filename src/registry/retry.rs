@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::error::{Error, Retry};
 
 const DELAYS_MS: [u64; 3] = [1000, 3000, 3000];
-const MAX_RETRY_AFTER: u64 = 60;
+/// The longest Retry-After kiln waits for; a longer one fails at once.
+pub const MAX_RETRY_AFTER: u64 = 60;
 
 /// Run `op` until it succeeds, fails for good, or has had its retries.
 pub async fn retrying<T, F, Fut>(what: &str, mut op: F) -> Result<T, Error>

@@ -3,7 +3,7 @@
 //! auth with a small token server of our own as the realm.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -125,6 +125,7 @@ impl Registry {
             key: d.join("token.key"),
             x5c: base64(&fs::read(d.join("token.der")).unwrap(), STD),
             requests: requests.clone(),
+            repositories: None,
         };
         let server = {
             let stop = stop.clone();
@@ -217,7 +218,11 @@ fn serve(dir: &Path, extra: &str) -> (String, Child) {
         .local_addr()
         .unwrap()
         .port();
-    let addr = format!("127.0.0.1:{port}");
+    serve_on(dir, extra, format!("127.0.0.1:{port}"))
+}
+
+/// The same, on `addr`.
+fn serve_on(dir: &Path, extra: &str, addr: String) -> (String, Child) {
     let config = dir.join("config.yml");
     fs::write(
         &config,
@@ -266,12 +271,21 @@ struct TokenServer {
     key: PathBuf,
     x5c: String,
     requests: Arc<Mutex<Vec<TokenRequest>>>,
+    /// The repositories tokens may grant anything for (None: all). Docker
+    /// Hub grants nothing for a repository that does not exist, so its
+    /// registry answers 401 even with a token.
+    repositories: Option<Vec<String>>,
 }
 
 impl TokenServer {
     fn answer(&self, stream: TcpStream) -> std::io::Result<()> {
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut reader = BufReader::new(stream.try_clone()?);
+        self.answer_on(stream)
+    }
+
+    /// Answer one request on `stream` (plain, or TLS for the Docker Hub stand-in).
+    fn answer_on<S: Read + Write>(&self, mut stream: S) -> std::io::Result<()> {
+        let mut reader = BufReader::new(&mut stream);
         let mut line = String::new();
         reader.read_line(&mut line)?;
         let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
@@ -328,7 +342,7 @@ impl TokenServer {
             scopes,
             auth,
         });
-        let mut stream = stream;
+        drop(reader);
         write!(
             stream,
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -345,6 +359,13 @@ impl TokenServer {
                 // type:name:actions; a name may hold a ':' (a port), so split the ends.
                 let (kind, rest) = scope.split_once(':')?;
                 let (name, actions) = rest.rsplit_once(':')?;
+                if self
+                    .repositories
+                    .as_ref()
+                    .is_some_and(|known| !known.iter().any(|r| r == name))
+                {
+                    return None;
+                }
                 let actions: Vec<&str> = actions
                     .split(',')
                     .filter(|a| auth == Auth::Accepted || *a == "pull")
@@ -447,4 +468,194 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Docker Hub as seen from inside a network namespace (see netns.rs) whose
+/// /etc/hosts maps `registry-1.docker.io` to `REGISTRY_IP`, `auth.docker.io`
+/// to `AUTH_IP`, and `docker.io` and `index.docker.io` to `WEB_IP`, all over
+/// TLS from one throwaway CA: docker-registry with token auth (realm
+/// `https://auth.docker.io/token`, service `registry.docker.io`) as the API,
+/// a token server as auth.docker.io, and docker.io answering every request
+/// with a 301 to a web page, as it does. Start it inside the namespace
+/// (`Netns::run`).
+pub struct DockerHub {
+    /// The CA certificate (PEM), for `--ca-file`.
+    pub ca_file: PathBuf,
+    pub log: PathBuf,
+    requests: Arc<Mutex<Vec<TokenRequest>>>,
+    /// Request lines docker.io was sent.
+    web_requests: Arc<Mutex<Vec<String>>>,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+pub const REGISTRY_IP: &str = "127.0.0.2";
+pub const AUTH_IP: &str = "127.0.0.3";
+pub const WEB_IP: &str = "127.0.0.4";
+
+/// The /etc/hosts lines `DockerHub` expects.
+pub const DOCKER_HUB_HOSTS: [(&str, &str); 4] = [
+    (REGISTRY_IP, "registry-1.docker.io"),
+    (AUTH_IP, "auth.docker.io"),
+    (WEB_IP, "docker.io"),
+    (WEB_IP, "index.docker.io"),
+];
+
+impl DockerHub {
+    /// `repositories` are the ones that exist: tokens grant nothing for others.
+    pub fn start(user: &str, password: &str, repositories: &[&str]) -> DockerHub {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("certs")).unwrap();
+        openssl(
+            d,
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out certs/ca.crt -subj /CN=kiln-test-hub-CA",
+        );
+        openssl(
+            d,
+            "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=docker.io",
+        );
+        fs::write(
+            d.join("server.ext"),
+            "subjectAltName=DNS:registry-1.docker.io,DNS:auth.docker.io,DNS:docker.io,DNS:index.docker.io\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            "x509 -req -in server.csr -days 2 -CA certs/ca.crt -CAkey ca.key -extfile server.ext -out server.crt",
+        );
+        openssl(
+            d,
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -keyout token.key -out token.crt -subj /CN=kiln-test-tokens",
+        );
+        openssl(d, "x509 -in token.crt -outform DER -out token.der");
+        let tls = tls_config(&d.join("server.crt"), &d.join("server.key"));
+
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let tokens = Arc::new(TokenServer {
+            basic: format!(
+                "Basic {}",
+                base64(format!("{user}:{password}").as_bytes(), STD)
+            ),
+            user: user.to_string(),
+            key: d.join("token.key"),
+            x5c: base64(&fs::read(d.join("token.der")).unwrap(), STD),
+            requests: requests.clone(),
+            repositories: Some(repositories.iter().map(|r| r.to_string()).collect()),
+        });
+        tls_server(&format!("{AUTH_IP}:443"), tls.clone(), move |stream| {
+            let _ = tokens.answer_on(stream);
+        });
+
+        let web_requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = web_requests.clone();
+        tls_server(&format!("{WEB_IP}:443"), tls, move |mut stream| {
+            let mut line = String::new();
+            let mut reader = BufReader::new(&mut stream);
+            if reader.read_line(&mut line).is_err() {
+                return;
+            }
+            loop {
+                let mut header = String::new();
+                match reader.read_line(&mut header) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if header.trim().is_empty() => break,
+                    Ok(_) => {}
+                }
+            }
+            drop(reader);
+            seen.lock().unwrap().push(line.trim().to_string());
+            let body = "<html><body>Moved</body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 301 Moved Permanently\r\nLocation: https://www.docker.com/\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.flush();
+        });
+
+        let extra = format!(
+            "  tls: {{certificate: {0}/server.crt, key: {0}/server.key}}\nauth:\n  token: {{realm: \"https://auth.docker.io/token\", service: registry.docker.io, issuer: {ISSUER}, rootcertbundle: {0}/token.crt}}\n",
+            d.display()
+        );
+        let (_, child) = serve_on(d, &extra, format!("{REGISTRY_IP}:443"));
+        DockerHub {
+            ca_file: d.join("certs/ca.crt"),
+            log: d.join("registry.log"),
+            requests,
+            web_requests,
+            child,
+            dir,
+        }
+    }
+
+    /// Every request auth.docker.io has answered so far.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Every request line docker.io (the web site) was sent.
+    pub fn web_requests(&self) -> Vec<String> {
+        self.web_requests.lock().unwrap().clone()
+    }
+
+    /// The registry's access-log lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for DockerHub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The TLS servers' threads die with the test process (and their namespace).
+    }
+}
+
+/// A rustls server config for one certificate chain and key (PEM files).
+fn tls_config(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    Arc::new(config)
+}
+
+type TlsStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
+/// Accept TLS connections on `addr`, each answered by `handle` on its own thread.
+fn tls_server(
+    addr: &str,
+    config: Arc<rustls::ServerConfig>,
+    handle: impl Fn(TlsStream) + Send + Sync + 'static,
+) {
+    let listener = TcpListener::bind(addr).unwrap();
+    let handle = Arc::new(handle);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let handle = handle.clone();
+            std::thread::spawn(move || handle(rustls::StreamOwned::new(conn, stream)));
+        }
+    });
 }
