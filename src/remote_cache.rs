@@ -196,15 +196,16 @@ impl RemoteCache {
     }
 
     /// Record every layer written: the blob goes into the cache repository
-    /// (mounted from `pushed_to` when the push went to the same registry),
+    /// (mounted from a destination in `pushed_to` on the same registry),
     /// then a pointer manifest under the layer's tag.
-    pub fn record(&self, pushed_to: Option<&Reference>) {
+    pub fn record(&self, pushed_to: &[Reference]) {
         let written = std::mem::take(&mut *self.written.lock().expect("no panics"));
         if written.is_empty() || self.broken.load(Ordering::Relaxed) {
             return;
         }
         let from = pushed_to
-            .filter(|t| t.registry == self.host && t.repository != self.repo)
+            .iter()
+            .find(|t| t.registry == self.host && t.repository != self.repo)
             .map(|t| t.repository.clone());
         let result = self.handle.block_on(async {
             self.put_blob(EMPTY_DIGEST, EMPTY.len() as u64, None, None)
