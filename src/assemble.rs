@@ -93,6 +93,7 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(manifest_type.to_string()),
+        artifact_type: None,
         config: config_descriptor.clone(),
         layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
         annotations,

@@ -67,7 +67,7 @@ pub fn build(
             .map_err(|e| tracing::warn!("building without a layer cache: {e}"))
             .ok(),
     };
-    let mut net = Net::new(network, outputs.push.as_ref().map(|r| r.registry.as_str()));
+    let mut net = Net::new(network, outputs.push.first().map(|r| r.registry.as_str()));
 
     let mut targets = Vec::new();
     let mut logged = std::collections::BTreeSet::new();
@@ -84,7 +84,7 @@ pub fn build(
     let lead = &targets[0].spec;
 
     let default_layout = PathBuf::from("kiln-out").join(&lead.name);
-    let layout_dest = match (&outputs.layout, &outputs.tar, &outputs.push) {
+    let layout_dest = match (&outputs.layout, &outputs.tar, outputs.push.first()) {
         (Some(dir), _, _) => Some(layout::destination(dir)?),
         (None, None, None) => Some(layout::destination(&default_layout)?),
         _ => None,
@@ -107,7 +107,12 @@ pub fn build(
                 client.clone(),
                 repo,
                 cache::Cache::open(&network.cache_dir).ok(),
-                outputs.push.as_ref().map(|p| p.registry.as_str()),
+                // Hits are mounted only when every destination is on one registry.
+                outputs
+                    .push
+                    .first()
+                    .filter(|first| outputs.push.iter().all(|p| p.registry == first.registry))
+                    .map(|p| p.registry.as_str()),
                 network.layer_cache,
             ))
         }
@@ -118,7 +123,7 @@ pub fn build(
     let mut streamed = Vec::new();
     for t in &targets {
         // With --push, new layers upload while they are written.
-        let streams = match &outputs.push {
+        let streams = match outputs.push.first() {
             Some(target) if target.digest.is_none() => {
                 let (rt, client, _) = net.get()?;
                 Some(stream::Streams::new(
@@ -138,7 +143,7 @@ pub fn build(
             cache: layer_cache.as_ref(),
             verify_hits: outputs.layout.is_some()
                 || outputs.tar.is_some()
-                || outputs.push.is_none(),
+                || outputs.push.is_empty(),
             tee: streams
                 .as_ref()
                 .map(|_| &tee as &(dyn Fn(usize) -> Option<Box<dyn std::io::Write + Send>> + Sync)),
@@ -184,44 +189,57 @@ pub fn build(
     }
     timings.assemble = started.elapsed() - timings.resolve - timings.layers;
 
-    let pushed = match &outputs.push {
-        Some(target) => {
+    let pushed = match outputs.push.is_empty() {
+        false => {
             let (rt, client, _) = net.get()?;
             let mut total = push::Pushed::default();
-            for ((t, image), streamed) in targets.iter().zip(&images).zip(&streamed) {
-                let request = push::Request {
-                    image,
-                    config_path: staging.blob_path(&image.config_descriptor.digest),
-                    target,
-                    tags: &outputs.tags,
-                    base_source: t.base.source.as_ref(),
-                    base_layers: t.base.layers.len(),
-                    streamed,
-                    by_digest: index.is_some(),
-                };
-                let one = rt.block_on(push::push(client, request))?;
-                total.add(&one);
-                total.references = one.references;
-            }
-            if let Some(index) = &index {
-                let future = push::put_tagged(
-                    client,
-                    target,
-                    &outputs.tags,
-                    &index.bytes,
-                    &index.descriptor.media_type,
-                    &index.descriptor.digest,
-                );
-                total.references = rt.block_on(future)?;
+            // In --push order: blobs go up once per registry, and a later
+            // destination on a registry already pushed to mounts them all.
+            for (d, target) in outputs.push.iter().enumerate() {
+                let mount_all_from = outputs.push[..d]
+                    .iter()
+                    .find(|e| e.registry == target.registry && e.repository != target.repository)
+                    .map(|e| e.repository.as_str());
+                let mut references = Vec::new();
+                for ((t, image), streamed) in targets.iter().zip(&images).zip(&streamed) {
+                    let request = push::Request {
+                        image,
+                        config_path: staging.blob_path(&image.config_descriptor.digest),
+                        target,
+                        tags: &outputs.tags,
+                        base_source: t.base.source.as_ref(),
+                        base_layers: t.base.layers.len(),
+                        // Layers streamed while written went to the first destination only.
+                        streamed: if d == 0 { streamed } else { &[] },
+                        by_digest: index.is_some(),
+                        mount_all_from,
+                    };
+                    let one = rt.block_on(push::push(client, request))?;
+                    total.add(&one);
+                    references = one.references;
+                }
+                if let Some(index) = &index {
+                    let future = push::put_tagged(
+                        client,
+                        target,
+                        &outputs.tags,
+                        &index.bytes,
+                        &index.descriptor.media_type,
+                        &index.descriptor.digest,
+                    );
+                    references = rt.block_on(future)?;
+                }
+                total.destinations.push(references[0].clone());
+                total.references.extend(references);
             }
             total.digest = top.digest.clone();
             total.reference = total.references[0].clone();
             Some(total)
         }
-        None => None,
+        true => None,
     };
     if let Some(remote) = &remote {
-        remote.record(outputs.push.as_ref());
+        remote.record(&outputs.push);
     }
     timings.push = started.elapsed() - timings.resolve - timings.layers - timings.assemble;
 
@@ -230,10 +248,11 @@ pub fn build(
         staging.commit_layout(&all, &top, &lead.tag, dest)?;
     }
     if let Some(file) = &outputs.digest_file {
-        let line = pushed
+        // One line per destination: REF@sha256:... for each --push.
+        let lines = pushed
             .as_ref()
-            .map_or(top.digest.clone(), |p| p.reference.clone());
-        output::write(file, format!("{line}\n").as_bytes())?;
+            .map_or(vec![top.digest.clone()], |p| p.destinations.clone());
+        output::write(file, format!("{}\n", lines.join("\n")).as_bytes())?;
     }
     let mut warnings = Vec::new();
     for t in &targets {

@@ -84,8 +84,9 @@ pub struct Outputs {
     pub tar: Option<PathBuf>,
     /// A file that receives the manifest digest (or `REF@DIGEST` after a push).
     pub digest_file: Option<PathBuf>,
-    /// Push to this registry reference, and under these extra tags.
-    pub push: Option<reference::Reference>,
+    /// Push to each of these registry references (in order), and under
+    /// these extra tags in each.
+    pub push: Vec<reference::Reference>,
     pub tags: Vec<String>,
 }
 

@@ -91,7 +91,7 @@ struct IndexArgs {
     #[arg(long = "from-digest-files", value_name = "FILE", num_args = 1..)]
     digest_files: Vec<PathBuf>,
     /// Also tag the index as TAG (repeatable).
-    #[arg(long = "tag", value_name = "TAG")]
+    #[arg(long = "tag", value_name = "TAG", value_parser = parse_tag)]
     tags: Vec<String>,
     /// Write REF@sha256:... of the index to this file.
     #[arg(long, value_name = "FILE")]
@@ -150,7 +150,8 @@ struct BuildArgs {
     /// (`-` for stdout; a device, FIFO or symlink is written through).
     #[arg(long, value_name = "FILE")]
     tar: Option<PathBuf>,
-    /// Write the manifest digest (sha256:...) to this file (`-` for stdout); after --push, REF@sha256:....
+    /// Write the manifest digest (sha256:...) to this file (`-` for stdout); after --push,
+    /// REF@sha256:... (one line per --push).
     #[arg(long, value_name = "FILE")]
     digest_file: Option<PathBuf>,
     /// Set a ${NAME} value, overriding [args].
@@ -163,17 +164,17 @@ struct BuildArgs {
     /// overriding the spec's; default: the spec's, else this machine's.
     #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
     platforms: Vec<String>,
-    /// Push the image to a registry (HOST[:PORT]/REPO[:TAG]).
+    /// Push the image to a registry (HOST[:PORT]/REPO[:TAG]); repeat to push to several.
     #[arg(long, value_name = "REF", value_parser = ReferenceParser)]
-    push: Option<kiln::reference::Reference>,
+    push: Vec<kiln::reference::Reference>,
     /// Build even when checks find errors.
     #[arg(long)]
     no_check: bool,
     /// An unpinned base is an error.
     #[arg(long)]
     strict: bool,
-    /// Also push under this tag (repeatable).
-    #[arg(long = "tag", value_name = "TAG", requires = "push")]
+    /// Also push under this tag, in every --push destination (repeatable).
+    #[arg(long = "tag", value_name = "TAG", requires = "push", value_parser = parse_tag)]
     tags: Vec<String>,
     /// Share finished layers through this registry repository (HOST/REPO): a build on another
     /// machine reuses them instead of compressing and uploading again.
@@ -322,14 +323,24 @@ fn index(args: IndexArgs) -> Result<(), Error> {
             path: file.clone(),
             source: e,
         })?;
+        let mut listed = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let reference = parse_reference(line).map_err(|msg| Error::Usage {
                 what: format!("`{}`", file.display()),
                 msg,
                 hint: Some("a digest file from `kiln build --push REF --digest-file FILE` holds REF@sha256:...".into()),
             })?;
-            images.push(reference);
+            listed.push(reference);
         }
+        // A build pushed to several destinations lists each: take the
+        // index's own repository when the file names it.
+        let own = |r: &kiln::reference::Reference| {
+            r.registry == args.target.registry && r.repository == args.target.repository
+        };
+        if listed.iter().any(own) {
+            listed.retain(own);
+        }
+        images.extend(listed);
     }
     let request = kiln::index::Request {
         target: &args.target,
@@ -400,6 +411,15 @@ impl clap::builder::TypedValueParser for ReferenceParser {
             .to_str()
             .ok_or_else(|| fail("an image reference must be UTF-8".into()))?;
         parse_reference(text).map_err(fail)
+    }
+}
+
+fn parse_tag(text: &str) -> Result<String, String> {
+    match kiln::reference::is_tag(text) {
+        true => Ok(text.to_string()),
+        false => Err(format!(
+            "`{text}` is not a tag: up to 128 letters, digits, `.`, `_` and `-`, not starting with `.` or `-`"
+        )),
     }
 }
 
@@ -492,6 +512,14 @@ fn build(args: BuildArgs) -> Result<(), Error> {
         .map(|(flag, _)| flag)
         .collect();
     stdout_once(stdout.iter().copied(), &args.format)?;
+    // Every destination is checked before anything is built or pushed.
+    if let Some(bad) = args.push.iter().find(|p| p.digest.is_some()) {
+        return Err(Error::Usage {
+            what: format!("--push {bad}"),
+            msg: "a push target names a tag, not a digest".into(),
+            hint: Some("write --push HOST/REPO:TAG".into()),
+        });
+    }
     let inputs = Inputs {
         build_args: args.build_args,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),

@@ -21,8 +21,10 @@ const PARALLEL: usize = 4;
 pub struct Pushed {
     /// `host/repo:tag@sha256:...` for the first tag.
     pub reference: String,
-    /// `host/repo:tag@sha256:...` for every tag.
+    /// `host/repo:tag@sha256:...` for every tag of every destination.
     pub references: Vec<String>,
+    /// `host/repo:tag@sha256:...` for the first tag of each destination, in --push order.
+    pub destinations: Vec<String>,
     pub digest: String,
     pub uploaded: usize,
     pub uploaded_bytes: u64,
@@ -116,6 +118,9 @@ pub struct Request<'a> {
     /// Put the manifest under its digest only: it is one platform of an
     /// index, which gets the tags.
     pub by_digest: bool,
+    /// A repository on the target's registry that an earlier destination
+    /// of this build filled: every blob is mounted from it.
+    pub mount_all_from: Option<&'a str>,
 }
 
 pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
@@ -128,6 +133,7 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
         base_layers,
         streamed,
         by_digest,
+        mount_all_from,
     } = request;
     let host = target.registry.as_str();
     let repo = target.repository.as_str();
@@ -167,6 +173,11 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
         mount_from: None,
         verify: false,
     });
+    if let Some(from) = mount_all_from.filter(|r| *r != repo) {
+        for b in &mut blobs {
+            b.mount_from = Some(from.to_string());
+        }
+    }
     let mut seen = std::collections::BTreeSet::new();
     blobs.retain(|b| seen.insert(b.digest.clone()));
 

@@ -46,12 +46,7 @@ impl Reference {
             None => (rest, None),
         };
         if let Some(t) = &tag {
-            let ok = !t.is_empty()
-                && t.len() <= 128
-                && !t.starts_with(['.', '-'])
-                && t.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if !ok {
+            if !is_tag(t) {
                 return Err(bad("a tag is letters, digits, `.`, `_` and `-`"));
             }
         }
@@ -99,6 +94,16 @@ impl Reference {
 }
 
 /// `text` fit to show: any credentials in it replaced by `***`.
+/// A tag as the distribution spec allows it: up to 128 letters, digits,
+/// `.`, `_` and `-`, not starting with `.` or `-`.
+pub fn is_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 128
+        && !t.starts_with(['.', '-'])
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 pub fn redacted(text: &str) -> String {
     match credentials_in(text) {
         Some(rest) => format!("***@{rest}"),

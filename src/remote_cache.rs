@@ -34,6 +34,10 @@ const KEY: &str = "dev.kiln.layer.key";
 /// The empty JSON object, the config of the pointer manifests.
 const EMPTY: &[u8] = b"{}";
 const EMPTY_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The `artifactType` of the pointer manifests: image-spec 1.1 requires one
+/// when the config is the empty descriptor. Manifests kiln wrote before it
+/// set one have none, and are read all the same.
+pub const ARTIFACT_TYPE: &str = "application/vnd.kiln.layer-cache.v1";
 const EMPTY_DIGEST: &str =
     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
 
@@ -192,15 +196,16 @@ impl RemoteCache {
     }
 
     /// Record every layer written: the blob goes into the cache repository
-    /// (mounted from `pushed_to` when the push went to the same registry),
+    /// (mounted from a destination in `pushed_to` on the same registry),
     /// then a pointer manifest under the layer's tag.
-    pub fn record(&self, pushed_to: Option<&Reference>) {
+    pub fn record(&self, pushed_to: &[Reference]) {
         let written = std::mem::take(&mut *self.written.lock().expect("no panics"));
         if written.is_empty() || self.broken.load(Ordering::Relaxed) {
             return;
         }
         let from = pushed_to
-            .filter(|t| t.registry == self.host && t.repository != self.repo)
+            .iter()
+            .find(|t| t.registry == self.host && t.repository != self.repo)
             .map(|t| t.repository.clone());
         let result = self.handle.block_on(async {
             self.put_blob(EMPTY_DIGEST, EMPTY.len() as u64, None, None)
@@ -283,6 +288,14 @@ fn pointer(bytes: &[u8], key: &str) -> Option<Descriptor> {
     if manifest.annotations.get(KEY).map(String::as_str) != Some(key) {
         return None;
     }
+    // Without an artifactType: written by an older kiln, still a pointer.
+    if manifest
+        .artifact_type
+        .as_deref()
+        .is_some_and(|t| t != ARTIFACT_TYPE)
+    {
+        return None;
+    }
     let [layer] = manifest.layers.as_slice() else {
         return None;
     };
@@ -308,6 +321,7 @@ fn pointer_manifest(key: &str, blob: &LayerBlob, media_type: &str) -> Vec<u8> {
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(oci::OCI_MANIFEST.to_string()),
+        artifact_type: Some(ARTIFACT_TYPE.to_string()),
         config: Descriptor {
             media_type: EMPTY_TYPE.to_string(),
             digest: EMPTY_DIGEST.to_string(),
@@ -352,5 +366,32 @@ mod tests {
     #[test]
     fn the_empty_config_digest_is_right() {
         assert_eq!(crate::digest::sha256(EMPTY), EMPTY_DIGEST);
+    }
+
+    fn blob() -> LayerBlob {
+        LayerBlob {
+            path: "/nonexistent".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            size: 3,
+            diff_id: format!("sha256:{}", "b".repeat(64)),
+            diff_size: 5,
+            verified: true,
+            source: Source::Built,
+            mount_from: None,
+        }
+    }
+
+    #[test]
+    fn pointers_are_read_with_and_without_an_artifact_type() {
+        let written = pointer_manifest("k1", &blob(), oci::OCI_LAYER_GZIP);
+        let json: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        assert_eq!(json["artifactType"], ARTIFACT_TYPE);
+        assert!(pointer(&written, "k1").is_some());
+        let mut older = json.clone();
+        older.as_object_mut().unwrap().remove("artifactType");
+        assert!(pointer(&serde_json::to_vec(&older).unwrap(), "k1").is_some());
+        let mut other = json;
+        other["artifactType"] = "application/vnd.example.sbom".into();
+        assert!(pointer(&serde_json::to_vec(&other).unwrap(), "k1").is_none());
     }
 }

@@ -574,3 +574,66 @@ fn a_multi_platform_build_takes_both_platforms_layers_from_the_cache() {
         );
     }
 }
+
+/// PUT `body` as an OCI manifest under `repo:tag`, byte for byte; the status.
+fn put_manifest(registry: &Registry, repo: &str, tag: &str, body: &[u8]) -> u16 {
+    let mut stream = std::net::TcpStream::connect(&registry.addr).unwrap();
+    write!(
+        stream,
+        "PUT /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        registry.addr,
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {reply:?}"))
+}
+
+#[test]
+fn cache_manifests_carry_an_artifact_type_and_older_ones_without_it_still_hit() {
+    let Some((work, registry)) = with_registry(TOOLS) else {
+        return;
+    };
+    let w = work.path();
+    let cache_repo = cache_repo(&registry);
+    let (a, a_spec) = runner_a(&registry, w);
+    let tags = cache_tags(&registry);
+    assert_eq!(tags.len(), LAYERS, "{tags:?}");
+    for tag in &tags {
+        let (pointer, _) = served_raw(&format!("{cache_repo}:{tag}"));
+        assert_eq!(
+            pointer["artifactType"],
+            kiln::remote_cache::ARTIFACT_TYPE,
+            "{pointer}"
+        );
+        assert_eq!(
+            pointer["config"]["mediaType"],
+            "application/vnd.oci.empty.v1+json"
+        );
+        // Rewritten the way a kiln from before artifactType wrote it.
+        let mut older = pointer.clone();
+        older.as_object_mut().unwrap().remove("artifactType");
+        let body = serde_json::to_vec(&older).unwrap();
+        assert_eq!(put_manifest(&registry, "kiln-cache", tag, &body), 201);
+        let (served, _) = served_raw(&format!("{cache_repo}:{tag}"));
+        assert!(served.get("artifactType").is_none(), "{served}");
+    }
+
+    let target = format!("{}/app-b:1", registry.addr);
+    let (b, stderr) = runner(
+        w,
+        "b",
+        &a_spec,
+        1_000_000_000,
+        &["--push", &target, "--cache-repo", &cache_repo],
+    );
+    assert_eq!(sources(&b), ["cache-repo"; LAYERS], "{stderr}");
+    assert_eq!(b["manifest"]["digest"], a["manifest"]["digest"]);
+    pull_and_check(&target, "1.0\n", &w.join("runner-b"));
+}
