@@ -204,3 +204,31 @@ fn permanent_errors_are_not_retried() {
         .count();
     assert_eq!(tries, 1, "a 400 was retried");
 }
+
+/// A Retry-After longer than kiln waits fails at once and says how long.
+#[test]
+fn a_long_retry_after_fails_at_once_and_says_how_long() {
+    if !have(&["docker-registry"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let spec = spec(work.path());
+    let registry = Registry::start();
+    let proxy = Proxy::start(&registry.addr);
+    proxy.fault("PUT", "/manifests/", 1000, Fault::Status(429, Some(3600)));
+    let started = std::time::Instant::now();
+    let out = push(&spec, &format!("{}/limited/x:1", proxy.addr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Retry-After: 3600"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{stderr}"
+    );
+    let tries = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
+        .count();
+    assert_eq!(tries, 1, "a long Retry-After was waited out or retried");
+}
