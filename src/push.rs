@@ -274,16 +274,14 @@ pub async fn put_tagged(
     }
     for tag in &all_tags {
         let what = format!("push {host}/{repo}:{tag}");
-        let reported = retrying(&what, |_| {
-            client.put_manifest(host, repo, tag, bytes, media_type)
+        // HEAD first: a tag that already names this digest is left alone
+        // (ECR's immutable tags refuse even an identical PUT).
+        let put = retrying(&what, |_| {
+            client.put_tag(host, repo, tag, bytes, media_type, digest)
         })
         .await?;
-        if let Some(d) = reported.filter(|d| d != digest) {
-            return Err(registry::error(
-                &format!("{host}/{repo}:{tag}"),
-                format!("the registry stored the manifest as {d}, not {digest}"),
-                "the registry rewrote the manifest; push to a registry that keeps manifests as sent",
-            ));
+        if !put {
+            tracing::info!("{host}/{repo}:{tag} already names {digest}; not put again");
         }
     }
     Ok(all_tags

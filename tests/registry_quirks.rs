@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::netns::Netns;
+use common::proxy::{Fault, Proxy};
 use common::registries::{Auth, DOCKER_HUB_HOSTS, DockerHub};
 use common::*;
 
@@ -162,4 +163,109 @@ fn docker_hub_short_names_pull_through_registry_1_with_a_token() {
 
     // docker.io, the web site, was never asked anything.
     assert_eq!(hub.web_requests(), Vec::<String>::new());
+}
+
+fn spec_with(dir: &Path, content: &str) -> std::path::PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    write_spec(
+        dir,
+        &format!(
+            "[image]\nname = \"app\"\n[[file]]\npath = \"/hello.txt\"\ncontent = \"{content}\\n\"\n[policy]\nenforce = false\n"
+        ),
+    )
+}
+
+fn push_to(spec: &Path, target: &str, cache: &Path) -> Output {
+    kiln()
+        .arg("build")
+        .arg(spec)
+        .args(["--push", target, "--cache-dir"])
+        .arg(cache)
+        .output()
+        .unwrap()
+}
+
+fn manifest_puts(proxy: &Proxy) -> usize {
+    proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
+        .count()
+}
+
+#[test]
+fn ecr_immutable_tags_are_left_alone_or_named_in_the_error() {
+    let Some((work, registry)) = with_registry(&["docker-registry"]) else {
+        return;
+    };
+    let w = work.path();
+    let proxy = Proxy::start(&registry.addr);
+    let target = format!("{}/team/app:1", proxy.addr);
+    let cache = w.join("cache");
+    let first = spec_with(&w.join("a"), "one");
+
+    let out = push_to(&first, &target, &cache);
+    succeeded(&out);
+    assert_eq!(manifest_puts(&proxy), 1);
+    let digest = build_json(&first, &cache, &[])["manifest"]["digest"]
+        .as_str()
+        .expect("a manifest digest")
+        .to_string();
+
+    // From now on the tag is immutable: every PUT of it is refused.
+    proxy.fault("PUT", "/manifests/1", 100, Fault::Status(400, None));
+
+    // The same image again: a HEAD finds the tag already names it; no PUT.
+    let out = push_to(&first, &target, &cache);
+    succeeded(&out);
+    assert_eq!(manifest_puts(&proxy), 1, "{:#?}", proxy.requests());
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .any(|r| r.method == "HEAD" && r.path.ends_with("/manifests/1"))
+    );
+
+    // Another image under the same tag: refused, and the error says why,
+    // naming the digest the tag has and the one kiln pushed.
+    let out = push_to(&spec_with(&w.join("b"), "two"), &target, &cache);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("immutable") && all.contains("MANIFEST_TAG_IMMUTABLE"),
+        "{all}"
+    );
+    assert!(all.contains(&digest), "{all}");
+    assert!(all.matches("sha256:").count() >= 2, "{all}");
+}
+
+#[test]
+fn a_mount_answered_202_falls_back_to_an_upload() {
+    let Some((work, registry)) = with_registry(&["docker-registry"]) else {
+        return;
+    };
+    let w = work.path();
+    let proxy = Proxy::start(&registry.addr);
+    let cache = w.join("cache");
+    let base = format!("{}/team/base:1", proxy.addr);
+    succeeded(&push_to(&spec_with(&w.join("base"), "base"), &base, &cache));
+
+    // The registry will not mount: it opens an upload session instead.
+    proxy.fault("POST", "mount=", 100, Fault::Status(202, None));
+    let spec = base_spec(&w.join("app"), &base);
+    let out = push_to(&spec, &format!("{}/team/app:1", proxy.addr), &cache);
+    succeeded(&out);
+    let seen = proxy.requests();
+    assert!(
+        seen.iter()
+            .any(|r| r.method == "POST" && r.path.contains("mount=") && r.fault.is_some()),
+        "{seen:#?}"
+    );
+    // Every blob of team/app was uploaded: the base layer too.
+    let uploads = seen
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.starts_with("/v2/team/app/blobs/uploads/"))
+        .count();
+    assert_eq!(uploads, 3, "{seen:#?}");
+    assert!(is_served(&format!("{}/team/app:1", registry.addr)));
 }

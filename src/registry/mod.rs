@@ -441,7 +441,18 @@ impl Client {
         repo: &str,
         reference: &str,
     ) -> Result<Option<(String, String)>, Error> {
-        let scopes = [format!("repository:{repo}:pull")];
+        self.head_manifest_as(host, repo, reference, "pull").await
+    }
+
+    /// The same, under the token a push uses (`actions` `pull,push`).
+    async fn head_manifest_as(
+        &self,
+        host: &str,
+        repo: &str,
+        reference: &str,
+        actions: &str,
+    ) -> Result<Option<(String, String)>, Error> {
+        let scopes = [format!("repository:{repo}:{actions}")];
         let path = format!("v2/{repo}/manifests/{reference}");
         let response = self
             .send(host, &scopes, &|c, base| {
@@ -746,6 +757,46 @@ impl Client {
         Ok(())
     }
 
+    /// PUT a manifest under `tag` unless the tag already names `digest`
+    /// (a HEAD says so): a registry with immutable tags (ECR) refuses even
+    /// an identical overwrite. True if it was put, false if already there.
+    pub async fn put_tag(
+        &self,
+        host: &str,
+        repo: &str,
+        tag: &str,
+        bytes: &[u8],
+        media_type: &str,
+        digest: &str,
+    ) -> Result<bool, Error> {
+        let existing = self
+            .head_manifest_as(host, repo, tag, "pull,push")
+            .await?
+            .map(|(d, _)| d);
+        if existing.as_deref() == Some(digest) {
+            return Ok(false);
+        }
+        let reported = self
+            .put_manifest_over(
+                host,
+                repo,
+                tag,
+                bytes,
+                media_type,
+                existing.as_deref(),
+                digest,
+            )
+            .await?;
+        if let Some(d) = reported.filter(|d| d != digest) {
+            return Err(error(
+                &format!("{host}/{repo}:{tag}"),
+                format!("the registry stored the manifest as {d}, not {digest}"),
+                "the registry rewrote the manifest; push to a registry that keeps manifests as sent",
+            ));
+        }
+        Ok(true)
+    }
+
     /// PUT a manifest under `reference` (a tag or digest). Returns the digest the registry reports.
     pub async fn put_manifest(
         &self,
@@ -754,6 +805,24 @@ impl Client {
         reference: &str,
         bytes: &[u8],
         media_type: &str,
+    ) -> Result<Option<String>, Error> {
+        self.put_manifest_over(host, repo, reference, bytes, media_type, None, "")
+            .await
+    }
+
+    /// PUT a manifest; `existing` is the digest the tag named before, if
+    /// known, and `digest` the one being put, both named if the registry
+    /// refuses to move an immutable tag.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_manifest_over(
+        &self,
+        host: &str,
+        repo: &str,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+        existing: Option<&str>,
+        digest: &str,
     ) -> Result<Option<String>, Error> {
         let scopes = [format!("repository:{repo}:pull,push")];
         let path = format!("v2/{repo}/manifests/{reference}");
@@ -764,8 +833,41 @@ impl Client {
                     .body(bytes.to_vec())
             })
             .await?;
-        if response.status() != StatusCode::CREATED {
-            return Err(status_error(response, &format!("{host}/{repo}:{reference}")).await);
+        let what = format!("{host}/{repo}:{reference}");
+        let status = response.status();
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::CONFLICT {
+            // ECR answers an overwrite of an immutable tag with 400
+            // TAG_INVALID or MANIFEST_TAG_IMMUTABLE; others with 409.
+            let body = body::read_some(response, MAX_ERROR_BODY, &what).await;
+            let codes = error_codes(&body);
+            let immutable = status == StatusCode::CONFLICT
+                || codes
+                    .iter()
+                    .any(|c| c == "TAG_INVALID" || c == "MANIFEST_TAG_IMMUTABLE");
+            let detail = registry_message(&body);
+            if immutable {
+                let had = existing.map_or("another digest".to_string(), |d| format!("digest {d}"));
+                let ours = if digest.is_empty() {
+                    String::new()
+                } else {
+                    format!(", not {digest}")
+                };
+                return Err(error(
+                    &what,
+                    format!(
+                        "the tag is immutable and already exists with {had}{ours}; the registry refused to move it ({status}{detail})"
+                    ),
+                    "push under a new tag (or by digest), or allow tag overwrites on the repository",
+                ));
+            }
+            return Err(error(
+                &what,
+                format!("the registry answered {status}{detail}"),
+                "check the registry's logs",
+            ));
+        }
+        if status != StatusCode::CREATED {
+            return Err(status_error(response, &what).await);
         }
         Ok(response
             .headers()

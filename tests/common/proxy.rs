@@ -291,10 +291,11 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
                     out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
                 }
                 copy_body(&mut reader, &mut io::sink(), body, None)?;
-                let err = if code == 429 {
-                    "TOOMANYREQUESTS"
-                } else {
-                    "UNAVAILABLE"
+                // 400 is ECR's answer to a PUT that would move an immutable tag.
+                let err = match code {
+                    429 => "TOOMANYREQUESTS",
+                    400 => "MANIFEST_TAG_IMMUTABLE",
+                    _ => "UNAVAILABLE",
                 };
                 let json = format!(r#"{{"errors":[{{"code":"{err}","message":"injected"}}]}}"#);
                 let retry = retry_after.map(|s| format!("Retry-After: {s}\r\n"));
