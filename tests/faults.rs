@@ -197,11 +197,7 @@ fn permanent_errors_are_not_retried() {
     proxy.fault("PUT", "/manifests/", 1000, Fault::Status(400, None));
     let out = push(&spec, &format!("{}/perm/x:1", proxy.addr));
     assert_eq!(out.status.code(), Some(1));
-    let tries = proxy
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
-        .count();
+    let tries = manifest_puts(&proxy);
     assert_eq!(tries, 1, "a 400 was retried");
 }
 
@@ -225,10 +221,15 @@ fn a_long_retry_after_fails_at_once_and_says_how_long() {
         started.elapsed() < std::time::Duration::from_secs(30),
         "{stderr}"
     );
-    let tries = proxy
+    let tries = manifest_puts(&proxy);
+    assert_eq!(tries, 1, "a long Retry-After was waited out or retried");
+}
+
+/// How many manifest PUTs reached the proxy.
+fn manifest_puts(proxy: &Proxy) -> usize {
+    proxy
         .requests()
         .iter()
         .filter(|r| r.method == "PUT" && r.path.contains("/manifests/"))
-        .count();
-    assert_eq!(tries, 1, "a long Retry-After was waited out or retried");
+        .count()
 }

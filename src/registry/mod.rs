@@ -973,9 +973,8 @@ async fn status_error(response: Response, what: &str) -> Error {
     }
 }
 
-/// The first `errors[].message` of a distribution error body, escaped: a
-/// registry's words end up on the terminal.
-fn registry_message(body: &[u8]) -> String {
+/// The `errors[]` of a distribution error body: (code, message) each.
+fn error_items(body: &[u8]) -> Vec<(String, String)> {
     #[derive(serde::Deserialize)]
     struct Body {
         errors: Vec<Item>,
@@ -985,34 +984,36 @@ fn registry_message(body: &[u8]) -> String {
         code: Option<String>,
         message: Option<String>,
     }
-    match serde_json::from_slice::<Body>(body) {
-        Ok(b) => b.errors.first().map_or(String::new(), |e| {
-            format!(
-                ": {} {}",
-                Shown(e.code.as_deref().unwrap_or("")),
-                Shown(e.message.as_deref().unwrap_or(""))
-            )
-            .trim_end()
-            .to_string()
-        }),
-        Err(_) => String::new(),
-    }
+    serde_json::from_slice::<Body>(body).map_or_else(
+        |_| Vec::new(),
+        |b| {
+            b.errors
+                .into_iter()
+                .map(|e| (e.code.unwrap_or_default(), e.message.unwrap_or_default()))
+                .collect()
+        },
+    )
+}
+
+/// The first `errors[].message` of a distribution error body, escaped: a
+/// registry's words end up on the terminal.
+fn registry_message(body: &[u8]) -> String {
+    error_items(body)
+        .first()
+        .map_or(String::new(), |(code, message)| {
+            format!(": {} {}", Shown(code), Shown(message))
+                .trim_end()
+                .to_string()
+        })
 }
 
 /// Every `errors[].code` of a distribution error body.
 fn error_codes(body: &[u8]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        errors: Vec<Item>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Item {
-        code: Option<String>,
-    }
-    serde_json::from_slice::<Body>(body).map_or_else(
-        |_| Vec::new(),
-        |b| b.errors.into_iter().filter_map(|e| e.code).collect(),
-    )
+    error_items(body)
+        .into_iter()
+        .map(|(code, _)| code)
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 /// A registry that will not tell a missing repository from a private one.
