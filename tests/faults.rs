@@ -225,6 +225,77 @@ fn a_long_retry_after_fails_at_once_and_says_how_long() {
     assert_eq!(tries, 1, "a long Retry-After was waited out or retried");
 }
 
+/// A registry that fails every third request (503s with and without
+/// Retry-After, resets) still takes a push of many blobs and serves the
+/// pull back: each request is tried again on its own. Retrying only whole
+/// blobs, every try of every blob would meet a fault.
+#[test]
+fn a_registry_failing_every_few_requests_takes_the_push_and_the_pull() {
+    if !have(&["skopeo", "docker-registry"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let mut spec = String::from("[image]\nname = \"m\"\n[policy]\nenforce = false\n");
+    for i in 0..8 {
+        let data = noise_bytes(200_000, i);
+        fs::create_dir_all(dir.join(format!("l{i}"))).unwrap();
+        fs::write(dir.join(format!("l{i}/data.bin")), data).unwrap();
+        spec.push_str(&format!("[[copy]]\nsrc = \"l{i}/\"\ndest = \"/l{i}/\"\n"));
+    }
+    let spec = write_spec(dir, &spec);
+    let registry = Registry::start();
+    let proxy = Proxy::start(&registry.addr);
+    proxy.fault_every(
+        3,
+        vec![
+            Fault::Status(503, Some(1)),
+            Fault::ResetMidBody,
+            Fault::Status(503, None),
+            Fault::Status(502, None),
+        ],
+    );
+    let target = format!("{}/steady/app:1", proxy.addr);
+    let out = push(&spec, &target);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the push failed:\n{stderr}");
+    let printed = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let digest = printed.rsplit_once('@').unwrap().1.to_string();
+    let direct = format!("docker://{}/steady/app:1", registry.addr);
+    let raw = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &direct]));
+    assert_eq!(kiln::digest::sha256(raw.as_bytes()), digest);
+    let fired = |p: &Proxy| p.requests().iter().filter(|r| r.fault.is_some()).count();
+    let pushed_faults = fired(&proxy);
+    assert!(pushed_faults >= 8, "only {pushed_faults} faults fired");
+
+    // And back: a build on that image pulls every blob through the same faults.
+    let user = dir.join("user");
+    fs::create_dir_all(&user).unwrap();
+    let spec = write_spec(
+        &user,
+        &format!("[image]\nbase = \"{target}\"\n[policy]\nenforce = false\n"),
+    );
+    let out = dir.join("out");
+    let built = kiln_build(
+        &spec,
+        &dir.join("pull-cache"),
+        &["--oci", out.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "the pull failed:\n{stderr}");
+    let blob_gets = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/blobs/sha256:"))
+        .count();
+    assert!(blob_gets >= 9, "{blob_gets} blob GETs");
+    assert!(fired(&proxy) > pushed_faults + 2, "the pull met no faults");
+}
+
 /// How many manifest PUTs reached the proxy.
 fn manifest_puts(proxy: &Proxy) -> usize {
     proxy

@@ -261,15 +261,16 @@ impl Client {
         let key = (host.to_string(), scopes.join(" "));
         let mut bearer = false;
         for attempt in 0..2 {
-            let mut request = build(&self.http, &base);
-            let cached = self.state.lock().expect("lock").auth.get(&key).cloned();
-            if let Some(value) = cached {
-                request = request.header(AUTHORIZATION, value);
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| transport_error(host, &e))?;
+            let response = self
+                .transmit(host, &|| {
+                    let request = build(&self.http, &base);
+                    let cached = self.state.lock().expect("lock").auth.get(&key).cloned();
+                    match cached {
+                        Some(value) => request.header(AUTHORIZATION, value),
+                        None => request,
+                    }
+                })
+                .await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
@@ -314,6 +315,47 @@ impl Client {
                 .insert(key.clone(), header);
         }
         unreachable!("the loop returns on its second pass")
+    }
+
+    /// Send one request, and send it again while the answer says "not now"
+    /// (a 408, 429 or 5xx, a reset, a timeout) and the request can be sent
+    /// again as built: its body, if any, is in memory. A streamed upload
+    /// cannot; its caller starts over with a HEAD. The last answer is
+    /// returned as it came, for the caller to judge.
+    async fn transmit(
+        &self,
+        host: &str,
+        build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
+    ) -> Result<Response, Error> {
+        let mut attempt = 0;
+        loop {
+            let request = build().build().map_err(|e| transport_error(host, &e))?;
+            let replayable = request.try_clone().is_some();
+            let (method, path) = (request.method().clone(), request.url().path().to_string());
+            let result = self.http.execute(request).await;
+            let retry = match &result {
+                Ok(r) => status_retry(r),
+                Err(e) => transport_error(host, e).retry(),
+            };
+            let wait = match retry {
+                Retry::No => None,
+                _ if !replayable => None,
+                retry => retry::request_delay(attempt, retry),
+            };
+            let Some(wait) = wait else {
+                return result.map_err(|e| transport_error(host, &e));
+            };
+            let why = match &result {
+                Ok(r) => format!("answered {}", r.status()),
+                Err(e) => transport_error(host, e).to_string(),
+            };
+            tracing::warn!(
+                "{method} {host}{}: {why}; trying again in {wait:.1?}",
+                Shown(&path)
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
     }
 
     async fn token(
@@ -916,11 +958,8 @@ async fn check(response: Response, what: &str) -> Result<Response, Error> {
 
 async fn status_error(response: Response, what: &str) -> Error {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let retry = status_retry(&response);
+    let retry_after = retry_after(&response);
     let body = body::read_some(response, MAX_ERROR_BODY, what).await;
     let detail = registry_message(&body);
     let name_unknown = error_codes(&body).iter().any(|c| c == "NAME_UNKNOWN");
@@ -941,7 +980,6 @@ async fn status_error(response: Response, what: &str) -> Error {
             format!("not found{detail}"),
             "check the repository name and tag (and --registry-mirror for docker.io images)",
         ),
-        // Statuses that mean "not now": 408, 429, 499 (client closed), 5xx but 501/505, 522.
         // Asked to wait longer than kiln waits: say so now rather than sleep for hours.
         s if matches!(s.as_u16(), 429 | 503)
             && retry_after.is_some_and(|secs| secs > retry::MAX_RETRY_AFTER) =>
@@ -959,11 +997,11 @@ async fn status_error(response: Response, what: &str) -> Error {
                 ),
             )
         }
-        s if matches!(s.as_u16(), 408 | 429 | 499 | 500 | 502 | 503 | 504 | 522) => transient(
+        _ if retry != Retry::No => transient(
             what,
             format!("the registry answered {status}{detail}"),
             "the registry is busy or failing; try again later",
-            retry_after.map_or(Retry::Yes, Retry::After),
+            retry,
         ),
         _ => error(
             what,
@@ -971,6 +1009,25 @@ async fn status_error(response: Response, what: &str) -> Error {
             "check the registry's logs",
         ),
     }
+}
+
+/// What a response's status says about sending the request again; the
+/// same statuses [`status_error`] calls transient.
+fn status_retry(response: &Response) -> Retry {
+    match response.status().as_u16() {
+        // "Not now": 408, 429, 499 (client closed), 5xx but 501/505, 522.
+        408 | 429 | 499 | 500 | 502 | 503 | 504 | 522 => {
+            retry_after(response).map_or(Retry::Yes, Retry::After)
+        }
+        _ => Retry::No,
+    }
+}
+
+/// Retry-After in seconds (the HTTP-date form is rare from registries and
+/// taken as no answer).
+fn retry_after(response: &Response) -> Option<u64> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    value.to_str().ok()?.trim().parse().ok()
 }
 
 /// The `errors[]` of a distribution error body: (code, message) each.

@@ -1,8 +1,17 @@
-//! Trying a registry operation again when the failure says it may pass:
-//! 3 more tries, about 1 s then 3 s apart (with jitter), or as long as the
-//! registry's Retry-After asks, up to 60 s. Each operation retries as a
-//! whole; nothing inside it retries on its own.
+//! Trying a registry call again when the failure says it may pass: about
+//! 1 s then 3 s apart (with jitter), or as long as the registry's
+//! Retry-After asks, up to 60 s.
+//!
+//! Two levels share one budget. Each request that can be sent again as it
+//! was (HEAD, GET, the POST that opens an upload, a manifest PUT) is retried
+//! on its own by the client, so a registry failing a steady share of
+//! requests costs a request, not a blob. An operation (a blob's whole push
+//! or pull) is retried as a whole when a request that cannot be replayed,
+//! such as a streamed upload, fails; it starts again with a HEAD. Within
+//! [`with_budget`], every retry of either kind draws from the same count,
+//! so one blob's tries stay bounded however they fail.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::time::Duration;
 
@@ -11,9 +20,64 @@ use crate::error::{Error, Retry};
 const DELAYS_MS: [u64; 3] = [1000, 3000, 3000];
 /// The longest Retry-After kiln waits for; a longer one fails at once.
 pub const MAX_RETRY_AFTER: u64 = 60;
+/// Retries one blob (or one manifest) may use, over all its requests.
+pub const BUDGET: usize = 8;
 
-/// Run `op` until it succeeds, fails for good, or has had its retries.
-pub async fn retrying<T, F, Fut>(what: &str, mut op: F) -> Result<T, Error>
+tokio::task_local! {
+    static LEFT: Cell<usize>;
+}
+
+/// Run `op` with its own retry budget (see the module docs).
+pub async fn with_budget<T>(op: impl Future<Output = T>) -> T {
+    LEFT.scope(Cell::new(BUDGET), op).await
+}
+
+/// Take one retry from the budget in force, if any is in force; false when
+/// it is spent.
+fn take_one() -> bool {
+    LEFT.try_with(|left| match left.get() {
+        0 => false,
+        n => {
+            left.set(n - 1);
+            true
+        }
+    })
+    .unwrap_or(true)
+}
+
+/// How long to wait before try `attempt + 1` of one request, or None to
+/// give up: the per-request tries are used, the registry asked for longer
+/// than kiln waits, or the budget is spent.
+pub fn request_delay(attempt: usize, retry: Retry) -> Option<Duration> {
+    let wait = delay(attempt, retry)?;
+    take_one().then_some(wait)
+}
+
+fn delay(attempt: usize, retry: Retry) -> Option<Duration> {
+    let base = DELAYS_MS.get(attempt)?;
+    match retry {
+        Retry::No => None,
+        Retry::After(secs) if secs > MAX_RETRY_AFTER => None,
+        Retry::After(secs) => Some(Duration::from_secs(secs)),
+        Retry::Yes => Some(jittered(scaled(*base))),
+    }
+}
+
+/// Run `op` until it succeeds, fails for good, or has had its retries;
+/// with a budget of its own unless one is already in force.
+pub async fn retrying<T, F, Fut>(what: &str, op: F) -> Result<T, Error>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    if LEFT.try_with(|_| ()).is_ok() {
+        run(what, op).await
+    } else {
+        with_budget(run(what, op)).await
+    }
+}
+
+async fn run<T, F, Fut>(what: &str, mut op: F) -> Result<T, Error>
 where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
@@ -24,10 +88,8 @@ where
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let wait = match (error.retry(), DELAYS_MS.get(attempt)) {
-            (Retry::No, _) | (_, None) => return Err(error),
-            (Retry::After(secs), Some(_)) => Duration::from_secs(secs.min(MAX_RETRY_AFTER)),
-            (Retry::Yes, Some(ms)) => jittered(scaled(*ms)),
+        let Some(wait) = request_delay(attempt, error.retry()) else {
+            return Err(error);
         };
         tracing::warn!(
             "{what}: {error}; trying again in {:.1?} ({} of {})",
@@ -115,6 +177,36 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_and_whole_tries_share_one_budget() {
+        let mut calls = 0;
+        let r: Result<(), Error> = retrying("op", |_| {
+            calls += 1;
+            async {
+                // Each whole try spends up to three request retries first.
+                let mut attempt = 0;
+                while request_delay(attempt, Retry::Yes).is_some() {
+                    attempt += 1;
+                }
+                Err(transient())
+            }
+        })
+        .await;
+        assert!(r.is_err());
+        // 3 + 3 request retries, 2 whole retries, and the budget is spent.
+        assert_eq!(calls, 3);
+        assert_eq!(BUDGET, 8);
+    }
+
+    #[test]
+    fn requests_outside_a_budget_get_their_own_tries() {
+        assert!(request_delay(0, Retry::Yes).is_some());
+        assert!(request_delay(2, Retry::After(0)).is_some());
+        assert!(request_delay(3, Retry::Yes).is_none());
+        assert!(request_delay(0, Retry::After(MAX_RETRY_AFTER + 1)).is_none());
+        assert!(request_delay(0, Retry::No).is_none());
     }
 
     #[test]

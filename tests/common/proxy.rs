@@ -38,6 +38,8 @@ struct Shared {
     /// (method, path substring, times left, fault); the first match fires.
     rules: Mutex<Vec<(String, String, usize, Fault)>>,
     seen: Mutex<Vec<Seen>>,
+    /// Every nth request gets the next fault of the cycle: (n, cycle, requests so far).
+    every: Mutex<Option<(usize, Vec<Fault>, usize)>>,
     stop: AtomicBool,
     /// Clones of every open socket, so Drop can unblock their threads.
     socks: Mutex<Vec<(u64, TcpStream)>>,
@@ -92,9 +94,16 @@ impl Proxy {
         self.shared.rules.lock().unwrap().push(rule);
     }
 
+    /// From now on, every `n`th request (of any kind) gets the next fault
+    /// of `cycle`: a registry failing a steady share of requests.
+    pub fn fault_every(&self, n: usize, cycle: Vec<Fault>) {
+        *self.shared.every.lock().unwrap() = Some((n, cycle, 0));
+    }
+
     /// Forget every fault not yet fired; the request log is kept.
     pub fn clear(&self) {
         self.shared.rules.lock().unwrap().clear();
+        *self.shared.every.lock().unwrap() = None;
     }
 
     /// Every request seen so far, in arrival order.
@@ -348,6 +357,12 @@ fn serve(shared: &Shared, client: TcpStream) -> io::Result<()> {
 
 impl Shared {
     fn take_fault(&self, method: &str, path: &str) -> Option<Fault> {
+        if let Some((n, cycle, count)) = self.every.lock().unwrap().as_mut() {
+            *count += 1;
+            if *count % *n == 0 {
+                return Some(cycle[(*count / *n - 1) % cycle.len()].clone());
+            }
+        }
         let mut rules = self.rules.lock().unwrap();
         let (_, _, left, fault) = rules.iter_mut().find(|(m, p, left, _)| {
             *left > 0 && (m == "*" || m == method) && path.contains(p.as_str())
