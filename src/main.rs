@@ -201,9 +201,14 @@ struct RegistryArgs {
     /// Allow plain HTTP to this registry (loopback registries always may).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]", global = true)]
     insecure: Vec<String>,
-    /// Pull images of REGISTRY from HOST instead, e.g. docker.io=127.0.0.1:5000.
-    #[arg(long = "registry-mirror", value_name = "REGISTRY=HOST", value_parser = parse_mirror, global = true)]
-    mirrors: Vec<(String, String)>,
+    /// Pull images of REGISTRY from this mirror first, e.g.
+    /// docker.io=harbor.example.com/dockerhub (PATH is a repository prefix).
+    /// Repeat for several, tried in order, then REGISTRY itself.
+    #[arg(long = "registry-mirror", value_name = "REGISTRY=HOST[:PORT][/PATH]", value_parser = kiln::registry::mirror::Mirror::parse, global = true)]
+    mirrors: Vec<kiln::registry::mirror::Mirror>,
+    /// Pull from the mirrors only, never from a mirrored registry itself.
+    #[arg(long = "registry-mirror-only", global = true)]
+    mirror_only: bool,
 }
 
 impl RegistryArgs {
@@ -213,6 +218,7 @@ impl RegistryArgs {
                 ca_file: self.ca_file,
                 insecure: self.insecure,
                 mirrors: self.mirrors,
+                mirror_only: self.mirror_only,
                 credentials: Default::default(),
             },
             cache_dir: self
@@ -419,17 +425,6 @@ fn parse_tag(text: &str) -> Result<String, String> {
         true => Ok(text.to_string()),
         false => Err(format!(
             "`{text}` is not a tag: up to 128 letters, digits, `.`, `_` and `-`, not starting with `.` or `-`"
-        )),
-    }
-}
-
-fn parse_mirror(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((from, to)) if !from.is_empty() && !to.is_empty() && !to.contains('/') => {
-            Ok((from.to_string(), to.to_string()))
-        }
-        _ => Err(format!(
-            "`{text}` is not REGISTRY=HOST[:PORT], e.g. docker.io=127.0.0.1:5000"
         )),
     }
 }

@@ -12,8 +12,10 @@ use crate::error::{Error, Result};
 use crate::oci::{self, Descriptor, Index, Manifest};
 use crate::progress::{Bar, Step};
 use crate::reference::Reference;
-use crate::registry::retry::retrying;
+use crate::registry::mirror::Source;
+use crate::registry::retry::{self, retrying};
 use crate::registry::{self, Client};
+use crate::shown::Shown;
 use crate::validate::Platform;
 
 /// Blobs fetched at once.
@@ -50,7 +52,8 @@ pub struct Resolved {
     name: String,
 }
 
-/// Fetch the manifest (through an index, for `platform`) into the cache.
+/// Fetch the manifest (through an index, for `platform`) into the cache,
+/// from the first of the registry's mirrors that has it, or the registry.
 pub async fn resolve(
     client: &Client,
     cache: &Cache,
@@ -58,14 +61,57 @@ pub async fn resolve(
     platform: &Platform,
 ) -> Result<Resolved> {
     let name = reference.to_string();
-    let host = client.pull_host(&reference.registry);
-    let repo = reference.repository.as_str();
     let wanted = reference
         .digest
         .clone()
         .unwrap_or_else(|| reference.tag_or_latest().to_string());
+    let sources = client.pull_sources(&reference.registry, &reference.repository);
+    let mut missed = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let found = resolve_from(client, cache, source, &wanted, &name, platform);
+        // A mirror that fails is passed over at once, not retried.
+        let found = match source.mirror {
+            true => retry::without_retries(found).await,
+            false => found.await,
+        };
+        let error = match found {
+            Ok(resolved) => return Ok(resolved),
+            Err(e) if !source.mirror => return Err(e),
+            Err(e) => e,
+        };
+        let mirror = format!("{}/{}", source.host, source.repository);
+        let next = sources.get(i + 1).map_or("nothing else".to_string(), |s| {
+            format!("{}/{}", s.host, s.repository)
+        });
+        tracing::warn!(
+            "mirror {} did not serve {}: {error}; trying {}",
+            Shown(&mirror),
+            Shown(&name),
+            Shown(&next)
+        );
+        missed.push(mirror);
+    }
+    Err(registry::error(
+        &name,
+        format!("no mirror has it (tried {})", missed.join(", ")),
+        format!(
+            "push it to a mirror, or drop --registry-mirror-only to pull from {} itself",
+            reference.registry
+        ),
+    ))
+}
 
-    let (top, media_type) = manifest(client, cache, &host, repo, &wanted, &name).await?;
+async fn resolve_from(
+    client: &Client,
+    cache: &Cache,
+    source: &Source,
+    wanted: &str,
+    name: &str,
+    platform: &Platform,
+) -> Result<Resolved> {
+    let (host, repo) = (source.host.clone(), source.repository.as_str());
+    let name = name.to_string();
+    let (top, media_type) = manifest(client, cache, &host, repo, wanted, &name).await?;
     let mut desc = Descriptor {
         media_type,
         digest: top.clone(),

@@ -144,6 +144,29 @@ fn docker_hub_short_names_pull_through_registry_1_with_a_token() {
     assert_eq!(again_gets, 0, "{again:#?}");
     assert_eq!(again_heads, 1, "{again:#?}");
 
+    // A mirror that is down (nothing listens on port 1 in the namespace):
+    // one warning, then registry-1.docker.io serves the pull.
+    let before = hub.log_lines().len();
+    let out = kiln_in(&ns, w)
+        .arg("build")
+        .arg(&spec)
+        .args(["--registry-mirror", "docker.io=127.0.0.1:1/hub"])
+        .args(["--ca-file", &ca, "--cache-dir"])
+        .arg(w.join("mirror-cache"))
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let warned = text(&out)
+        .lines()
+        .filter(|l| l.contains("mirror 127.0.0.1:1/hub/library/python"))
+        .count();
+    assert_eq!(warned, 1, "{}", text(&out));
+    let through: Vec<String> = hub.log_lines()[before..].to_vec();
+    assert!(
+        manifest_requests(&through, "GET", "library/python").len() >= 1,
+        "{through:#?}"
+    );
+
     // A repository that does not exist: Docker Hub answers 401 with a token.
     let missing = base_spec(&w.join("missing"), "nobody/nothere:1");
     let out = kiln_in(&ns, w)

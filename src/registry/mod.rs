@@ -13,6 +13,7 @@ pub mod auth;
 mod body;
 pub mod credentials;
 mod dns;
+pub mod mirror;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -54,8 +55,10 @@ pub struct Options {
     pub ca_file: Option<PathBuf>,
     /// Hosts that may be spoken to over plain HTTP (loopback always may).
     pub insecure: Vec<String>,
-    /// `docker.io` -> `127.0.0.1:5000`: where pulls from a registry really go.
-    pub mirrors: Vec<(String, String)>,
+    /// Where pulls from a registry go first, in order.
+    pub mirrors: Vec<mirror::Mirror>,
+    /// Never fall back from a registry's mirrors to the registry itself.
+    pub mirror_only: bool,
     pub credentials: credentials::Sources,
 }
 
@@ -172,14 +175,15 @@ impl Client {
         })
     }
 
-    /// The host a pull from `registry` really goes to: its mirror, if one is
-    /// set. (Docker Hub's own API host is chosen below, in `base`.)
-    pub fn pull_host(&self, registry: &str) -> String {
-        self.opts
-            .mirrors
-            .iter()
-            .find(|(from, _)| from == registry)
-            .map_or(registry.to_string(), |(_, to)| to.clone())
+    /// Where to pull `repository` of `registry` from, in order: its mirrors,
+    /// then itself. (Docker Hub's own API host is chosen below, in `base`.)
+    pub fn pull_sources(&self, registry: &str, repository: &str) -> Vec<mirror::Source> {
+        mirror::sources(
+            &self.opts.mirrors,
+            self.opts.mirror_only,
+            registry,
+            repository,
+        )
     }
 
     fn insecure_allowed(&self, host: &str) -> bool {

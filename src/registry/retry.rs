@@ -32,6 +32,12 @@ pub async fn with_budget<T>(op: impl Future<Output = T>) -> T {
     LEFT.scope(Cell::new(BUDGET), op).await
 }
 
+/// Run `op` with no retries at all: for a mirror, where the next source is
+/// a better try than the same one again.
+pub async fn without_retries<T>(op: impl Future<Output = T>) -> T {
+    LEFT.scope(Cell::new(0), op).await
+}
+
 /// Take one retry from the budget in force, if any is in force; false when
 /// it is spent.
 fn take_one() -> bool {
