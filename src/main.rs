@@ -338,15 +338,7 @@ fn index(args: IndexArgs) -> Result<(), Error> {
             })?;
             listed.push(reference);
         }
-        // A build pushed to several destinations lists each: take the
-        // index's own repository when the file names it.
-        let own = |r: &kiln::reference::Reference| {
-            r.registry == args.target.registry && r.repository == args.target.repository
-        };
-        if listed.iter().any(own) {
-            listed.retain(own);
-        }
-        images.extend(listed);
+        images.extend(one_per_image(listed, &args.target));
     }
     let request = kiln::index::Request {
         target: &args.target,
@@ -427,6 +419,32 @@ fn parse_tag(text: &str) -> Result<String, String> {
             "`{text}` is not a tag: up to 128 letters, digits, `.`, `_` and `-`, not starting with `.` or `-`"
         )),
     }
+}
+
+/// A build pushed to several destinations lists each, all with one digest:
+/// of the lines naming one image, keep the index's own repository, else the
+/// first on its registry (mounted from there), else the first.
+fn one_per_image(
+    listed: Vec<kiln::reference::Reference>,
+    target: &kiln::reference::Reference,
+) -> Vec<kiln::reference::Reference> {
+    let rank = |r: &kiln::reference::Reference| match (
+        r.registry == target.registry,
+        r.repository == target.repository,
+    ) {
+        (true, true) => 0,
+        (true, false) => 1,
+        _ => 2,
+    };
+    let mut kept: Vec<kiln::reference::Reference> = Vec::new();
+    for r in listed {
+        match kept.iter_mut().find(|k| k.digest == r.digest) {
+            Some(k) if rank(&r) < rank(k) => *k = r,
+            Some(_) => {}
+            None => kept.push(r),
+        }
+    }
+    kept
 }
 
 fn parse_build_arg(text: &str) -> Result<(String, String), String> {
