@@ -1,0 +1,43 @@
+//! kiln's integration tests, one binary: each module drives the real
+//! `kiln` binary against real tools and registries (see `common`).
+//! One binary links once; nextest still runs every test in its own process.
+
+mod common;
+
+mod auth;
+mod base_layout;
+mod broken_specs;
+mod build_json;
+mod cache;
+mod check;
+mod check_rules;
+mod config;
+mod copy_from;
+mod destinations;
+mod dockerignore;
+mod errors;
+mod expansion_cap;
+mod faults;
+mod fuzz_spec;
+mod hostile_config;
+mod hostile_images;
+mod hostile_outputs;
+mod hostile_registry;
+mod image;
+mod init;
+mod inspect;
+mod interrupts;
+mod mirrors;
+mod platforms;
+mod progress;
+mod proxy_fixture;
+mod registry;
+mod registry_fixtures;
+mod registry_quirks;
+mod reproducible;
+mod run_as;
+mod safety;
+mod schema;
+mod seeds;
+mod shared_cache;
+mod specs;
