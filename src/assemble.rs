@@ -4,15 +4,15 @@
 
 use std::path::PathBuf;
 
-use crate::args;
-use crate::base::Base;
-use crate::config::{Empty, HealthConfig, History, ImageConfig};
-use crate::digest;
-use crate::duration;
 use crate::error::{Error, Result};
-use crate::layer::{LayerBlob, Source};
+use crate::image::base::Base;
+use crate::layer::write::{LayerBlob, Source};
+use crate::oci::config::{Empty, HealthConfig, History, ImageConfig};
+use crate::oci::digest;
 use crate::oci::{self, Compression, Descriptor, Manifest};
-use crate::validate::{Format, Platform, Spec};
+use crate::spec::args;
+use crate::spec::duration;
+use crate::spec::validate::{Format, Platform, Spec};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IoContext, Result};
-use crate::layer::LayerBlob;
+use crate::layer::write::LayerBlob;
 use crate::oci::{self, Descriptor};
 
 pub struct Cache {
@@ -78,7 +78,7 @@ impl Cache {
             diff_id: entry.diff_id,
             diff_size: entry.diff_size,
             verified: false,
-            source: crate::layer::Source::Cache,
+            source: crate::layer::write::Source::Cache,
             mount_from: None,
         })
     }

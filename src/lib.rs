@@ -28,50 +28,32 @@
 //! `build` runs them in that order. `shown` escapes control characters in
 //! every image- or registry-derived string printed on a terminal.
 
-pub mod accounts;
-pub mod archive;
-pub mod args;
 pub mod assemble;
-pub mod base;
-pub mod build;
 pub mod cache;
 pub mod check;
-pub mod compress;
-pub mod config;
-pub mod digest;
-pub mod duration;
 pub mod error;
-pub mod extract;
-pub mod fsview;
-pub mod ignore;
-pub mod index;
+pub mod image;
 pub mod init;
-pub mod inspect;
 pub mod layer;
-pub mod layers;
-pub mod layout;
 pub mod oci;
 pub mod output;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
-pub mod pull;
-pub mod push;
-pub mod reference;
 pub mod registry;
-pub mod remote_cache;
-pub mod runas;
-pub mod schema;
 pub mod shown;
-pub mod sources;
 pub mod spec;
-pub mod stream;
 pub mod summary;
 pub mod tmp;
-pub mod validate;
 
 use std::path::{Path, PathBuf};
 
 use error::{Error, Result};
+use image::{base, inspect, pull};
+use oci::reference;
+use output::{index, push};
+use plan::{accounts, extract};
+use spec::validate;
 
 pub use validate::Inputs;
 
@@ -327,7 +309,7 @@ pub fn build(
     outputs: &Outputs,
     network: &Network,
 ) -> Result<Built> {
-    build::build(spec_path, inputs, outputs, network)
+    pipeline::build(spec_path, inputs, outputs, network)
 }
 
 /// The network edge, set up on first use: a one-worker runtime, the

@@ -83,10 +83,10 @@ struct InspectArgs {
 struct IndexArgs {
     /// Where the index goes: HOST/REPO:TAG.
     #[arg(value_parser = ReferenceParser)]
-    target: kiln::reference::Reference,
+    target: kiln::oci::reference::Reference,
     /// A platform's image, HOST/REPO@sha256:... (repeatable).
     #[arg(long = "add", value_name = "REF@DIGEST", value_parser = ReferenceParser)]
-    add: Vec<kiln::reference::Reference>,
+    add: Vec<kiln::oci::reference::Reference>,
     /// Files written by `kiln build --push ... --digest-file` (repeatable).
     #[arg(long = "from-digest-files", value_name = "FILE", num_args = 1..)]
     digest_files: Vec<PathBuf>,
@@ -166,7 +166,7 @@ struct BuildArgs {
     platforms: Vec<String>,
     /// Push the image to a registry (HOST[:PORT]/REPO[:TAG]); repeat to push to several.
     #[arg(long, value_name = "REF", value_parser = ReferenceParser)]
-    push: Vec<kiln::reference::Reference>,
+    push: Vec<kiln::oci::reference::Reference>,
     /// Build even when checks find errors.
     #[arg(long)]
     no_check: bool,
@@ -179,7 +179,7 @@ struct BuildArgs {
     /// Share finished layers through this registry repository (HOST/REPO): a build on another
     /// machine reuses them instead of compressing and uploading again.
     #[arg(long, value_name = "REF", value_parser = ReferenceParser)]
-    cache_repo: Option<kiln::reference::Reference>,
+    cache_repo: Option<kiln::oci::reference::Reference>,
     /// Build every layer again, even when its inputs did not change (--cache-repo is still written).
     #[arg(long)]
     no_cache: bool,
@@ -299,14 +299,14 @@ fn check(args: CheckArgs) -> Result<(), Error> {
 
 fn inspect(args: InspectArgs) -> Result<(), Error> {
     let platform = match &args.platform {
-        Some(text) => kiln::validate::parse_platform(text).map_err(|msg| Error::Usage {
+        Some(text) => kiln::spec::validate::parse_platform(text).map_err(|msg| Error::Usage {
             what: "--platform".into(),
             msg,
             hint: Some("e.g. linux/amd64 or linux/arm64/v8".into()),
         })?,
-        None => kiln::validate::host_platform(),
+        None => kiln::spec::validate::host_platform(),
     };
-    let opts = kiln::inspect::Options {
+    let opts = kiln::image::inspect::Options {
         platform,
         platform_asked: args.platform.is_some(),
         files: args.files,
@@ -340,7 +340,7 @@ fn index(args: IndexArgs) -> Result<(), Error> {
         }
         images.extend(one_per_image(listed, &args.target));
     }
-    let request = kiln::index::Request {
+    let request = kiln::output::index::Request {
         target: &args.target,
         tags: &args.tags,
         images: &images,
@@ -348,15 +348,15 @@ fn index(args: IndexArgs) -> Result<(), Error> {
     let stdout = args
         .digest_file
         .iter()
-        .filter(|f| kiln::output::is_stdout(f));
+        .filter(|f| kiln::output::file::is_stdout(f));
     stdout_once(stdout.map(|_| "--digest-file"), &args.format)?;
     let made = kiln::make_index(request, &args.registry.network())?;
     for (platform, digest) in &made.platforms {
         tracing::info!("{platform}: {digest}");
     }
     if let Some(file) = &args.digest_file {
-        kiln::output::write(file, format!("{}\n", made.references[0]).as_bytes())?;
-        if kiln::output::is_stdout(file) {
+        kiln::output::file::write(file, format!("{}\n", made.references[0]).as_bytes())?;
+        if kiln::output::file::is_stdout(file) {
             return Ok(());
         }
     }
@@ -379,8 +379,8 @@ fn index(args: IndexArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn parse_reference(text: &str) -> Result<kiln::reference::Reference, String> {
-    kiln::reference::Reference::parse(text)
+fn parse_reference(text: &str) -> Result<kiln::oci::reference::Reference, String> {
+    kiln::oci::reference::Reference::parse(text)
 }
 
 /// Parses a reference for clap without clap's "invalid value '...'" prefix,
@@ -389,7 +389,7 @@ fn parse_reference(text: &str) -> Result<kiln::reference::Reference, String> {
 struct ReferenceParser;
 
 impl clap::builder::TypedValueParser for ReferenceParser {
-    type Value = kiln::reference::Reference;
+    type Value = kiln::oci::reference::Reference;
 
     fn parse_ref(
         &self,
@@ -413,7 +413,7 @@ impl clap::builder::TypedValueParser for ReferenceParser {
 }
 
 fn parse_tag(text: &str) -> Result<String, String> {
-    match kiln::reference::is_tag(text) {
+    match kiln::oci::reference::is_tag(text) {
         true => Ok(text.to_string()),
         false => Err(format!(
             "`{text}` is not a tag: up to 128 letters, digits, `.`, `_` and `-`, not starting with `.` or `-`"
@@ -425,10 +425,10 @@ fn parse_tag(text: &str) -> Result<String, String> {
 /// of the lines naming one image, keep the index's own repository, else the
 /// first on its registry (mounted from there), else the first.
 fn one_per_image(
-    listed: Vec<kiln::reference::Reference>,
-    target: &kiln::reference::Reference,
-) -> Vec<kiln::reference::Reference> {
-    let rank = |r: &kiln::reference::Reference| match (
+    listed: Vec<kiln::oci::reference::Reference>,
+    target: &kiln::oci::reference::Reference,
+) -> Vec<kiln::oci::reference::Reference> {
+    let rank = |r: &kiln::oci::reference::Reference| match (
         r.registry == target.registry,
         r.repository == target.repository,
     ) {
@@ -436,7 +436,7 @@ fn one_per_image(
         (true, false) => 1,
         _ => 2,
     };
-    let mut kept: Vec<kiln::reference::Reference> = Vec::new();
+    let mut kept: Vec<kiln::oci::reference::Reference> = Vec::new();
     for r in listed {
         match kept.iter_mut().find(|k| k.digest == r.digest) {
             Some(k) if rank(&r) < rank(k) => *k = r,
@@ -472,7 +472,7 @@ fn main() -> ExitCode {
             );
         }),
         Command::Schema => {
-            let schema = kiln::schema::schema();
+            let schema = kiln::spec::schema::schema();
             out!(
                 "{}",
                 serde_json::to_string_pretty(&schema).expect("schema serializes")
@@ -521,7 +521,7 @@ fn stdout_once<'a>(flags: impl Iterator<Item = &'a str>, format: &str) -> Result
 fn build(args: BuildArgs) -> Result<(), Error> {
     let stdout: Vec<&str> = [("--tar", &args.tar), ("--digest-file", &args.digest_file)]
         .into_iter()
-        .filter(|(_, p)| p.as_deref().is_some_and(kiln::output::is_stdout))
+        .filter(|(_, p)| p.as_deref().is_some_and(kiln::output::file::is_stdout))
         .map(|(flag, _)| flag)
         .collect();
     stdout_once(stdout.iter().copied(), &args.format)?;
@@ -564,7 +564,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
             "pushed {}: {} blobs uploaded ({}), {} mounted, {} already there",
             p.reference,
             p.uploaded,
-            kiln::inspect::report::human(p.uploaded_bytes),
+            kiln::image::inspect::report::human(p.uploaded_bytes),
             p.mounted,
             p.skipped
         );

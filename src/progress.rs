@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::inspect::report::human;
+use crate::image::inspect::report::human;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {

@@ -19,7 +19,7 @@ pub struct Summary<'a> {
     pub images: Vec<Image<'a>>,
     pub oci: Option<&'a Path>,
     pub tar: Option<&'a Path>,
-    pub push: Option<&'a crate::push::Pushed>,
+    pub push: Option<&'a crate::output::push::Pushed>,
     pub timings_ms: Timings,
     pub warnings: &'a [String],
 }
@@ -49,7 +49,7 @@ pub struct Layer<'a> {
     /// Taken unchanged from the base image.
     pub from_base: bool,
     /// `base`, `built`, `cache` (the local layer cache) or `cache-repo` (--cache-repo).
-    pub source: crate::layer::Source,
+    pub source: crate::layer::write::Source,
 }
 
 #[derive(Serialize)]

@@ -157,7 +157,7 @@ fn basic_auth_over_tls_with_a_private_ca() {
         .arg(format!("docker://{target}"))
         .env("REGISTRY_AUTH_FILE", w.join("none.json")));
     assert_eq!(
-        format!("{target}@{}", kiln::digest::sha256(raw.as_bytes())),
+        format!("{target}@{}", kiln::oci::digest::sha256(raw.as_bytes())),
         printed
     );
 
@@ -334,7 +334,7 @@ fn bearer_tokens_with_the_mount_source_in_scope() {
         .arg(format!("docker://{target}"))
         .env("REGISTRY_AUTH_FILE", w.join("none.json")));
     assert_eq!(
-        format!("{target}@{}", kiln::digest::sha256(raw.as_bytes())),
+        format!("{target}@{}", kiln::oci::digest::sha256(raw.as_bytes())),
         printed
     );
 }

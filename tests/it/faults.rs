@@ -93,7 +93,7 @@ fn matrix(step: usize) {
         let raw =
             run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &direct]));
         assert_eq!(
-            kiln::digest::sha256(raw.as_bytes()),
+            kiln::oci::digest::sha256(raw.as_bytes()),
             digest,
             "{label} / {fault_name}"
         );
@@ -265,7 +265,7 @@ fn a_registry_failing_every_few_requests_takes_the_push_and_the_pull() {
     let digest = printed.rsplit_once('@').unwrap().1.to_string();
     let direct = format!("docker://{}/steady/app:1", registry.addr);
     let raw = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &direct]));
-    assert_eq!(kiln::digest::sha256(raw.as_bytes()), digest);
+    assert_eq!(kiln::oci::digest::sha256(raw.as_bytes()), digest);
     let fired = |p: &Proxy| p.requests().iter().filter(|r| r.fault.is_some()).count();
     let pushed_faults = fired(&proxy);
     assert!(pushed_faults >= 8, "only {pushed_faults} faults fired");

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use kiln::reference::Reference;
+use kiln::oci::reference::Reference;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -39,7 +39,7 @@ impl SpecFile {
     /// Load `text`; an error must start with `PATH:LINE:COL: ` inside the text.
     fn check(&self, text: &str) -> Result<(), TestCaseError> {
         fs::write(&self.path, text).unwrap();
-        let Err(err) = kiln::validate::load(&self.path, &kiln::Inputs::default()) else {
+        let Err(err) = kiln::spec::validate::load(&self.path, &kiln::Inputs::default()) else {
             return Ok(());
         };
         let shown = err.to_string();
@@ -272,7 +272,7 @@ proptest! {
 
     #[test]
     fn image_paths_are_normal(text in prop_oneof![any::<String>(), "[/.a\u{0}\u{7f}\n]{0,12}"]) {
-        if let Ok(p) = kiln::validate::image_path(&text) {
+        if let Ok(p) = kiln::spec::validate::image_path(&text) {
             prop_assert!(p.starts_with('/'), "{text:?} -> {p:?}");
             prop_assert!(!p.contains("//") && !p.contains("/./"), "{text:?} -> {p:?}");
             prop_assert!(!p.split('/').any(|c| c == "." || c == ".."), "{text:?} -> {p:?}");
@@ -294,7 +294,7 @@ proptest! {
     fn durations_parse_or_fail(
         text in prop_oneof![any::<String>(), "([0-9.]{0,25}(ns|us|µs|ms|s|m|h|x|)){0,4}"],
     ) {
-        if let Ok(nanos) = kiln::duration::parse(&text) {
+        if let Ok(nanos) = kiln::spec::duration::parse(&text) {
             prop_assert!(nanos >= 0, "{text:?} -> {nanos}");
         }
     }

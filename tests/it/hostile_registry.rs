@@ -213,7 +213,7 @@ fn image() -> (Vec<u8>, Vec<u8>) {
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {
             "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": kiln::digest::sha256(&config),
+            "digest": kiln::oci::digest::sha256(&config),
             "size": config.len(),
         },
         "layers": [],
@@ -297,8 +297,8 @@ fn a_trickled_manifest_fails_within_the_stall_window() {
 fn a_trickled_blob_fails_and_leaves_nothing_in_the_cache() {
     let work = tempfile::tempdir().unwrap();
     let (manifest, config) = image();
-    let manifest_digest = kiln::digest::sha256(&manifest);
-    let config_digest = kiln::digest::sha256(&config);
+    let manifest_digest = kiln::oci::digest::sha256(&manifest);
+    let config_digest = kiln::oci::digest::sha256(&config);
     let m = manifest.clone();
     let registry = Fake::start("127.0.0.1:0", move |_, path| {
         if path.contains("/manifests/") {
@@ -332,7 +332,7 @@ fn a_trickled_blob_fails_and_leaves_nothing_in_the_cache() {
 fn a_blob_with_the_wrong_digest_is_not_cached() {
     let work = tempfile::tempdir().unwrap();
     let (manifest, config) = image();
-    let manifest_digest = kiln::digest::sha256(&manifest);
+    let manifest_digest = kiln::oci::digest::sha256(&manifest);
     let forged: Vec<u8> = config.iter().map(|b| b ^ 1).collect();
     let registry = Fake::start("127.0.0.1:0", move |_, path| {
         if path.contains("/manifests/") {

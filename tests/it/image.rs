@@ -34,7 +34,7 @@ fn oci_layout_reads_with_skopeo_and_umoci_shows_owners() {
     // The manifest skopeo reads is the one whose digest kiln printed and wrote.
     let target = format!("oci:{}", layout.display());
     let manifest = run(Command::new("skopeo").args(["inspect", "--raw", &target]));
-    assert_eq!(kiln::digest::sha256(manifest.as_bytes()), digest);
+    assert_eq!(kiln::oci::digest::sha256(manifest.as_bytes()), digest);
     assert_eq!(fs::read_to_string(&digest_file).unwrap().trim(), digest);
     let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert_eq!(
@@ -210,7 +210,7 @@ fn pushed_by_skopeo_pulls_back_identical_and_runs_from_the_registry() {
     let pushed =
         run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &dest]));
     assert_eq!(
-        kiln::digest::sha256(pushed.as_bytes()),
+        kiln::oci::digest::sha256(pushed.as_bytes()),
         digest,
         "the registry holds other manifest bytes"
     );

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kiln::digest::sha256;
+use kiln::oci::digest::sha256;
 use serde_json::{Value, json};
 
 use crate::common::*;

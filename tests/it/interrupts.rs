@@ -83,7 +83,7 @@ fn complete(layout: &Path) -> String {
     );
     for d in &blobs {
         let bytes = fs::read(layout_blob(layout, d)).unwrap();
-        let got = kiln::digest::sha256(&bytes);
+        let got = kiln::oci::digest::sha256(&bytes);
         assert_eq!(
             &got,
             d.as_str().unwrap(),

@@ -92,7 +92,7 @@ fn push_multi_base(registry: &Registry, work: &Path) -> Base {
         "manifests": entries,
     }))
     .unwrap();
-    let digest = kiln::digest::sha256(&index);
+    let digest = kiln::oci::digest::sha256(&index);
     fs::write(layout_blob(&layout, &json!(digest)), &index).unwrap();
     let index_path = layout.join("index.json");
     let mut top = read_json(&index_path);

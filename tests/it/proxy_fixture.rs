@@ -102,7 +102,7 @@ fn blob(dir: &Path, name: &str, len: usize) -> (String, String) {
         .collect();
     let path = dir.join(name);
     fs::write(&path, &bytes).unwrap();
-    let digest = kiln::digest::sha256(&bytes);
+    let digest = kiln::oci::digest::sha256(&bytes);
     assert!(digest.starts_with("sha256:"), "{digest}");
     (path.to_str().unwrap().to_string(), digest)
 }

@@ -116,7 +116,7 @@ fn build_on_a_pulled_base_push_mount_and_repush_nothing() {
     let raw = run(Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
         .arg(format!("docker://{target}")));
-    assert_eq!(kiln::digest::sha256(raw.as_bytes()), digest);
+    assert_eq!(kiln::oci::digest::sha256(raw.as_bytes()), digest);
     let latest = run(Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
         .arg(format!("docker://{}/team/app:latest", registry.addr)));
@@ -266,7 +266,7 @@ fn an_index_without_the_platform_lists_what_it_has() {
     manifest.as_object_mut().unwrap().remove("annotations");
     manifest["platform"] = serde_json::json!({"architecture": "amd64", "os": "linux"});
     let inner = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [manifest]})).unwrap();
-    let inner_digest = kiln::digest::sha256(&inner);
+    let inner_digest = kiln::oci::digest::sha256(&inner);
     fs::write(
         layout
             .join("blobs/sha256")

@@ -28,12 +28,12 @@ fn specs_under(root: &Path) -> Vec<PathBuf> {
 
 /// Whether kiln itself reads and validates the spec (sources and base aside).
 fn kiln_loads(path: &Path) -> bool {
-    kiln::validate::load(path, &kiln::Inputs::default()).is_ok()
+    kiln::spec::validate::load(path, &kiln::Inputs::default()).is_ok()
 }
 
 /// Whether kiln's parser (not its validation) accepts the spec.
 fn kiln_parses(path: &Path, text: &str) -> bool {
-    let source = kiln::spec::Source {
+    let source = kiln::spec::raw::Source {
         path: path.to_path_buf(),
         text: text.to_string(),
     };

@@ -336,7 +336,7 @@ fn assert_pulls_back_as(image: &str, digest: &str, work: &Path) {
         &[],
     );
     let manifest = fs::read(copy.join("manifest.json")).unwrap();
-    assert_eq!(kiln::digest::sha256(&manifest), digest);
+    assert_eq!(kiln::oci::digest::sha256(&manifest), digest);
 }
 
 /// Start the image detached and run its healthcheck until it passes (30 s at most).

@@ -607,7 +607,7 @@ fn cache_manifests_carry_an_artifact_type_and_older_ones_without_it_still_hit() 
         let (pointer, _) = served_raw(&format!("{cache_repo}:{tag}"));
         assert_eq!(
             pointer["artifactType"],
-            kiln::remote_cache::ARTIFACT_TYPE,
+            kiln::layer::remote::ARTIFACT_TYPE,
             "{pointer}"
         );
         assert_eq!(

@@ -12,7 +12,7 @@ fn every_example_spec_validates() {
         if !spec.is_file() {
             continue;
         }
-        let loaded = kiln::validate::load(&spec, &kiln::Inputs::default());
+        let loaded = kiln::spec::validate::load(&spec, &kiln::Inputs::default());
         if let Err(e) = &loaded {
             panic!("{}: {e}\nhint: {:?}", spec.display(), e.hint());
         }

@@ -660,5 +660,5 @@ pub fn is_served(reference: &str) -> bool {
 /// A command's JSON output (it must succeed), and the digest of its bytes.
 pub fn run_json(cmd: &mut Command) -> (serde_json::Value, String) {
     let raw = run(cmd);
-    (parse_json(&raw), kiln::digest::sha256(raw.as_bytes()))
+    (parse_json(&raw), kiln::oci::digest::sha256(raw.as_bytes()))
 }

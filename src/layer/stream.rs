@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::layer::LayerBlob;
+use crate::layer::write::LayerBlob;
 use crate::registry::Client;
 
 /// Bytes per message on the channel, and messages in flight.

@@ -11,12 +11,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::base::{self, FsView};
-use crate::config::ImageConfig;
 use crate::error::{Error, Result};
+use crate::image::base::{self, FsView};
+use crate::oci::config::ImageConfig;
+use crate::oci::reference::Reference;
 use crate::oci::{self, Compression, Descriptor, Index, Manifest};
-use crate::reference::Reference;
-use crate::validate::Platform;
+use crate::spec::validate::Platform;
 
 pub use report::Report;
 
@@ -239,10 +239,9 @@ pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
         let (reader, compression) = layer
             .reader(&n.to_string(), text)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Box::new(base::ZeroTail::new(crate::compress::decoder(
-            reader,
-            compression,
-        )?)))
+        Ok(Box::new(base::ZeroTail::new(
+            crate::layer::compress::decoder(reader, compression)?,
+        )))
     })
     .map_err(|e| image_error(text, format!("reading the account files: {e}")))?;
     Ok(fs)

@@ -3,6 +3,11 @@
 //! maps are HashMaps, whose random order would change a manifest's digest
 //! from one run to the next. Every map here is a BTreeMap.
 
+pub mod config;
+pub mod digest;
+pub mod reference;
+pub mod runas;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -5,15 +5,15 @@
 //! in, and a rerun changes nothing.
 
 use crate::cache::Cache;
-use crate::config::ImageConfig;
 use crate::error::{Error, Result};
+use crate::image::pull;
+use crate::oci::config::ImageConfig;
+use crate::oci::reference::Reference;
 use crate::oci::{self, Descriptor, Index};
-use crate::pull;
-use crate::push;
-use crate::reference::Reference;
+use crate::output::push;
 use crate::registry::retry::retrying;
 use crate::registry::{self, Client};
-use crate::validate::host_platform;
+use crate::spec::validate::host_platform;
 
 pub struct Request<'a> {
     pub target: &'a Reference,
@@ -88,7 +88,7 @@ pub async fn make(client: &Client, cache: &Cache, request: Request<'_>) -> Resul
         annotations: Default::default(),
     };
     let bytes = serde_json::to_vec(&index).expect("index serializes");
-    let digest = crate::digest::sha256(&bytes);
+    let digest = crate::oci::digest::sha256(&bytes);
     let references =
         push::put_tagged(client, target, request.tags, &bytes, media_type, &digest).await?;
     Ok(Made {
@@ -107,7 +107,7 @@ async fn platform_image(
 ) -> Result<(String, Descriptor)> {
     let resolved = pull::resolve(client, cache, image, &host_platform())
         .await
-        .map_err(crate::inspect::as_image)?;
+        .map_err(crate::image::inspect::as_image)?;
     if resolved.index.is_some() {
         return Err(usage(
             &image.to_string(),

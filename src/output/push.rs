@@ -9,9 +9,9 @@ use futures_util::StreamExt;
 
 use crate::assemble::Image;
 use crate::error::Result;
-use crate::layers::short;
+use crate::layer::short;
+use crate::oci::reference::Reference;
 use crate::progress::{Bar, Step};
-use crate::reference::Reference;
 use crate::registry::retry::retrying;
 use crate::registry::{self, Client};
 
@@ -88,7 +88,7 @@ async fn push_blob(client: &Client, host: &str, repo: &str, b: &Blob) -> Result<
             bar.done(b.size, "");
         }
     }
-    if b.verify && !crate::layers::verify_file(&b.path, &b.digest, b.size) {
+    if b.verify && !crate::layer::verify_file(&b.path, &b.digest, b.size) {
         // Gone from the cache, so the next build writes it afresh.
         let _ = std::fs::remove_file(&b.path);
         return Err(registry::error(

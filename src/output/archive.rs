@@ -11,10 +11,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::assemble::{Image, ImageLayer};
-use crate::digest::HashReader;
 use crate::error::{Error, IoContext, Result};
 use crate::oci;
-use crate::output::Output;
+use crate::oci::digest::HashReader;
+use crate::output::file::Output;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -98,7 +98,7 @@ fn write_layer<W: Write>(
     let file = File::open(&layer.blob).ctx("open layer", &layer.blob)?;
     let file = BufReader::with_capacity(1 << 20, file);
     let stream =
-        crate::compress::decoder(file, layer.compression).ctx("read layer", &layer.blob)?;
+        crate::layer::compress::decoder(file, layer.compression).ctx("read layer", &layer.blob)?;
     let mut hashed = HashReader::new(stream.take(layer.diff_size));
     append(
         tar,

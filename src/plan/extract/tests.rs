@@ -1,13 +1,13 @@
 use super::pick::{Pick, What, pick};
 use crate::error::Error;
-use crate::fsview::{FsView, apply_layer};
-use crate::validate::Copy;
+use crate::image::fsview::{FsView, apply_layer};
+use crate::spec::validate::Copy;
 
 fn copy(src: &str, dest: &str, follow: bool) -> Copy {
     Copy {
         src: src.into(),
         image: None,
-        dest: crate::validate::image_path(dest).unwrap(),
+        dest: crate::spec::validate::image_path(dest).unwrap(),
         dest_is_dir: dest.ends_with('/'),
         owner: None,
         mode: None,

@@ -6,10 +6,10 @@
 use globset::GlobBuilder;
 
 use crate::error::{Error, Result};
-use crate::fsview::{DataRef, FsView, Kind, Meta, resolve_dots};
+use crate::image::fsview::{DataRef, FsView, Kind, Meta, resolve_dots};
+use crate::plan::sources::{exclude_set, join};
 use crate::shown::escape as shown;
-use crate::sources::{exclude_set, join};
-use crate::validate::Copy;
+use crate::spec::validate::Copy;
 
 /// One path the copy puts in the image.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,14 +9,14 @@ use std::time::Instant;
 
 use crate::assemble::{self, Image};
 use crate::error::{Error, Result};
-use crate::layer::LayerBlob;
-use crate::layout::{self, Staging};
+use crate::layer::remote::RemoteCache;
+use crate::layer::write::LayerBlob;
 use crate::oci::Descriptor;
-use crate::remote_cache::RemoteCache;
-use crate::validate::{self, Inputs, Platform, Spec};
+use crate::output::layout::{self, Staging};
+use crate::spec::validate::{self, Inputs, Platform, Spec};
 use crate::{
-    Built, BuiltImage, Net, Network, Outputs, Timings, archive, base, cache, check, layers, output,
-    plan, push, resolve, stream,
+    Built, BuiltImage, Net, Network, Outputs, Timings, cache, check, image::base, layer as layers,
+    layer::stream, output::archive, output::file as output, output::push, plan, resolve,
 };
 
 /// One platform, resolved: its spec (args such as ${TARGETARCH} filled in),

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, IoContext, Result};
-use crate::ignore::Ignore;
-use crate::validate::Copy;
+use crate::spec::ignore::Ignore;
+use crate::spec::validate::Copy;
 
 /// One thing found in the sources, with its path relative to the copy's destination.
 #[derive(Debug, Clone)]
@@ -440,7 +440,7 @@ mod tests {
         Copy {
             src: src.into(),
             image: None,
-            dest: crate::validate::image_path(dest).unwrap(),
+            dest: crate::spec::validate::image_path(dest).unwrap(),
             dest_is_dir: dest.ends_with('/'),
             owner: None,
             mode: None,

@@ -1,8 +1,8 @@
 //! /etc/passwd, /etc/group and /etc/shadow: the base's lines kept byte for
 //! byte, the app user and group appended, and owner names looked up.
 
-use crate::base::FsView;
-use crate::validate::User;
+use crate::image::base::FsView;
+use crate::spec::validate::User;
 
 #[derive(Debug)]
 pub struct Accounts {

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::args::{self, Unknown};
-use crate::duration;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::Compression;
-use crate::reference::Reference;
-use crate::spec::{
+use crate::oci::reference::Reference;
+use crate::spec::args::{self, Unknown};
+use crate::spec::duration;
+use crate::spec::raw::{
     RawCopy, RawDir, RawFile, RawHealthcheck, RawImage, RawMode, RawSpec, RawSymlink, RawUser, S,
     Source,
 };
@@ -44,7 +44,7 @@ pub struct Spec {
     pub config: Config,
     pub healthcheck: Option<Healthcheck>,
     /// Local files no copy takes (.dockerignore).
-    pub ignore: Option<crate::ignore::Ignore>,
+    pub ignore: Option<crate::spec::ignore::Ignore>,
     pub policy: crate::check::Policy,
     /// Whether `kiln build` stops on error-level findings.
     pub enforce: bool,
@@ -489,8 +489,12 @@ impl Validator {
     }
 
     /// `ignore-file`, else .dockerignore when the spec's directory has one.
-    fn ignore_file(&self, image: &RawImage, dir: &Path) -> Result<Option<crate::ignore::Ignore>> {
-        use crate::spec::RawIgnoreFile;
+    fn ignore_file(
+        &self,
+        image: &RawImage,
+        dir: &Path,
+    ) -> Result<Option<crate::spec::ignore::Ignore>> {
+        use crate::spec::raw::RawIgnoreFile;
         let path = match &image.ignore_file {
             None => dir.join(".dockerignore"),
             Some(f) => match f.get_ref() {
@@ -527,7 +531,7 @@ impl Validator {
             }
             .with_hint(hint));
         }
-        crate::ignore::Ignore::read(&real).map(Some)
+        crate::spec::ignore::Ignore::read(&real).map(Some)
     }
 
     /// What to build: --platform (repeated), else `platforms`, else
@@ -1051,7 +1055,7 @@ fn check_config_user(text: &str) -> Result<(), String> {
         ));
     }
     for (what, part) in [("uid", Some(user)), ("gid", group)] {
-        let n = part.and_then(crate::runas::atoi);
+        let n = part.and_then(crate::oci::runas::atoi);
         if let Some(n) = n.filter(|n| !(0..=i64::from(i32::MAX)).contains(n)) {
             return Err(format!(
                 "user `{text}`: {what} {n} is outside 0..=2147483647, so the container would not start"

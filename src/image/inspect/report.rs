@@ -7,11 +7,11 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::Opened;
-use crate::base::{FsView, Kind};
-use crate::config::{HealthConfig, History};
-use crate::duration;
-use crate::runas;
+use crate::image::base::{FsView, Kind};
+use crate::oci::config::{HealthConfig, History};
+use crate::oci::runas;
 use crate::shown::Shown;
+use crate::spec::duration;
 
 #[derive(Serialize)]
 pub struct Report {

@@ -7,10 +7,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::compress::Encoder;
-use crate::digest::HashWriter;
 use crate::error::{Error, IoContext, Result};
+use crate::layer::compress::Encoder;
 use crate::oci::Compression;
+use crate::oci::digest::HashWriter;
 use crate::plan::{Content, Entry, LayerPlan};
 use crate::progress::Bar;
 
@@ -394,7 +394,7 @@ mod tests {
                 content: Content::File {
                     src: src.clone(),
                     size: 3,
-                    stamp: crate::sources::Stamp {
+                    stamp: crate::plan::sources::Stamp {
                         mtime_ns: 0,
                         ctime_ns: 0,
                         inode: 0,

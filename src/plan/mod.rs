@@ -3,15 +3,19 @@
 //! layers are grouped, duplicates refused, and parent directories filled in
 //! without clobbering the base's.
 
+pub mod accounts;
+pub mod extract;
+pub mod sources;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::accounts::Accounts;
-use crate::base::{Base, Kind};
 use crate::error::{Error, Result};
-use crate::extract::Extracted;
-use crate::sources::{self, FoundKind, Stamp};
-use crate::validate::{Id, Owner, Spec};
+use crate::image::base::{Base, Kind};
+use crate::plan::accounts::Accounts;
+use crate::plan::extract::Extracted;
+use crate::spec::validate::{Id, Owner, Spec};
+use sources::{FoundKind, Stamp};
 
 pub enum Content {
     Dir,

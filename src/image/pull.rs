@@ -5,18 +5,18 @@
 
 use futures_util::{StreamExt, TryStreamExt};
 
-use crate::base::{self, Base};
 use crate::cache::Cache;
-use crate::digest;
 use crate::error::{Error, Result};
+use crate::image::base::{self, Base};
+use crate::oci::digest;
+use crate::oci::reference::Reference;
 use crate::oci::{self, Descriptor, Index, Manifest};
 use crate::progress::{Bar, Step};
-use crate::reference::Reference;
 use crate::registry::mirror::Source;
 use crate::registry::retry::{self, retrying};
 use crate::registry::{self, Client};
 use crate::shown::Shown;
-use crate::validate::Platform;
+use crate::spec::validate::Platform;
 
 /// Blobs fetched at once.
 const PARALLEL: usize = 4;
@@ -177,7 +177,7 @@ pub async fn fetch(
             .blob_path(&d.digest)
             .ok_or_else(|| Error::base(name, format!("`{}` is not a sha256 digest", d.digest)))?;
         let what = format!("pull {host}/{repo}@{}", d.digest);
-        let bar = Bar::start(Step::Pull, &crate::layers::short(&d.digest), d.size);
+        let bar = Bar::start(Step::Pull, &crate::layer::short(&d.digest), d.size);
         retrying(&what, |_| client.fetch_blob(host, repo, &d, &path, &bar)).await?;
         bar.done(d.size, "");
         Ok(())

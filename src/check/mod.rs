@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::base::{Base, Kind};
+use crate::image::base::{Base, Kind};
+use crate::oci::runas::{self, RunAs};
 use crate::plan::{Content, LayerPlan};
-use crate::runas::{self, RunAs};
-use crate::validate::{BaseRef, Spec};
+use crate::spec::validate::{BaseRef, Spec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -646,7 +646,7 @@ impl Files<'_> {
             path = self
                 .base
                 .fs
-                .resolve_parents(&crate::base::resolve_dots(&joined));
+                .resolve_parents(&crate::image::base::resolve_dots(&joined));
         }
         false
     }

@@ -1,6 +1,11 @@
 //! Every planned layer, built several at once, or taken from the cache when
 //! its inputs are unchanged: an unchanged rebuild compresses nothing.
 
+pub mod compress;
+pub mod remote;
+pub mod stream;
+pub mod write;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,14 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sha2::{Digest as _, Sha256};
 
 use crate::cache::Cache;
-use crate::digest::HashReader;
 use crate::error::{Error, Result};
-use crate::layer::{self, LayerBlob};
-use crate::layout::Staging;
+use crate::layer::remote::{KeyInputs, RemoteCache};
 use crate::oci::Compression;
+use crate::oci::digest::HashReader;
+use crate::output::layout::Staging;
 use crate::plan::{Content, LayerPlan};
 use crate::progress::{Bar, Step};
-use crate::remote_cache::{KeyInputs, RemoteCache};
+use write::LayerBlob;
 
 /// Bumped whenever the bytes kiln writes for the same inputs change.
 const FORMAT: &str = "kiln-layer-1";
@@ -163,7 +168,7 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
         }
     }
     let tee = s.tee.and_then(|t| t(i));
-    let blob = layer::write(
+    let blob = write::write(
         plan,
         &staging.scratch_path(),
         s.mtime,
@@ -215,7 +220,7 @@ fn settings_text(s: &Settings) -> String {
 /// A hash of everything that decides a layer's bytes. Files count by path,
 /// size, mtime, ctime, inode and device rather than by reading them.
 pub fn cache_key(plan: &LayerPlan, s: &Settings) -> String {
-    let stamp = &mut |src: &std::path::Path, size: u64, stamp: &crate::sources::Stamp| {
+    let stamp = &mut |src: &std::path::Path, size: u64, stamp: &crate::plan::sources::Stamp| {
         let mut id = src.as_os_str().as_encoded_bytes().to_vec();
         id.extend(
             format!(
@@ -231,7 +236,7 @@ pub fn cache_key(plan: &LayerPlan, s: &Settings) -> String {
 
 /// What stands for a file's bytes in a key: given its source, size and stamp.
 pub type FileId<'a> =
-    dyn FnMut(&std::path::Path, u64, &crate::sources::Stamp) -> std::io::Result<Vec<u8>> + 'a;
+    dyn FnMut(&std::path::Path, u64, &crate::plan::sources::Stamp) -> std::io::Result<Vec<u8>> + 'a;
 
 /// A hash over `header` and a layer's entries in plan order: path, owner,
 /// mode, and content (`file` says what stands for a file's bytes).

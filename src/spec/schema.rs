@@ -12,7 +12,7 @@ use schemars::transform::RecursiveTransform;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::Value;
 
-use crate::spec::{RawMode, RawSpec};
+use crate::spec::raw::{RawMode, RawSpec};
 
 /// The schema's identifier. No URL serves it yet: editors get the schema from
 /// `kiln schema > kiln.schema.json` and a path.

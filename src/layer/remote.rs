@@ -21,11 +21,11 @@ use tokio::runtime::Handle;
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::layer::{LayerBlob, Source};
+use crate::layer::write::{LayerBlob, Source};
+use crate::oci::reference::Reference;
 use crate::oci::{self, Descriptor, Manifest};
 use crate::plan::LayerPlan;
 use crate::progress::{Bar, Step};
-use crate::reference::Reference;
 use crate::registry::Client;
 
 const DIFF_ID: &str = "dev.kiln.layer.diff-id";
@@ -160,7 +160,7 @@ impl RemoteCache {
         let mountable = self.push_host.as_deref() == Some(self.host.as_str());
         let path = match (need_bytes || !mountable, &self.local) {
             (true, _) => {
-                let bar = Bar::start(Step::Pull, &crate::layers::short(&desc.digest), desc.size);
+                let bar = Bar::start(Step::Pull, &crate::layer::short(&desc.digest), desc.size);
                 let fetched = self.handle.block_on(
                     self.client
                         .fetch_blob(&self.host, &self.repo, &desc, dest, &bar),
@@ -269,7 +269,7 @@ impl RemoteCache {
                 staged.path()
             }
         };
-        let bar = Bar::start(Step::Push, &crate::layers::short(digest), size);
+        let bar = Bar::start(Step::Push, &crate::layer::short(digest), size);
         self.client
             .upload(host, repo, digest, size, path, &bar)
             .await?;
@@ -339,7 +339,7 @@ fn pointer_manifest(key: &str, blob: &LayerBlob, media_type: &str) -> Vec<u8> {
 /// Paths, owners, modes, link targets and file contents, in plan order.
 fn content_key(inputs: &KeyInputs) -> std::io::Result<String> {
     let mut buf = vec![0u8; 1 << 20];
-    let contents = &mut |src: &Path, size: u64, _: &crate::sources::Stamp| {
+    let contents = &mut |src: &Path, size: u64, _: &crate::plan::sources::Stamp| {
         let mut file = std::fs::File::open(src)?;
         let mut h = Sha256::new();
         h.update(size.to_le_bytes());
@@ -352,7 +352,7 @@ fn content_key(inputs: &KeyInputs) -> std::io::Result<String> {
         }
         Ok(h.finalize().to_vec())
     };
-    crate::layers::entries_key(
+    crate::layer::entries_key(
         &["kiln-shared-layer-1", &inputs.settings],
         inputs.plan,
         contents,
@@ -365,7 +365,7 @@ mod tests {
 
     #[test]
     fn the_empty_config_digest_is_right() {
-        assert_eq!(crate::digest::sha256(EMPTY), EMPTY_DIGEST);
+        assert_eq!(crate::oci::digest::sha256(EMPTY), EMPTY_DIGEST);
     }
 
     fn blob() -> LayerBlob {

@@ -10,8 +10,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Bytes, LayerBlob, Opened, image_error};
-use crate::digest;
 use crate::error::{IoContext, Result};
+use crate::oci::digest;
 
 /// Largest manifest.json or config read into memory.
 const MAX_JSON: u64 = 16 << 20;
@@ -137,7 +137,7 @@ fn scan(path: &Path, text: &str) -> Result<BTreeMap<String, (u64, u64)>> {
                         tar::EntryType::Link => "",
                         _ => name.rsplit_once('/').map_or("", |(d, _)| d),
                     };
-                    let joined = crate::base::resolve_dots(&format!("/{dir}/{target}"));
+                    let joined = crate::image::base::resolve_dots(&format!("/{dir}/{target}"));
                     links.push((name, joined.trim_start_matches('/').to_string()));
                 }
             }

@@ -1,6 +1,6 @@
 //! The spec file as written: a serde mirror of the TOML, with the location of
 //! every value kept so that later checks can point at the line.
-//! `validate` turns this into a typed, checked [`crate::validate::Spec`].
+//! `validate` turns this into a typed, checked [`crate::spec::validate::Spec`].
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -65,7 +65,7 @@ pub struct RawPolicy {
     /// Rule IDs (KILN-ROOT-USER...) allowed in this image; needs `reason`.
     /// `kiln check --list` shows the rules.
     #[serde(default)]
-    #[schemars(with = "Vec<crate::schema::RuleId>")]
+    #[schemars(with = "Vec<crate::spec::schema::RuleId>")]
     pub allow: Vec<S<String>>,
     /// Why the rules in `allow` do not apply to this image; required with `allow`.
     #[schemars(with = "Option<String>")]

@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{self, HashWriter};
 use crate::error::{Error, IoContext, Result};
-use crate::fsview::{DataRef, read_entries};
-use crate::inspect::{self, Opened};
-use crate::sources::{Found, FoundKind, Stamp};
-use crate::validate::{Copy, Platform};
+use crate::image::fsview::{DataRef, read_entries};
+use crate::image::inspect::{self, Opened};
+use crate::oci::digest::{self, HashWriter};
+use crate::plan::sources::{Found, FoundKind, Stamp};
+use crate::spec::validate::{Copy, Platform};
 
 pub use pick::{Pick, What};
 
@@ -294,8 +294,8 @@ impl Store {
                 .ok_or_else(|| image_error(text, format!("layer {name} is missing")))?;
             let (reader, compression) = blob.reader(&name, text)?;
             let fail = |e: std::io::Error| image_error(text, format!("layer {name}: {e}"));
-            let decoder = crate::compress::decoder(reader, compression).map_err(fail)?;
-            let tar = crate::base::ZeroTail::new(decoder);
+            let decoder = crate::layer::compress::decoder(reader, compression).map_err(fail)?;
+            let tar = crate::image::base::ZeroTail::new(decoder);
             read_entries(tar, &entries, &mut |entry, data| {
                 let at = DataRef { layer, entry };
                 let (sha, size) = self.put(data)?;

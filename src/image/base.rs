@@ -7,12 +7,12 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::config::{ImageConfig, RootFs};
-use crate::digest::{self, HashReader};
 use crate::error::{Error, IoContext, Result};
-pub use crate::fsview::{FsView, Kind, Meta, read_linked_accounts, resolve_dots};
+pub use crate::image::fsview::{FsView, Kind, Meta, read_linked_accounts, resolve_dots};
+use crate::oci::config::{ImageConfig, RootFs};
+use crate::oci::digest::{self, HashReader};
 use crate::oci::{self, Compression, Descriptor, Index, Manifest};
-use crate::validate::{BaseRef, Platform};
+use crate::spec::validate::{BaseRef, Platform};
 
 /// Largest manifest, index or config read into memory.
 const MAX_JSON: u64 = 16 << 20;
@@ -221,10 +221,10 @@ pub fn from_manifest(
             diff_size,
         });
     }
-    crate::fsview::read_linked_accounts(&mut fs, &mut |n| {
+    crate::image::fsview::read_linked_accounts(&mut fs, &mut |n| {
         let layer = &layers[n];
         let file = BufReader::new(File::open(&layer.blob)?);
-        Ok(Box::new(ZeroTail::new(crate::compress::decoder(
+        Ok(Box::new(ZeroTail::new(crate::layer::compress::decoder(
             file,
             layer.compression,
         )?)))
@@ -355,9 +355,10 @@ pub fn apply_blob(
 ) -> std::io::Result<BlobRead> {
     let mut compressed = HashReader::new(BufReader::with_capacity(1 << 20, blob));
     let (diff_id, diff_size) = {
-        let decoder = crate::compress::decoder(BufReader::new(&mut compressed), compression)?;
+        let decoder =
+            crate::layer::compress::decoder(BufReader::new(&mut compressed), compression)?;
         let mut tar_stream = HashReader::new(decoder);
-        crate::fsview::apply_layer(ZeroTail::new(&mut tar_stream), fs, layer)?;
+        crate::image::fsview::apply_layer(ZeroTail::new(&mut tar_stream), fs, layer)?;
         tar_stream.finish()?
     };
     let (digest, size) = compressed.finish()?;

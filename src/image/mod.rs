@@ -1,0 +1,9 @@
+//! Reading images: a base or any image kiln is asked about (scratch, an
+//! OCI layout, a docker-archive, or one `pull`ed from a registry into the
+//! cache), and its filesystem as a map held in memory (`fsview`), which no
+//! image-controlled name ever leaves.
+
+pub mod base;
+pub mod fsview;
+pub mod inspect;
+pub mod pull;

@@ -1,0 +1,9 @@
+//! Where a built image goes: an OCI image `layout`, a docker-`archive`, a
+//! registry (`push`, and `index` for one tag over per-platform pushes), and
+//! the plain files beside them (`file`: --tar, --digest-file, stdout).
+
+pub mod archive;
+pub mod file;
+pub mod index;
+pub mod layout;
+pub mod push;

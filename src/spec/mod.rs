@@ -1,0 +1,11 @@
+//! The spec: the TOML as written (`raw`, a serde mirror with spans for
+//! errors), checked and typed by `validate` into a `Spec`, with `args`
+//! (`${NAME}` expansion), `duration`, `ignore` (.dockerignore) and the
+//! JSON Schema editors use (`schema`).
+
+pub mod args;
+pub mod duration;
+pub mod ignore;
+pub mod raw;
+pub mod schema;
+pub mod validate;
