@@ -2,6 +2,10 @@
 //! KILN_REGISTRY_USERNAME/PASSWORD (for the push registry, in CI),
 //! $REGISTRY_AUTH_FILE, docker's config.json (credHelpers > credsStore >
 //! auths) and podman's auth.json. Secrets never reach a log or an error.
+//!
+//! An entry may hold an identity token instead of a password (`identitytoken`
+//! in config.json and auth.json, or a helper answering for user `<token>`):
+//! an OAuth2 refresh token, as ACR and other OAuth2 token services issue.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,14 +19,60 @@ use serde::Deserialize;
 #[derive(Clone, PartialEq)]
 pub struct Credential {
     pub username: String,
+    /// A password, or an identity token: `kind` says which.
     pub secret: String,
+    pub kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Password,
+    /// An OAuth2 refresh token: exchanged at the registry's token service,
+    /// never sent to the registry itself.
+    IdentityToken,
+}
+
+impl Credential {
+    pub fn password(username: impl Into<String>, secret: impl Into<String>) -> Credential {
+        Credential {
+            username: username.into(),
+            secret: secret.into(),
+            kind: Kind::Password,
+        }
+    }
+
+    /// `<token>` as the user name means none (docker's marker for identity tokens).
+    pub fn identity_token(username: impl Into<String>, token: impl Into<String>) -> Credential {
+        let username = username.into();
+        Credential {
+            username: if username == TOKEN_USERNAME {
+                String::new()
+            } else {
+                username
+            },
+            secret: token.into(),
+            kind: Kind::IdentityToken,
+        }
+    }
+
+    pub fn is_identity_token(&self) -> bool {
+        self.kind == Kind::IdentityToken
+    }
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credential({}, <redacted>)", self.username)
+        let what = match self.kind {
+            Kind::Password => "password",
+            Kind::IdentityToken => "identity token",
+        };
+        write!(f, "Credential({}, {what} <redacted>)", self.username)
     }
 }
+
+/// docker's user name for an identity token: what a credential helper answers
+/// with, and what config.json may hold in `auth` beside `identitytoken`.
+const TOKEN_USERNAME: &str = "<token>";
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -43,6 +93,8 @@ struct AuthEntry {
     username: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
 }
 
 /// Where to look, resolved once from the environment.
@@ -63,7 +115,7 @@ impl Sources {
             var("KILN_REGISTRY_PASSWORD"),
         ) {
             (Some(host), Some(username), Some(secret)) => {
-                Some((host.to_string(), Credential { username, secret }))
+                Some((host.to_string(), Credential::password(username, secret)))
             }
             _ => None,
         };
@@ -142,16 +194,44 @@ fn key_matches(key: &str, host: &str) -> bool {
 }
 
 fn decode(entry: &AuthEntry) -> Result<Credential, String> {
-    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
-        return Ok(Credential {
-            username: u.clone(),
-            secret: p.clone(),
-        });
+    if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+        // The user name docker keeps beside the token (often `<token>` or a
+        // zero UUID) goes along if the token service wants a GET instead.
+        let username = match &entry.username {
+            Some(u) => u.clone(),
+            None => auth_username(entry),
+        };
+        return Ok(Credential::identity_token(username, token));
     }
+    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
+        return Ok(Credential::password(u.clone(), p.clone()));
+    }
+    decode_auth(entry)
+}
+
+/// The user part of `auth` beside an identity token: docker writes
+/// `<token>:`, a zero UUID and a colon, or a bare name. Only a fallback
+/// GET uses it, so an odd value is no reason to refuse the token.
+fn auth_username(entry: &AuthEntry) -> String {
+    let decoded = entry
+        .auth
+        .as_deref()
+        .and_then(|a| {
+            base64::engine::general_purpose::STANDARD
+                .decode(a.trim())
+                .ok()
+        })
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&decoded);
+    text.split(':').next().unwrap_or_default().to_string()
+}
+
+/// The `auth` field: base64 of `user:password`.
+fn decode_auth(entry: &AuthEntry) -> Result<Credential, String> {
     let auth = entry
         .auth
         .as_deref()
-        .ok_or("an auths entry has neither `auth` nor username/password")?;
+        .ok_or("an auths entry has neither `auth`, username/password nor `identitytoken`")?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(auth.trim())
         .map_err(|_| "an `auth` value is not base64".to_string())?;
@@ -159,10 +239,7 @@ fn decode(entry: &AuthEntry) -> Result<Credential, String> {
     let (username, secret) = text
         .split_once(':')
         .ok_or("an `auth` value is not `user:password`")?;
-    Ok(Credential {
-        username: username.to_string(),
-        secret: secret.to_string(),
-    })
+    Ok(Credential::password(username, secret))
 }
 
 /// Run `docker-credential-NAME get`. "credentials not found" means anonymous;
@@ -208,10 +285,16 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credential>, String> {
     }
     let reply: Reply = serde_json::from_slice(&out.stdout)
         .map_err(|_| format!("credential helper `{program}` gave a reply that is not its JSON"))?;
-    Ok(Some(Credential {
-        username: reply.username,
-        secret: reply.secret,
-    }))
+    Ok(Some(from_helper(reply.username, reply.secret)))
+}
+
+/// docker's convention: a helper answering for user `<token>` holds an identity token.
+fn from_helper(username: String, secret: String) -> Credential {
+    if username == TOKEN_USERNAME {
+        Credential::identity_token(username, secret)
+    } else {
+        Credential::password(username, secret)
+    }
 }
 
 #[cfg(test)]
@@ -246,13 +329,7 @@ mod tests {
     #[test]
     fn env_credentials_are_for_one_host_only() {
         let s = Sources {
-            env: Some((
-                "127.0.0.1:5000".into(),
-                Credential {
-                    username: "ci".into(),
-                    secret: "x".into(),
-                },
-            )),
+            env: Some(("127.0.0.1:5000".into(), Credential::password("ci", "x"))),
             files: vec![],
         };
         assert!(s.lookup("127.0.0.1:5000").unwrap().is_some());
@@ -261,11 +338,100 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let c = Credential {
-            username: "u".into(),
-            secret: "hunter2".into(),
-        };
+        let c = Credential::password("u", "hunter2");
         assert!(!format!("{c:?}").contains("hunter2"));
+        let t = Credential::identity_token("u", "refresh-abc123");
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("refresh-abc123"), "{shown}");
+        assert!(shown.contains("identity token"), "{shown}");
+    }
+
+    /// Write `text` as a config file in `dir` and look `host` up in it.
+    fn lookup_in(dir: &tempfile::TempDir, name: &str, text: &str, host: &str) -> Credential {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        sources(vec![path]).lookup(host).unwrap().unwrap()
+    }
+
+    #[test]
+    fn identity_tokens_in_config_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        // What `az acr login` writes to docker's config.json.
+        let acr = lookup_in(
+            &dir,
+            "config.json",
+            &format!(
+                r#"{{"auths":{{"myreg.azurecr.io":{{"auth":"{}","identitytoken":"eyJ.refresh.tok"}}}}}}"#,
+                b64("00000000-0000-0000-0000-000000000000:")
+            ),
+            "myreg.azurecr.io",
+        );
+        assert_eq!(
+            acr,
+            Credential::identity_token("00000000-0000-0000-0000-000000000000", "eyJ.refresh.tok")
+        );
+        // docker's marker user `<token>` means no user name.
+        let marker = lookup_in(
+            &dir,
+            "marker.json",
+            &format!(
+                r#"{{"auths":{{"https://reg.example":{{"auth":"{}","identitytoken":"t1"}}}}}}"#,
+                b64("<token>:")
+            ),
+            "reg.example",
+        );
+        assert_eq!(marker, Credential::identity_token("", "t1"));
+        // podman's auth.json: the same key, no `auth` at all.
+        let podman = lookup_in(
+            &dir,
+            "auth.json",
+            r#"{"auths":{"reg.example":{"identitytoken":"t2"}}}"#,
+            "reg.example",
+        );
+        assert_eq!(podman, Credential::identity_token("", "t2"));
+        // A user name given beside the token is kept; a password is not used.
+        let named = lookup_in(
+            &dir,
+            "named.json",
+            r#"{"auths":{"reg.example":{"username":"bob","password":"pw","identitytoken":"t3"}}}"#,
+            "reg.example",
+        );
+        assert_eq!(named, Credential::identity_token("bob", "t3"));
+        // An `auth` that is no user:password pair does not hide the token.
+        let bare = lookup_in(
+            &dir,
+            "bare.json",
+            &format!(
+                r#"{{"auths":{{"reg.example":{{"auth":"{}","identitytoken":"t4"}}}}}}"#,
+                b64("alice")
+            ),
+            "reg.example",
+        );
+        assert_eq!(bare, Credential::identity_token("alice", "t4"));
+        // An empty identitytoken is no token: the password stands.
+        let empty = lookup_in(
+            &dir,
+            "empty.json",
+            &format!(
+                r#"{{"auths":{{"reg.example":{{"auth":"{}","identitytoken":""}}}}}}"#,
+                b64("bob:pw")
+            ),
+            "reg.example",
+        );
+        assert_eq!(empty, Credential::password("bob", "pw"));
+    }
+
+    #[test]
+    fn helper_replies_for_token_users_are_identity_tokens() {
+        assert_eq!(
+            from_helper("<token>".into(), "refresh".into()),
+            Credential::identity_token("", "refresh")
+        );
+        assert_eq!(
+            from_helper("bob".into(), "pw".into()),
+            Credential::password("bob", "pw")
+        );
     }
 
     #[test]

@@ -302,6 +302,9 @@ impl Client {
                 .and_then(auth::parse_challenge);
             let header = match challenge {
                 Some(Challenge::Basic) => match self.credential(host)? {
+                    Some(c) if c.is_identity_token() => {
+                        return Err(auth::identity_token_not_for_basic(host));
+                    }
                     Some(c) => basic(&c),
                     None => return Err(unauthorized(host, false)),
                 },
@@ -394,6 +397,14 @@ impl Client {
             .await
             .unwrap_or_default();
         auth::vet_addresses(&realm_host, &realm_ips, &registry_ips).map_err(refuse)?;
+        let cred = self.credential(host)?;
+        if let Some(c) = cred.as_ref().filter(|c| c.is_identity_token()) {
+            match auth::refresh_grant(&self.http, &url, host, service, scopes, c).await? {
+                auth::Grant::Token(token) => return Ok(format!("Bearer {token}")),
+                // No OAuth2 there: the GET below, with the token as the password.
+                auth::Grant::Unsupported => {}
+            }
+        }
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -404,7 +415,6 @@ impl Client {
             }
         }
         let mut request = self.http.get(url);
-        let cred = self.credential(host)?;
         if let Some(c) = &cred {
             request = request.header(AUTHORIZATION, basic(c));
         }
@@ -415,7 +425,10 @@ impl Client {
         if response.status() == StatusCode::UNAUTHORIZED
             || response.status() == StatusCode::FORBIDDEN
         {
-            return Err(unauthorized(host, cred.is_some()));
+            return Err(match &cred {
+                Some(c) if c.is_identity_token() => auth::identity_token_rejected(host),
+                c => unauthorized(host, c.is_some()),
+            });
         }
         if !response.status().is_success() {
             return Err(error(
@@ -425,25 +438,7 @@ impl Client {
             ));
         }
         let body = body::read_capped(response, MAX_TOKEN, host, "the token reply").await?;
-        #[derive(serde::Deserialize)]
-        struct TokenReply {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let reply: TokenReply = serde_json::from_slice(&body).map_err(|_| {
-            error(
-                host,
-                "token service reply is not JSON",
-                "check the registry's auth setup",
-            )
-        })?;
-        let token = reply.token.or(reply.access_token).ok_or_else(|| {
-            error(
-                host,
-                "token service gave no token",
-                "check the registry's auth setup",
-            )
-        })?;
+        let token = auth::token_from_reply(&body, host)?;
         Ok(format!("Bearer {token}"))
     }
 
@@ -993,7 +988,7 @@ async fn status_error(response: Response, what: &str) -> Error {
                 what,
                 format!(
                     "the registry answered {status} and asked kiln to wait {} (Retry-After: {secs}){detail}",
-                    crate::spec::duration::format(secs.min(1 << 32) as i64 * 1_000_000_000)
+                    crate::spec::raw::duration::format(secs.min(1 << 32) as i64 * 1_000_000_000)
                 ),
                 format!(
                     "kiln waits at most {} s for a registry; try again later (on Docker Hub, logging in raises the pull limit)",

@@ -1,16 +1,19 @@
 //! Registry auth as users have it set up: basic auth behind TLS from a
-//! private CA, and bearer tokens from a token server. Secrets never show
-//! in output, at any log level, and never end up in the image.
+//! private CA, bearer tokens from a token server, and identity tokens
+//! (OAuth2 refresh tokens, as ACR issues) exchanged by POST. Secrets never
+//! show in output, at any log level, and never end up in the image.
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::common::registries::{Auth, upload_count};
+use crate::common::registries::{Auth, TokenRegistry, TokenRequest, upload_count};
 use crate::common::*;
 
 const USER: &str = "ci-bot";
 const PASSWORD: &str = "s3cret-Pa55-do-not-print";
+/// An identity token with characters a form body must escape.
+const IDENTITY_TOKEN: &str = "idtok+Refresh/do-not-print=";
 
 const SPEC: &str = r#"[image]
 name = "app"
@@ -51,6 +54,10 @@ fn assert_no_secret(out: &Output) {
         assert!(
             !text.contains(PASSWORD),
             "the password was printed:\n{text}"
+        );
+        assert!(
+            !text.contains(IDENTITY_TOKEN) && !text.contains("idtok"),
+            "the identity token was printed:\n{text}"
         );
     }
 }
@@ -432,4 +439,316 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
         );
         assert!(!head.contains(&encoded));
     }
+}
+
+/// A token registry holding the base image `library/python:3.13-slim`, put
+/// there by skopeo with the password.
+fn seeded(w: &Path, registry: &TokenRegistry) -> String {
+    let image = base_layout(w);
+    let base = format!("{}/library/python:3.13-slim", registry.addr);
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &format!("{USER}:{PASSWORD}"),
+            &image,
+        ])
+        .arg(format!("docker://{base}"))
+        .env("REGISTRY_AUTH_FILE", w.join("none.json")));
+    base
+}
+
+/// A DOCKER_CONFIG directory named `name` whose config.json is `json`.
+fn docker_config(w: &Path, name: &str, json: &str) -> std::path::PathBuf {
+    let dir = w.join(name);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("config.json"), json).unwrap();
+    dir
+}
+
+/// config.json as `az acr login` writes it: a zero-UUID user and an identity token.
+fn identity_config(
+    w: &Path,
+    name: &str,
+    registry: &str,
+    user: &str,
+    token: &str,
+) -> std::path::PathBuf {
+    let auth = base64_encode(&format!("{user}:"));
+    docker_config(
+        w,
+        name,
+        &format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}","identitytoken":"{token}"}}}}}}"#),
+    )
+}
+
+/// `kiln build SPEC --push TARGET` with the credentials in `config`.
+fn push_with(w: &Path, config: &Path, spec: &Path, target: &str, cache: &str) -> Output {
+    isolated(w)
+        .env("DOCKER_CONFIG", config)
+        .arg("build")
+        .arg(spec)
+        .args(["--push", target, "--cache-dir", cache])
+        .output()
+        .unwrap()
+}
+
+/// The token requests made since `before` of them had been.
+fn since(registry: &TokenRegistry, before: usize) -> Vec<TokenRequest> {
+    registry.requests()[before..].to_vec()
+}
+
+/// The image skopeo sees at `target` is the one kiln printed.
+fn served_as_printed(w: &Path, target: &str, out: &Output) {
+    let printed = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{target}"))
+        .env("REGISTRY_AUTH_FILE", w.join("none.json")));
+    assert_eq!(
+        format!("{target}@{}", kiln::oci::digest::sha256(raw.as_bytes())),
+        printed
+    );
+}
+
+/// Every request a refresh-token grant with the right token, and no Basic anywhere.
+fn all_oauth_grants(requests: &[TokenRequest]) {
+    assert!(!requests.is_empty(), "no token requests");
+    for r in requests {
+        assert_eq!(r.method, "POST", "{r:?}");
+        assert_eq!(r.grant_type.as_deref(), Some("refresh_token"), "{r:?}");
+        assert!(r.refresh_token && !r.basic, "{r:?}");
+        assert_eq!((r.auth, r.status), (Auth::Accepted, 200), "{r:?}");
+    }
+}
+
+#[test]
+fn identity_tokens_are_exchanged_by_oauth2_post() {
+    if !have(&["skopeo", "umoci", "docker-registry", "openssl"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let registry = Registry::token_oauth(USER, PASSWORD, IDENTITY_TOKEN, true);
+    let base = seeded(w, &registry);
+    let spec = spec(w, &base);
+    let cache = w.join("cache");
+    let cache = cache.to_str().unwrap();
+    let zero = "00000000-0000-0000-0000-000000000000";
+
+    // The base pulled and the image pushed with only an identity token.
+    let config = identity_config(w, "acr", &registry.addr, zero, IDENTITY_TOKEN);
+    let target = format!("{}/team/app:1", registry.addr);
+    let before = registry.requests().len();
+    let out = push_with(w, &config, &spec, &target, cache);
+    assert_no_secret(&out);
+    check(&kiln(), &out);
+    let asked = since(&registry, before);
+    served_as_printed(w, &target, &out);
+    all_oauth_grants(&asked);
+    let pull = "repository:library/python:pull".to_string();
+    let push = "repository:team/app:pull,push".to_string();
+    assert!(
+        asked.iter().any(|r| r.scopes == [pull.clone()]),
+        "no grant for the base pull: {asked:#?}"
+    );
+    // The mount source in the same grant as the push, both in one `scope`.
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.scopes.contains(&push) && r.scopes.contains(&pull)),
+        "no grant with the mount source: {asked:#?}"
+    );
+
+    // A credential helper answering for user `<token>` gives an identity token too.
+    let bin = w.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-kilntoken");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\necho '{{\"ServerURL\":\"'$server'\",\"Username\":\"<token>\",\"Secret\":\"{IDENTITY_TOKEN}\"}}'\n"
+        ),
+    )
+    .unwrap();
+    run(Command::new("chmod").arg("+x").arg(&helper));
+    let helped = docker_config(
+        w,
+        "helper",
+        &format!(r#"{{"credHelpers":{{"{}":"kilntoken"}}}}"#, registry.addr),
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let target2 = format!("{}/team/app:2", registry.addr);
+    let before = registry.requests().len();
+    let out = isolated(w)
+        .env("DOCKER_CONFIG", &helped)
+        .env("PATH", &path)
+        .arg("build")
+        .arg(&spec)
+        .args(["--push", &target2, "--cache-dir", cache])
+        .output()
+        .unwrap();
+    assert_no_secret(&out);
+    check(&kiln(), &out);
+    all_oauth_grants(&since(&registry, before));
+    served_as_printed(w, &target2, &out);
+
+    // A user name and password still go by GET with Basic, though the server takes POSTs.
+    let target3 = format!("{}/team/app:3", registry.addr);
+    let before = registry.requests().len();
+    let out = isolated(w)
+        .env("KILN_REGISTRY_USERNAME", USER)
+        .env("KILN_REGISTRY_PASSWORD", PASSWORD)
+        .arg("build")
+        .arg(&spec)
+        .args(["--push", &target3, "--cache-dir", cache])
+        .output()
+        .unwrap();
+    assert_no_secret(&out);
+    check(&kiln(), &out);
+    let asked = since(&registry, before);
+    assert!(!asked.is_empty());
+    for r in &asked {
+        assert_eq!(r.method, "GET", "{r:?}");
+        assert!(r.basic && r.auth == Auth::Accepted, "{r:?}");
+    }
+
+    // A wrong identity token: refused, the registry named, the token never printed.
+    let wrong = "idtok-wrong-do-not-print";
+    let config = identity_config(w, "wrong", &registry.addr, zero, wrong);
+    let fresh = w.join("fresh-cache");
+    let before = registry.requests().len();
+    let out = push_with(w, &config, &spec, &target, fresh.to_str().unwrap());
+    fails_with(
+        &out,
+        &[
+            &registry.addr,
+            "rejected the identity token",
+            "log in again",
+        ],
+    );
+    let asked = since(&registry, before);
+    assert!(
+        asked.iter().all(|r| r.method == "POST" && r.status == 400),
+        "{asked:#?}"
+    );
+}
+
+#[test]
+fn a_token_service_without_oauth2_gets_the_identity_token_by_get() {
+    if !have(&["skopeo", "umoci", "docker-registry", "openssl"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // POST answered 405; GET takes the identity token as the password.
+    let registry = Registry::token_oauth(USER, PASSWORD, IDENTITY_TOKEN, false);
+    let base = seeded(w, &registry);
+    let spec = spec(w, &base);
+    let config = identity_config(w, "docker", &registry.addr, USER, IDENTITY_TOKEN);
+    let target = format!("{}/team/app:1", registry.addr);
+    let before = registry.requests().len();
+    let out = push_with(
+        w,
+        &config,
+        &spec,
+        &target,
+        w.join("cache").to_str().unwrap(),
+    );
+    assert_no_secret(&out);
+    check(&kiln(), &out);
+    let asked = since(&registry, before);
+    served_as_printed(w, &target, &out);
+    let (posts, gets): (Vec<_>, Vec<_>) = asked.iter().partition(|r| r.method == "POST");
+    assert_eq!(
+        asked[0].method, "POST",
+        "the grant is tried first: {asked:#?}"
+    );
+    for r in &posts {
+        assert_eq!(r.grant_type.as_deref(), Some("refresh_token"), "{r:?}");
+        assert_eq!(r.status, 405, "{r:?}");
+    }
+    assert!(!gets.is_empty(), "no fallback GET: {asked:#?}");
+    for r in &gets {
+        assert!(r.basic && r.auth == Auth::Accepted, "{r:?}");
+    }
+}
+
+#[test]
+fn an_identity_token_is_not_sent_as_a_basic_password() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (registry, seen) = tiny_server(|_| {
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+    });
+    let config = identity_config(w, "docker", &registry, USER, IDENTITY_TOKEN);
+    let spec = spec(w, "scratch");
+    let target = format!("{registry}/team/app:1");
+    let out = push_with(
+        w,
+        &config,
+        &spec,
+        &target,
+        w.join("cache").to_str().unwrap(),
+    );
+    fails_with(
+        &out,
+        &[&registry, "identity token", "user name and password"],
+    );
+    for head in seen.lock().unwrap().iter() {
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization"),
+            "credentials sent on a Basic challenge:\n{head}"
+        );
+    }
+}
+
+#[test]
+fn an_identity_token_does_not_follow_a_token_service_redirect() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // Where a token service redirects: it must never see the token.
+    let (elsewhere, elsewhere_seen) = tiny_server(|_| {
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+    });
+    let (realm, realm_seen) = tiny_server(move |_| {
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{elsewhere}/token\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    });
+    let (registry, _) = tiny_server(move |_| {
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{realm}/token\",service=\"test\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    });
+    let config = identity_config(w, "docker", &registry, USER, IDENTITY_TOKEN);
+    let spec = spec(w, "scratch");
+    let target = format!("{registry}/team/app:1");
+    let out = push_with(
+        w,
+        &config,
+        &spec,
+        &target,
+        w.join("cache").to_str().unwrap(),
+    );
+    fails_with(&out, &[&registry, "redirected"]);
+    assert!(
+        realm_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| h.starts_with("POST /token")),
+        "the grant never reached the realm"
+    );
+    assert!(
+        elsewhere_seen.lock().unwrap().is_empty(),
+        "the grant followed the redirect: {:?}",
+        elsewhere_seen.lock().unwrap()
+    );
 }

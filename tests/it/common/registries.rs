@@ -1,6 +1,7 @@
 //! Two more real registries for the tests, both docker-registry on
 //! 127.0.0.1: one behind TLS and htpasswd, one behind distribution's token
-//! auth with a small token server of our own as the realm.
+//! auth with a small token server of our own as the realm. The token
+//! server also takes OAuth2 refresh-token grants (POST), as ACR's does.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -45,11 +46,23 @@ pub struct TokenRegistry {
 /// One request the token server answered.
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
+    /// `GET`, or `POST` for an OAuth2 grant.
+    pub method: String,
     /// Path and query as received, still percent-encoded.
     pub target: String,
-    /// Every `scope` parameter, decoded, e.g. `repository:a/b:pull,push`.
+    /// Every scope asked for, decoded, e.g. `repository:a/b:pull,push`: the
+    /// `scope` parameters of a GET, or the space-separated `scope` of a POST.
     pub scopes: Vec<String>,
+    /// For a GET, the Authorization header; for a POST, the refresh token.
     pub auth: Auth,
+    /// An `Authorization: Basic` header came with it.
+    pub basic: bool,
+    /// A POST's `grant_type`.
+    pub grant_type: Option<String>,
+    /// A POST's form held a `refresh_token` (its value is not kept).
+    pub refresh_token: bool,
+    /// The status answered.
+    pub status: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +115,29 @@ impl Registry {
         }
     }
 
+    /// Token auth whose token server has no OAuth2: it answers POST with 405.
     pub fn token(user: &str, password: &str) -> TokenRegistry {
+        Registry::token_with(user, password, None)
+    }
+
+    /// Token auth whose token server also grants for `refresh_token` (an
+    /// identity token) by OAuth2 POST, or, with `post` false, answers POST
+    /// with 405 and takes the refresh token as a Basic password on GET (as
+    /// ACR's GET does).
+    pub fn token_oauth(
+        user: &str,
+        password: &str,
+        refresh_token: &str,
+        post: bool,
+    ) -> TokenRegistry {
+        let oauth = OAuth {
+            refresh_token: refresh_token.to_string(),
+            post,
+        };
+        Registry::token_with(user, password, Some(oauth))
+    }
+
+    fn token_with(user: &str, password: &str, oauth: Option<OAuth>) -> TokenRegistry {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // The registry trusts this self-signed cert; tokens carry it in x5c.
@@ -126,6 +161,7 @@ impl Registry {
             x5c: base64(&fs::read(d.join("token.der")).unwrap(), STD),
             requests: requests.clone(),
             repositories: None,
+            oauth,
         };
         let server = {
             let stop = stop.clone();
@@ -275,7 +311,34 @@ struct TokenServer {
     /// Hub grants nothing for a repository that does not exist, so its
     /// registry answers 401 even with a token.
     repositories: Option<Vec<String>>,
+    /// OAuth2 refresh-token grants; None: POST is answered 405.
+    oauth: Option<OAuth>,
 }
+
+struct OAuth {
+    /// The identity token the server takes.
+    refresh_token: String,
+    /// Grant by POST; if false, answer POST with 405.
+    post: bool,
+}
+
+/// A request as the token server read it.
+struct Incoming {
+    method: String,
+    target: String,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
+/// What the token server answers and notes down.
+struct Answer {
+    status: &'static str,
+    body: String,
+    request: TokenRequest,
+}
+
+/// The largest request body the token server reads.
+const MAX_BODY: usize = 64 << 10;
 
 impl TokenServer {
     fn answer(&self, stream: TcpStream) -> std::io::Result<()> {
@@ -285,64 +348,26 @@ impl TokenServer {
 
     /// Answer one request on `stream` (plain, or TLS for the Docker Hub stand-in).
     fn answer_on<S: Read + Write>(&self, mut stream: S) -> std::io::Result<()> {
-        let mut reader = BufReader::new(&mut stream);
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mut authorization = None;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-                break;
+        let incoming = read_request(&mut stream)?;
+        let path = incoming.target.split('?').next().unwrap_or("");
+        let answer = if path != "/token" {
+            Answer {
+                status: "404 Not Found",
+                body: r#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_string(),
+                request: self.get_request(&incoming),
             }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("authorization") {
-                    authorization = Some(value.trim().to_string());
-                }
-            }
-        }
-        let auth = match authorization {
-            None => Auth::Anonymous,
-            Some(a) if a == self.basic => Auth::Accepted,
-            Some(_) => Auth::Rejected,
-        };
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let mut service = String::new();
-        let mut scopes = Vec::new();
-        for pair in query.split('&') {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "service" => service = percent_decode(v),
-                "scope" => scopes.push(percent_decode(v)),
-                _ => {}
-            }
-        }
-        let (status, body) = if path != "/token" {
-            (
-                "404 Not Found",
-                r#"{"errors":[{"code":"NOT_FOUND"}]}"#.to_string(),
-            )
-        } else if auth == Auth::Rejected {
-            (
-                "401 Unauthorized",
-                r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_string(),
-            )
+        } else if incoming.method == "POST" {
+            self.grant(&incoming)
         } else {
-            match self.token(auth, &service, &scopes) {
-                Ok(body) => ("200 OK", body),
-                // Answer anyway: a client left waiting would hang the test.
-                Err(e) => (
-                    "500 Internal Server Error",
-                    serde_json::json!({"error": e.to_string()}).to_string(),
-                ),
-            }
+            self.get_token(&incoming)
         };
-        self.requests.lock().unwrap().push(TokenRequest {
-            target: target.clone(),
-            scopes,
-            auth,
-        });
-        drop(reader);
+        let Answer {
+            status,
+            body,
+            mut request,
+        } = answer;
+        request.status = status[..3].parse().unwrap_or(0);
+        self.requests.lock().unwrap().push(request);
         write!(
             stream,
             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -351,8 +376,119 @@ impl TokenServer {
         stream.flush()
     }
 
-    /// The JSON reply holding a JWT for the granted part of `scopes`.
-    fn token(&self, auth: Auth, service: &str, scopes: &[String]) -> std::io::Result<String> {
+    /// How a GET's Authorization header fares: user:password, or (with
+    /// OAuth2 set up) user:refresh-token as ACR takes it.
+    fn auth_of(&self, authorization: Option<&str>) -> Auth {
+        let refresh = self.oauth.as_ref().map(|o| {
+            format!(
+                "Basic {}",
+                base64(format!("{}:{}", self.user, o.refresh_token).as_bytes(), STD)
+            )
+        });
+        match authorization {
+            None => Auth::Anonymous,
+            Some(a) if a == self.basic || Some(a) == refresh.as_deref() => Auth::Accepted,
+            Some(_) => Auth::Rejected,
+        }
+    }
+
+    /// The record of a GET: its query's scopes and its Authorization.
+    fn get_request(&self, incoming: &Incoming) -> TokenRequest {
+        let query = incoming.target.split_once('?').map_or("", |(_, q)| q);
+        TokenRequest {
+            method: incoming.method.clone(),
+            target: incoming.target.clone(),
+            scopes: form_values(query, "scope"),
+            auth: self.auth_of(incoming.authorization.as_deref()),
+            basic: is_basic(incoming),
+            grant_type: None,
+            refresh_token: false,
+            status: 0,
+        }
+    }
+
+    /// The distribution token spec: GET /token?service=..&scope=.. with Basic auth or none.
+    fn get_token(&self, incoming: &Incoming) -> Answer {
+        let request = self.get_request(incoming);
+        let query = incoming.target.split_once('?').map_or("", |(_, q)| q);
+        let service = form_values(query, "service").pop().unwrap_or_default();
+        if request.auth == Auth::Rejected {
+            return Answer {
+                status: "401 Unauthorized",
+                body: r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_string(),
+                request,
+            };
+        }
+        let reply = self
+            .jwt(request.auth, &service, &request.scopes)
+            .map(|jwt| {
+                serde_json::json!({
+                    "token": jwt,
+                    "access_token": jwt,
+                    "expires_in": 300,
+                    "issued_at": now_rfc3339(),
+                })
+            });
+        reply_or_500(reply, request)
+    }
+
+    /// distribution's OAuth2 spec: POST /token with a form body; only the
+    /// refresh-token grant is served.
+    fn grant(&self, incoming: &Incoming) -> Answer {
+        let form = String::from_utf8_lossy(&incoming.body).into_owned();
+        let refresh_token = form_values(&form, "refresh_token").pop();
+        let oauth = self.oauth.as_ref();
+        let auth = match (&refresh_token, oauth) {
+            (None, _) => Auth::Anonymous,
+            (Some(t), Some(o)) if *t == o.refresh_token => Auth::Accepted,
+            (Some(_), _) => Auth::Rejected,
+        };
+        let request = TokenRequest {
+            method: incoming.method.clone(),
+            target: incoming.target.clone(),
+            scopes: form_values(&form, "scope")
+                .iter()
+                .flat_map(|s| s.split(' '))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            auth,
+            basic: is_basic(incoming),
+            grant_type: form_values(&form, "grant_type").pop(),
+            refresh_token: refresh_token.is_some(),
+            status: 0,
+        };
+        let refuse = |status, body: &str| Answer {
+            status,
+            body: body.to_string(),
+            request: request.clone(),
+        };
+        if !oauth.is_some_and(|o| o.post) {
+            return refuse(
+                "405 Method Not Allowed",
+                r#"{"errors":[{"code":"UNSUPPORTED"}]}"#,
+            );
+        }
+        if request.grant_type.as_deref() != Some("refresh_token") {
+            return refuse("400 Bad Request", r#"{"error":"unsupported_grant_type"}"#);
+        }
+        if auth != Auth::Accepted {
+            return refuse("400 Bad Request", r#"{"error":"invalid_grant"}"#);
+        }
+        let service = form_values(&form, "service").pop().unwrap_or_default();
+        let reply = self.jwt(auth, &service, &request.scopes).map(|jwt| {
+            serde_json::json!({
+                "access_token": jwt,
+                "scope": request.scopes.join(" "),
+                "expires_in": 300,
+                "issued_at": now_rfc3339(),
+            })
+        });
+        reply_or_500(reply, request)
+    }
+
+    /// A JWT for the granted part of `scopes`.
+    fn jwt(&self, auth: Auth, service: &str, scopes: &[String]) -> std::io::Result<String> {
         let access: Vec<serde_json::Value> = scopes
             .iter()
             .filter_map(|scope| {
@@ -395,18 +531,7 @@ impl TokenServer {
             base64(claims.to_string().as_bytes(), URL)
         );
         let signature = self.sign(signing_input.as_bytes())?;
-        let jwt = format!("{signing_input}.{}", base64(&signature, URL));
-        let issued_at = time::OffsetDateTime::from_unix_timestamp(now as i64)
-            .unwrap()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap();
-        Ok(serde_json::json!({
-            "token": jwt,
-            "access_token": jwt,
-            "expires_in": 300,
-            "issued_at": issued_at,
-        })
-        .to_string())
+        Ok(format!("{signing_input}.{}", base64(&signature, URL)))
     }
 
     /// RS256 is PKCS#1 v1.5 over SHA-256: what `openssl dgst -sign` makes with an RSA key.
@@ -426,6 +551,82 @@ impl TokenServer {
         }
         Ok(out.stdout)
     }
+}
+
+/// Read a request: its line, the headers the token server looks at, and a
+/// body of Content-Length bytes.
+fn read_request<S: Read>(stream: &mut S) -> std::io::Result<Incoming> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut words = line.split_whitespace();
+    let method = words.next().unwrap_or("").to_string();
+    let target = words.next().unwrap_or("").to_string();
+    let mut authorization = None;
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("authorization") {
+                authorization = Some(value.trim().to_string());
+            } else if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length.min(MAX_BODY)];
+    reader.read_exact(&mut body)?;
+    Ok(Incoming {
+        method,
+        target,
+        authorization,
+        body,
+    })
+}
+
+fn is_basic(incoming: &Incoming) -> bool {
+    incoming
+        .authorization
+        .as_deref()
+        .is_some_and(|a| a.starts_with("Basic "))
+}
+
+/// Every value of `key` in a query string or form body, decoded.
+fn form_values(form: &str, key: &str) -> Vec<String> {
+    form.split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == key).then(|| percent_decode(v))
+        })
+        .collect()
+}
+
+/// A 200 with `reply`, or a 500 saying why there is none (answered
+/// anyway: a client left waiting would hang the test).
+fn reply_or_500(reply: std::io::Result<serde_json::Value>, request: TokenRequest) -> Answer {
+    match reply {
+        Ok(body) => Answer {
+            status: "200 OK",
+            body: body.to_string(),
+            request,
+        },
+        Err(e) => Answer {
+            status: "500 Internal Server Error",
+            body: serde_json::json!({"error": e.to_string()}).to_string(),
+            request,
+        },
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 const STD: bool = false;
@@ -542,6 +743,7 @@ impl DockerHub {
             x5c: base64(&fs::read(d.join("token.der")).unwrap(), STD),
             requests: requests.clone(),
             repositories: Some(repositories.iter().map(|r| r.to_string()).collect()),
+            oauth: None,
         });
         tls_server(&format!("{AUTH_IP}:443"), tls.clone(), move |stream| {
             let _ = tokens.answer_on(stream);
