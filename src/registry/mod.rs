@@ -988,7 +988,7 @@ async fn status_error(response: Response, what: &str) -> Error {
                 what,
                 format!(
                     "the registry answered {status} and asked kiln to wait {} (Retry-After: {secs}){detail}",
-                    crate::spec::raw::duration::format(secs.min(1 << 32) as i64 * 1_000_000_000)
+                    crate::spec::duration::format(secs.min(1 << 32) as i64 * 1_000_000_000)
                 ),
                 format!(
                     "kiln waits at most {} s for a registry; try again later (on Docker Hub, logging in raises the pull limit)",
