@@ -13,6 +13,7 @@ pub mod auth;
 mod body;
 pub mod credentials;
 mod dns;
+mod proxy;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -140,6 +141,7 @@ impl Client {
                     attempt.follow()
                 }
             }));
+        builder = proxy::configure(builder)?;
         if let Some(ca) = &opts.ca_file {
             let pem = std::fs::read(ca).map_err(|e| Error::Io {
                 action: "read the CA file",
@@ -1060,6 +1062,9 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
 
 /// A connection failure, without the URL (its query could hold a token).
 fn transport_error(host: &str, e: &reqwest::Error) -> Error {
+    if let Some(failed) = proxy::failure(host, e) {
+        return failed;
+    }
     // The sources only: reqwest's own message repeats the URL.
     let text = std::error::Error::source(e).map_or_else(|| "request failed".to_string(), chain);
     let lower = text.to_ascii_lowercase();
