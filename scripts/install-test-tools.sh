@@ -2,12 +2,13 @@
 # Install the real tools the tests check kiln's images with (Debian packages):
 # skopeo, umoci, podman + runc, docker-registry, a static busybox, file,
 # openssl and htpasswd (apache2-utils) for the TLS and token registries, and
-# tmux, a real terminal for the progress-bar tests, and iproute2 + util-linux
-# (ip, unshare, nsenter) for the tests that run inside a network namespace.
+# tmux, a real terminal for the progress-bar tests, iproute2 + util-linux
+# (ip, unshare, nsenter) for the tests that run inside a network namespace,
+# and tinyproxy, a real CONNECT proxy for the HTTPS_PROXY / NO_PROXY tests.
 set -euo pipefail
 
 need=()
-for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux ip unshare nsenter; do
+for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux ip unshare nsenter tinyproxy; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || need+=("$tool")
 done
 file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
@@ -19,4 +20,4 @@ SUDO=""
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
   skopeo umoci podman runc docker-registry busybox-static file uidmap ca-certificates \
-  apache2-utils openssl tmux iproute2 util-linux
+  apache2-utils openssl tmux iproute2 util-linux tinyproxy

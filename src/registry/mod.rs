@@ -14,6 +14,7 @@ mod body;
 pub mod credentials;
 mod dns;
 pub mod mirror;
+mod proxy;
 pub mod retry;
 
 use std::collections::BTreeMap;
@@ -143,6 +144,7 @@ impl Client {
                     attempt.follow()
                 }
             }));
+        builder = proxy::configure(builder)?;
         if let Some(ca) = &opts.ca_file {
             let pem = std::fs::read(ca).map_err(|e| Error::Io {
                 action: "read the CA file",
@@ -1116,6 +1118,9 @@ fn is_certificate_error(e: &reqwest::Error) -> bool {
 
 /// A connection failure, without the URL (its query could hold a token).
 fn transport_error(host: &str, e: &reqwest::Error) -> Error {
+    if let Some(failed) = proxy::failure(host, e) {
+        return failed;
+    }
     // The sources only: reqwest's own message repeats the URL.
     let text = std::error::Error::source(e).map_or_else(|| "request failed".to_string(), chain);
     let lower = text.to_ascii_lowercase();

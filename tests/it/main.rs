@@ -30,6 +30,7 @@ mod interrupts;
 mod mirrors;
 mod platforms;
 mod progress;
+mod proxies;
 mod proxy_fixture;
 mod registry;
 mod registry_fixtures;

@@ -12,6 +12,7 @@ pub mod netns;
 pub mod proxy;
 pub mod registries;
 pub mod schema;
+pub mod tinyproxy;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -76,6 +76,18 @@ pub enum Auth {
 
 impl Registry {
     pub fn tls_basic(user: &str, password: &str) -> TlsRegistry {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        Registry::tls_basic_at(&addr, "IP:127.0.0.1,DNS:localhost", user, password)
+    }
+
+    /// The same on `addr`, with a certificate for `names` (`DNS:a,IP:b`).
+    /// For an address inside a network namespace, start it there (`Netns::run`).
+    pub fn tls_basic_at(addr: &str, names: &str, user: &str, password: &str) -> TlsRegistry {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         fs::create_dir(d.join("certs")).unwrap();
@@ -89,11 +101,7 @@ impl Registry {
             "req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
         );
         // Go ignores the CN: the SANs are what it checks.
-        fs::write(
-            d.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .unwrap();
+        fs::write(d.join("server.ext"), format!("subjectAltName={names}\n")).unwrap();
         openssl(
             d,
             "x509 -req -in server.csr -days 2 -CA certs/ca.crt -CAkey ca.key -extfile server.ext -out server.crt",
@@ -105,7 +113,7 @@ impl Registry {
             "  tls: {{certificate: {0}/server.crt, key: {0}/server.key}}\nauth:\n  htpasswd: {{realm: kiln-test, path: {0}/htpasswd}}\n",
             d.display()
         );
-        let (addr, child) = serve(d, &extra);
+        let (addr, child) = serve_on(d, &extra, addr.to_string());
         TlsRegistry {
             addr,
             ca_file,
