@@ -79,6 +79,19 @@ struct State {
     auth: BTreeMap<(String, String), String>,
 }
 
+/// When a request may be sent again as it was, on an answer that says "not now".
+#[derive(Clone, Copy)]
+enum Replay {
+    /// Its body, if any, is in memory (HEAD, GET, the POST that opens an
+    /// upload, a mount, a manifest PUT, the PUT that commits an upload).
+    WhenBuffered,
+    /// Its body is read again from a file by `build`, and the registry
+    /// answered: it did not take the blob, and the session refuses a second
+    /// commit anyway. A reset or a lost reply leaves the outcome unknown, so
+    /// the caller starts over with a HEAD instead.
+    WhenAnswered,
+}
+
 /// Docker Hub's registry API host; `docker.io` itself answers the API with
 /// a redirect to its web site.
 pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
@@ -263,12 +276,23 @@ impl Client {
         scopes: &[String],
         build: &(dyn Fn(&reqwest::Client, &Url) -> reqwest::RequestBuilder + Sync),
     ) -> Result<Response, Error> {
+        self.send_as(host, scopes, build, Replay::WhenBuffered)
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        host: &str,
+        scopes: &[String],
+        build: &(dyn Fn(&reqwest::Client, &Url) -> reqwest::RequestBuilder + Sync),
+        replay: Replay,
+    ) -> Result<Response, Error> {
         let base = self.base(host).await?;
         let key = (host.to_string(), scopes.join(" "));
         let mut bearer = false;
         for attempt in 0..2 {
             let response = self
-                .transmit(host, &|| {
+                .transmit(host, replay, &|| {
                     let request = build(&self.http, &base);
                     let cached = self.state.lock().expect("lock").auth.get(&key).cloned();
                     match cached {
@@ -327,28 +351,31 @@ impl Client {
     }
 
     /// Send one request, and send it again while the answer says "not now"
-    /// (a 408, 429 or 5xx, a reset, a timeout) and the request can be sent
-    /// again as built: its body, if any, is in memory. A streamed upload
-    /// cannot; its caller starts over with a HEAD. The last answer is
-    /// returned as it came, for the caller to judge.
+    /// (a 408, 429 or 5xx, a reset, a timeout) and `replay` allows. The last
+    /// answer is returned as it came, for the caller to judge.
     async fn transmit(
         &self,
         host: &str,
+        replay: Replay,
         build: &(dyn Fn() -> reqwest::RequestBuilder + Sync),
     ) -> Result<Response, Error> {
         let mut attempt = 0;
         loop {
             let request = build().build().map_err(|e| transport_error(host, &e))?;
-            let replayable = request.try_clone().is_some();
+            let buffered = request.try_clone().is_some();
             let (method, path) = (request.method().clone(), request.url().path().to_string());
             let result = self.http.execute(request).await;
             let retry = match &result {
                 Ok(r) => status_retry(r),
                 Err(e) => transport_error(host, e).retry(),
             };
+            let allowed = match replay {
+                Replay::WhenBuffered => buffered,
+                Replay::WhenAnswered => result.is_ok(),
+            };
             let wait = match retry {
                 Retry::No => None,
-                _ if !replayable => None,
+                _ if !allowed => None,
                 retry => retry::request_delay(attempt, retry),
             };
             let Some(wait) = wait else {
@@ -668,34 +695,43 @@ impl Client {
         let scopes = [format!("repository:{repo}:pull,push")];
         let mut url = self.start_upload(host, repo).await?;
         url.query_pairs_mut().append_pair("digest", digest);
+        let build = |c: &reqwest::Client, _: &Url| {
+            let body = match std::fs::File::open(file) {
+                // 1 MiB reads: reqwest's own File body reads 4 KiB at a time, each a
+                // trip to the blocking pool, which capped uploads near 100 MB/s.
+                Ok(f) => {
+                    bar.restart();
+                    let chunks = tokio_util::io::ReaderStream::with_capacity(
+                        tokio::fs::File::from_std(f),
+                        1 << 20,
+                    );
+                    let counter = bar.counter();
+                    reqwest::Body::wrap_stream(
+                        chunks.inspect_ok(move |c| counter.inc(c.len() as u64)),
+                    )
+                }
+                Err(_) => reqwest::Body::from(Vec::new()),
+            };
+            c.put(url.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, size)
+                .body(body)
+        };
         let response = self
-            .send(host, &scopes, &|c, _| {
-                let body = match std::fs::File::open(file) {
-                    // 1 MiB reads: reqwest's own File body reads 4 KiB at a time, each a
-                    // trip to the blocking pool, which capped uploads near 100 MB/s.
-                    Ok(f) => {
-                        bar.restart();
-                        let chunks = tokio_util::io::ReaderStream::with_capacity(
-                            tokio::fs::File::from_std(f),
-                            1 << 20,
-                        );
-                        let counter = bar.counter();
-                        reqwest::Body::wrap_stream(
-                            chunks.inspect_ok(move |c| counter.inc(c.len() as u64)),
-                        )
-                    }
-                    Err(_) => reqwest::Body::from(Vec::new()),
-                };
-                c.put(url.clone())
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, size)
-                    .body(body)
-            })
+            .send_as(host, &scopes, &build, Replay::WhenAnswered)
             .await?;
-        if response.status() != StatusCode::CREATED {
-            return Err(status_error(response, &what).await);
+        match response.status() {
+            StatusCode::CREATED => Ok(()),
+            // The session is gone: a replayed PUT whose first try was
+            // committed after all. The caller's next try HEADs the blob.
+            StatusCode::NOT_FOUND => Err(transient(
+                &what,
+                "the registry forgot the upload session",
+                "try again",
+                Retry::Yes,
+            )),
+            _ => Err(status_error(response, &what).await),
         }
-        Ok(())
     }
 
     /// POST for a fresh upload session; returns where to send the bytes.

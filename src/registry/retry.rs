@@ -21,7 +21,7 @@ const DELAYS_MS: [u64; 3] = [1000, 3000, 3000];
 /// The longest Retry-After kiln waits for; a longer one fails at once.
 pub const MAX_RETRY_AFTER: u64 = 60;
 /// Retries one blob (or one manifest) may use, over all its requests.
-pub const BUDGET: usize = 8;
+pub const BUDGET: usize = 12;
 
 tokio::task_local! {
     static LEFT: Cell<usize>;
@@ -52,24 +52,35 @@ fn take_one() -> bool {
 }
 
 /// How long to wait before try `attempt + 1` of one request, or None to
-/// give up: the per-request tries are used, the registry asked for longer
-/// than kiln waits, or the budget is spent.
+/// give up: its 3 retries are used, the registry asked for longer than
+/// kiln waits, or the budget is spent.
 pub fn request_delay(attempt: usize, retry: Retry) -> Option<Duration> {
+    if attempt >= DELAYS_MS.len() {
+        return None;
+    }
+    let wait = delay(attempt, retry)?;
+    take_one().then_some(wait)
+}
+
+/// The same for a whole operation: it goes on while its budget lasts, so
+/// a blob whose streamed upload keeps meeting faults gets more whole tries
+/// than one request gets.
+fn operation_delay(attempt: usize, retry: Retry) -> Option<Duration> {
     let wait = delay(attempt, retry)?;
     take_one().then_some(wait)
 }
 
 fn delay(attempt: usize, retry: Retry) -> Option<Duration> {
-    let base = DELAYS_MS.get(attempt)?;
+    let base = DELAYS_MS[attempt.min(DELAYS_MS.len() - 1)];
     match retry {
         Retry::No => None,
         Retry::After(secs) if secs > MAX_RETRY_AFTER => None,
         Retry::After(secs) => Some(Duration::from_secs(secs)),
-        Retry::Yes => Some(jittered(scaled(*base))),
+        Retry::Yes => Some(jittered(scaled(base))),
     }
 }
 
-/// Run `op` until it succeeds, fails for good, or has had its retries;
+/// Run `op` until it succeeds, fails for good, or has spent its budget;
 /// with a budget of its own unless one is already in force.
 pub async fn retrying<T, F, Fut>(what: &str, op: F) -> Result<T, Error>
 where
@@ -94,14 +105,13 @@ where
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let Some(wait) = request_delay(attempt, error.retry()) else {
+        let Some(wait) = operation_delay(attempt, error.retry()) else {
             return Err(error);
         };
         tracing::warn!(
-            "{what}: {error}; trying again in {:.1?} ({} of {})",
+            "{what}: {error}; trying again in {:.1?} (retry {})",
             wait,
-            attempt + 1,
-            DELAYS_MS.len()
+            attempt + 1
         );
         tokio::time::sleep(wait).await;
         attempt += 1;
@@ -157,7 +167,8 @@ mod tests {
         })
         .await;
         assert!(r.is_err());
-        assert_eq!(calls, 4);
+        // Whole tries go on while the budget lasts.
+        assert_eq!(calls, BUDGET + 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -201,9 +212,10 @@ mod tests {
         })
         .await;
         assert!(r.is_err());
-        // 3 + 3 request retries, 2 whole retries, and the budget is spent.
-        assert_eq!(calls, 3);
-        assert_eq!(BUDGET, 8);
+        // Each try spends 3 request retries and one whole retry: after 4
+        // tries the 12 are gone.
+        assert_eq!(BUDGET, 12);
+        assert_eq!(calls, 4);
     }
 
     #[test]
