@@ -29,7 +29,6 @@
 //! every image- or registry-derived string printed on a terminal.
 
 pub mod assemble;
-pub mod cache;
 pub mod check;
 pub mod error;
 pub mod image;
@@ -43,6 +42,7 @@ pub mod progress;
 pub mod registry;
 pub mod shown;
 pub mod spec;
+pub mod store;
 pub mod summary;
 pub mod tmp;
 
@@ -54,6 +54,7 @@ use oci::reference;
 use output::{index, push};
 use plan::{accounts, extract};
 use spec::validate;
+use store::cache;
 
 pub use validate::Inputs;
 

@@ -223,7 +223,7 @@ impl RegistryArgs {
             },
             cache_dir: self
                 .cache_dir
-                .unwrap_or_else(kiln::cache::Cache::default_dir),
+                .unwrap_or_else(kiln::store::cache::Cache::default_dir),
             layer_cache: true,
             cache_repo: None,
         }
@@ -564,7 +564,7 @@ fn build(args: BuildArgs) -> Result<(), Error> {
             "pushed {}: {} blobs uploaded ({}), {} mounted, {} already there",
             p.reference,
             p.uploaded,
-            kiln::image::inspect::report::human(p.uploaded_bytes),
+            kiln::progress::human(p.uploaded_bytes),
             p.mounted,
             p.skipped
         );

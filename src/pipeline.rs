@@ -12,11 +12,13 @@ use crate::error::{Error, Result};
 use crate::layer::remote::RemoteCache;
 use crate::layer::write::LayerBlob;
 use crate::oci::Descriptor;
-use crate::output::layout::{self, Staging};
+use crate::output::layout;
 use crate::spec::validate::{self, Inputs, Platform, Spec};
+use crate::store::Staging;
 use crate::{
-    Built, BuiltImage, Net, Network, Outputs, Timings, cache, check, image::base, layer as layers,
+    Built, BuiltImage, Net, Network, Outputs, Timings, check, image::base, layer as layers,
     layer::stream, output::archive, output::file as output, output::push, plan, resolve,
+    store::cache,
 };
 
 /// One platform, resolved: its spec (args such as ${TARGETARCH} filled in),
@@ -162,8 +164,12 @@ pub fn build(
             .zip(blobs)
             .collect();
         let image = assemble::assemble(&t.spec, &t.base, &new)?;
-        staging.put_blob(&image.config_descriptor.digest, &image.config)?;
-        staging.put_blob(&image.manifest_descriptor.digest, &image.manifest)?;
+        staging
+            .store()
+            .put(&image.config_descriptor.digest, &image.config)?;
+        staging
+            .store()
+            .put(&image.manifest_descriptor.digest, &image.manifest)?;
         images.push(image);
     }
     timings.layers = started.elapsed() - timings.resolve;
@@ -177,7 +183,9 @@ pub fn build(
         assemble::index(lead.format, &list)
     });
     if let Some(index) = &index {
-        staging.put_blob(&index.descriptor.digest, &index.bytes)?;
+        staging
+            .store()
+            .put(&index.descriptor.digest, &index.bytes)?;
     }
     let top: Descriptor = match &index {
         Some(i) => i.descriptor.clone(),
@@ -204,7 +212,7 @@ pub fn build(
                 for ((t, image), streamed) in targets.iter().zip(&images).zip(&streamed) {
                     let request = push::Request {
                         image,
-                        config_path: staging.blob_path(&image.config_descriptor.digest),
+                        config_path: staging.store().path_of(&image.config_descriptor.digest)?,
                         target,
                         tags: &outputs.tags,
                         base_source: t.base.source.as_ref(),
@@ -245,7 +253,7 @@ pub fn build(
 
     if let Some(dest) = &layout_dest {
         let all: Vec<&Image> = images.iter().collect();
-        staging.commit_layout(&all, &top, &lead.tag, dest)?;
+        layout::commit(staging, &all, &top, &lead.tag, dest)?;
     }
     if let Some(file) = &outputs.digest_file {
         // One line per destination: REF@sha256:... for each --push.

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::image::inspect::report::human;
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
     /// Bars on stderr, which is a terminal.
@@ -198,5 +196,20 @@ impl Drop for Line {
             Some(multi) => multi.suspend(write),
             None => write(),
         }
+    }
+}
+
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }

@@ -11,130 +11,10 @@ use crate::oci::runas::{self, RunAs};
 use crate::plan::{Content, LayerPlan};
 use crate::spec::validate::{BaseRef, Spec};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
+pub use crate::spec::rules::{Policy, RULES, Rule, Severity};
 
-pub struct Rule {
-    pub id: &'static str,
-    pub severity: Severity,
-    pub title: &'static str,
-    pub hint: &'static str,
-    /// The same check elsewhere: hadolint, dockle, trivy, CIS Docker Benchmark.
-    pub same_as: &'static str,
-}
-
-pub const RULES: &[Rule] = &[
-    Rule {
-        id: "KILN-ROOT-USER",
-        severity: Severity::Error,
-        title: "runs as root",
-        hint: "add a [user] section, or set [config] user to a non-zero uid:gid",
-        same_as: "hadolint DL3002, dockle CIS-DI-0001, trivy DS-0002, CIS 4.1",
-    },
-    Rule {
-        id: "KILN-USER-UNKNOWN",
-        severity: Severity::Error,
-        title: "the runtime cannot start the user",
-        hint: "use a user and group the image's /etc/passwd and /etc/group have, or numeric ids in 0..=2147483647",
-        same_as: "runc: unable to find user",
-    },
-    Rule {
-        id: "KILN-ROOT-GROUP",
-        severity: Severity::Warning,
-        title: "runs with root's group (gid 0)",
-        hint: "give the user its own group, e.g. [config] user = \"10001:10001\"",
-        same_as: "",
-    },
-    Rule {
-        id: "KILN-USER-NOT-NUMERIC",
-        severity: Severity::Warning,
-        title: "user is not a numeric uid:gid",
-        hint: "write [config] user as \"10001:10001\" so Kubernetes runAsNonRoot can verify it",
-        same_as: "Kubernetes runAsNonRoot",
-    },
-    Rule {
-        id: "KILN-LOW-UID",
-        severity: Severity::Warning,
-        title: "uid below 1000",
-        hint: "use a uid of 1000 or more (10001 keeps clear of host users)",
-        same_as: "seed 004 (UID 10001+ for Kubernetes)",
-    },
-    Rule {
-        id: "KILN-NO-HEALTHCHECK",
-        severity: Severity::Warning,
-        title: "no healthcheck",
-        hint: "add a [healthcheck] section",
-        same_as: "hadolint DL3057, dockle CIS-DI-0006, trivy DS-0026, CIS 4.6",
-    },
-    Rule {
-        id: "KILN-HEALTHCHECK-NOT-IN-IMAGE",
-        severity: Severity::Error,
-        title: "healthcheck command is not in the image",
-        hint: "copy the program into the image, or use one that is there (e.g. busybox wget)",
-        same_as: "",
-    },
-    Rule {
-        id: "KILN-SECRET",
-        severity: Severity::Error,
-        title: "secret in env, labels or args",
-        hint: "pass secrets at run time (docker run -e, Kubernetes secrets), never in the image",
-        same_as: "hadolint DL3064, dockle CIS-DI-0010 / DKL-LI-0003, trivy DS-0031",
-    },
-    Rule {
-        id: "KILN-BASE-NOT-PINNED",
-        severity: Severity::Warning,
-        title: "base (or an image copied from) not pinned by digest",
-        hint: "pin the base as NAME:TAG@sha256:...",
-        same_as: "hadolint DL3006 / DL3007, dockle DKL-DI-0006, trivy DS-0001",
-    },
-    Rule {
-        id: "KILN-MISSING-LABEL",
-        severity: Severity::Info,
-        title: "missing OCI label",
-        hint: "set it in [config] labels, e.g. from --build-arg",
-        same_as: "hadolint DL3048-DL3058",
-    },
-    Rule {
-        id: "KILN-SETUID",
-        severity: Severity::Warning,
-        title: "setuid or setgid file",
-        hint: "drop the bit with mode = 0o755 unless the program needs it",
-        same_as: "dockle CIS-DI-0008",
-    },
-    Rule {
-        id: "KILN-WORLD-WRITABLE",
-        severity: Severity::Warning,
-        title: "world-writable path",
-        hint: "give the app user ownership instead (owner = \"app:app\", mode 0o750)",
-        same_as: "CIS 4 (least privilege)",
-    },
-    Rule {
-        id: "KILN-PRIVILEGED-PORT",
-        severity: Severity::Warning,
-        title: "privileged port for a non-root user",
-        hint: "listen on a port above 1023 and map it at run time",
-        same_as: "seed 001 (port 80 -> 8000)",
-    },
-    Rule {
-        id: "KILN-ROOT-OWNED-IN-APP-DIR",
-        severity: Severity::Warning,
-        title: "root-owned file in a directory the app writes to",
-        hint: "give the copy the app user as owner",
-        same_as: "",
-    },
-    Rule {
-        id: "KILN-LOGIN-SHELL",
-        severity: Severity::Info,
-        title: "login shell for the app user",
-        hint: "set [user] shell = \"/sbin/nologin\" unless something needs a shell",
-        same_as: "seed 004 (/sbin/nologin)",
-    },
-];
+mod sarif;
+pub use sarif::sarif;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Finding {
@@ -147,14 +27,6 @@ pub struct Finding {
     pub line: Option<usize>,
     pub hint: &'static str,
     pub same_as: &'static str,
-}
-
-/// How findings are handled: from `[policy]` and the command line.
-#[derive(Debug, Clone, Default)]
-pub struct Policy {
-    pub ignore: Vec<String>,
-    /// An unpinned or `latest` base is an error, not a warning.
-    pub strict: bool,
 }
 
 pub fn run(spec: &Spec, base: &Base, plans: &[LayerPlan], policy: &Policy) -> Vec<Finding> {
@@ -652,49 +524,6 @@ impl Files<'_> {
     }
 }
 
-/// Findings as SARIF 2.1.0, the format GitHub code scanning reads.
-pub fn sarif(findings: &[Finding], spec_path: &str) -> serde_json::Value {
-    let level = |s: Severity| match s {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-        Severity::Info => "note",
-    };
-    let rules: Vec<serde_json::Value> = RULES
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.id,
-                "shortDescription": { "text": r.title },
-                "help": { "text": format!("{} (same as: {})", r.hint, if r.same_as.is_empty() { "-" } else { r.same_as }) },
-                "defaultConfiguration": { "level": level(r.severity) },
-            })
-        })
-        .collect();
-    let results: Vec<serde_json::Value> = findings
-        .iter()
-        .map(|f| {
-            let mut location = serde_json::json!({ "physicalLocation": { "artifactLocation": { "uri": spec_path } } });
-            if let Some(line) = f.line {
-                location["physicalLocation"]["region"] = serde_json::json!({ "startLine": line });
-            }
-            serde_json::json!({
-                "ruleId": f.id,
-                "level": level(f.severity),
-                "message": { "text": format!("{} ({})", f.message, f.hint) },
-                "locations": [location],
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "version": "2.1.0",
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "runs": [{
-            "tool": { "driver": { "name": "kiln", "version": env!("CARGO_PKG_VERSION"), "rules": rules } },
-            "results": results,
-        }],
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,17 +535,5 @@ mod tests {
         assert!(looks_like_key("-----BEGIN RSA PRIVATE KEY-----\nabc"));
         assert!(!looks_like_key("8000"));
         assert!(!looks_like_key("AKIA"));
-    }
-
-    #[test]
-    fn every_rule_has_an_id_hint_and_title() {
-        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
-        ids.dedup();
-        assert_eq!(ids.len(), RULES.len());
-        assert!(
-            RULES
-                .iter()
-                .all(|r| !r.hint.is_empty() && !r.title.is_empty())
-        );
     }
 }

@@ -224,10 +224,9 @@ pub fn from_manifest(
     crate::image::fsview::read_linked_accounts(&mut fs, &mut |n| {
         let layer = &layers[n];
         let file = BufReader::new(File::open(&layer.blob)?);
-        Ok(Box::new(ZeroTail::new(crate::layer::compress::decoder(
-            file,
-            layer.compression,
-        )?)))
+        Ok(Box::new(crate::image::decode::ZeroTail::new(
+            crate::image::decode::decoder(file, layer.compression)?,
+        )))
     })
     .map_err(|e| fail(format!("reading the account files: {e}")))?;
     Ok(Base {
@@ -272,10 +271,11 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A blob of the store at `dir` (a layout or the cache).
 pub fn blob_path(dir: &Path, desc: &Descriptor, text: &str) -> Result<PathBuf> {
-    let hex = oci::sha256_hex(&desc.digest)
-        .ok_or_else(|| Error::base(text, format!("`{}` is not a sha256 digest", desc.digest)))?;
-    Ok(dir.join("blobs/sha256").join(hex))
+    crate::store::BlobStore::at(dir)
+        .path(&desc.digest)
+        .ok_or_else(|| Error::base(text, format!("`{}` is not a sha256 digest", desc.digest)))
 }
 
 /// Read a small blob whole, checking its size and digest.
@@ -355,10 +355,13 @@ pub fn apply_blob(
 ) -> std::io::Result<BlobRead> {
     let mut compressed = HashReader::new(BufReader::with_capacity(1 << 20, blob));
     let (diff_id, diff_size) = {
-        let decoder =
-            crate::layer::compress::decoder(BufReader::new(&mut compressed), compression)?;
+        let decoder = crate::image::decode::decoder(BufReader::new(&mut compressed), compression)?;
         let mut tar_stream = HashReader::new(decoder);
-        crate::image::fsview::apply_layer(ZeroTail::new(&mut tar_stream), fs, layer)?;
+        crate::image::fsview::apply_layer(
+            crate::image::decode::ZeroTail::new(&mut tar_stream),
+            fs,
+            layer,
+        )?;
         tar_stream.finish()?
     };
     let (digest, size) = compressed.finish()?;
@@ -368,34 +371,4 @@ pub fn apply_blob(
         diff_id,
         diff_size,
     })
-}
-
-/// Some writers (umoci 0.4) end a layer without the last entry's padding or
-/// the two zero blocks; the digests already vouch for the bytes, so supply
-/// the zeros rather than refuse the layer.
-pub(crate) struct ZeroTail<R> {
-    inner: R,
-    zeros_left: usize,
-}
-
-impl<R> ZeroTail<R> {
-    pub(crate) fn new(inner: R) -> Self {
-        ZeroTail {
-            inner,
-            zeros_left: 512 + 1024,
-        }
-    }
-}
-
-impl<R: Read> Read for ZeroTail<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 || buf.is_empty() {
-            return Ok(n);
-        }
-        let n = buf.len().min(self.zeros_left);
-        buf[..n].fill(0);
-        self.zeros_left -= n;
-        Ok(n)
-    }
 }

@@ -4,6 +4,7 @@
 //! image-controlled name ever leaves.
 
 pub mod base;
+pub mod decode;
 pub mod fsview;
 pub mod inspect;
 pub mod pull;

@@ -5,7 +5,6 @@
 
 use futures_util::{StreamExt, TryStreamExt};
 
-use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::image::base::{self, Base};
 use crate::oci::digest;
@@ -17,6 +16,7 @@ use crate::registry::retry::{self, retrying};
 use crate::registry::{self, Client};
 use crate::shown::Shown;
 use crate::spec::validate::Platform;
+use crate::store::cache::Cache;
 
 /// Blobs fetched at once.
 const PARALLEL: usize = 4;
@@ -76,7 +76,7 @@ pub async fn resolve(
         };
         let error = match found {
             Ok(resolved) => return Ok(resolved),
-            Err(e) if !source.mirror => return Err(e),
+            Err(e) if !source.mirror || !registry::is_miss(&e) => return Err(e),
             Err(e) => e,
         };
         let mirror = format!("{}/{}", source.host, source.repository);
@@ -177,7 +177,7 @@ pub async fn fetch(
             .blob_path(&d.digest)
             .ok_or_else(|| Error::base(name, format!("`{}` is not a sha256 digest", d.digest)))?;
         let what = format!("pull {host}/{repo}@{}", d.digest);
-        let bar = Bar::start(Step::Pull, &crate::layer::short(&d.digest), d.size);
+        let bar = Bar::start(Step::Pull, &crate::oci::digest::short(&d.digest), d.size);
         retrying(&what, |_| client.fetch_blob(host, repo, &d, &path, &bar)).await?;
         bar.done(d.size, "");
         Ok(())

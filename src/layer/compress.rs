@@ -69,18 +69,6 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
-/// A reader that undoes `kind`; gzip may have several members.
-pub fn decoder<'a, R: io::BufRead + 'a>(
-    input: R,
-    kind: Kind,
-) -> io::Result<Box<dyn io::Read + 'a>> {
-    Ok(match kind {
-        Kind::None => Box::new(input),
-        Kind::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
-        Kind::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
-    })
-}
-
 /// A chunk on its way through a worker. Its buffers come back with the
 /// result and are reused, so the same few allocations serve a whole layer.
 struct Job {

@@ -2,6 +2,7 @@
 //! its inputs are unchanged: an unchanged rebuild compresses nothing.
 
 pub mod compress;
+pub mod local;
 pub mod remote;
 pub mod stream;
 pub mod write;
@@ -12,14 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::layer::remote::{KeyInputs, RemoteCache};
 use crate::oci::Compression;
 use crate::oci::digest::HashReader;
-use crate::output::layout::Staging;
 use crate::plan::{Content, LayerPlan};
 use crate::progress::{Bar, Step};
+use crate::store::Staging;
+use crate::store::cache::Cache;
 use write::LayerBlob;
 
 /// Bumped whenever the bytes kiln writes for the same inputs change.
@@ -119,7 +120,7 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
         bar.done(blob.size, "same as for another platform");
         return Ok(blob);
     }
-    if let Some(cached) = s.cache.and_then(|c| c.layer(&key)) {
+    if let Some(cached) = s.cache.and_then(|c| local::find(c, &key)) {
         if !s.verify_hits {
             bar.done(cached.size, "cached");
             return Ok(cached);
@@ -149,14 +150,14 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
         if let Some(hit) = remote.lookup(shared_key, s.need_bytes, &dest) {
             let blob = match hit.path == dest {
                 true => LayerBlob {
-                    path: staging.adopt(&dest, &hit.digest)?,
+                    path: staging.store().adopt(&dest, &hit.digest)?,
                     ..hit
                 },
                 false => hit,
             };
             if blob.path.is_file() {
                 if let Some(cache) = s.cache {
-                    let _ = cache.store_layer(&key, &blob);
+                    let _ = local::remember(cache, &key, &blob);
                 }
             }
             s.made
@@ -177,27 +178,22 @@ fn one(plan: &LayerPlan, i: usize, staging: &Staging, s: &Settings) -> Result<La
         tee,
         &bar,
     )?;
-    let path = staging.adopt(&blob.path, &blob.digest)?;
+    let path = staging.store().adopt(&blob.path, &blob.digest)?;
     let blob = LayerBlob { path, ..blob };
     s.made
         .lock()
         .expect("no panics while holding the lock")
         .insert(key.clone(), blob.clone());
-    bar.done(blob.size, &short(&blob.digest));
+    bar.done(blob.size, &crate::oci::digest::short(&blob.digest));
     if let Some((remote, shared_key)) = shared {
         remote.remember(shared_key, &blob, s.media_type);
     }
     if let Some(cache) = s.cache {
-        if let Err(e) = cache.store_layer(&key, &blob) {
+        if let Err(e) = local::remember(cache, &key, &blob) {
             tracing::warn!("cannot cache layer {}: {e}", blob.digest);
         }
     }
     Ok(blob)
-}
-
-/// `sha256:` and 12 hex digits, for progress lines.
-pub fn short(digest: &str) -> String {
-    digest.chars().take(19).collect()
 }
 
 /// Whether a blob's bytes still hash to its digest.

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Handle;
 
-use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::layer::write::{LayerBlob, Source};
 use crate::oci::reference::Reference;
@@ -27,6 +26,7 @@ use crate::oci::{self, Descriptor, Manifest};
 use crate::plan::LayerPlan;
 use crate::progress::{Bar, Step};
 use crate::registry::Client;
+use crate::store::cache::Cache;
 
 const DIFF_ID: &str = "dev.kiln.layer.diff-id";
 const DIFF_SIZE: &str = "dev.kiln.layer.diff-size";
@@ -160,7 +160,11 @@ impl RemoteCache {
         let mountable = self.push_host.as_deref() == Some(self.host.as_str());
         let path = match (need_bytes || !mountable, &self.local) {
             (true, _) => {
-                let bar = Bar::start(Step::Pull, &crate::layer::short(&desc.digest), desc.size);
+                let bar = Bar::start(
+                    Step::Pull,
+                    &crate::oci::digest::short(&desc.digest),
+                    desc.size,
+                );
                 let fetched = self.handle.block_on(
                     self.client
                         .fetch_blob(&self.host, &self.repo, &desc, dest, &bar),
@@ -269,7 +273,7 @@ impl RemoteCache {
                 staged.path()
             }
         };
-        let bar = Bar::start(Step::Push, &crate::layer::short(digest), size);
+        let bar = Bar::start(Step::Push, &crate::oci::digest::short(digest), size);
         self.client
             .upload(host, repo, digest, size, path, &bar)
             .await?;

@@ -104,3 +104,8 @@ mod tests {
         assert_eq!((digest2, n2), (digest, 3));
     }
 }
+
+/// `sha256:` and 12 hex digits, for progress lines.
+pub fn short(digest: &str) -> String {
+    digest.chars().take(19).collect()
+}

@@ -98,7 +98,7 @@ fn write_layer<W: Write>(
     let file = File::open(&layer.blob).ctx("open layer", &layer.blob)?;
     let file = BufReader::with_capacity(1 << 20, file);
     let stream =
-        crate::layer::compress::decoder(file, layer.compression).ctx("read layer", &layer.blob)?;
+        crate::image::decode::decoder(file, layer.compression).ctx("read layer", &layer.blob)?;
     let mut hashed = HashReader::new(stream.take(layer.diff_size));
     append(
         tar,

@@ -4,7 +4,6 @@
 //! same images give the same index digest whatever order the jobs finish
 //! in, and a rerun changes nothing.
 
-use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::image::pull;
 use crate::oci::config::ImageConfig;
@@ -14,6 +13,7 @@ use crate::output::push;
 use crate::registry::retry::retrying;
 use crate::registry::{self, Client};
 use crate::spec::validate::host_platform;
+use crate::store::cache::Cache;
 
 pub struct Request<'a> {
     pub target: &'a Reference,

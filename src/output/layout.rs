@@ -9,109 +9,45 @@ use std::path::{Path, PathBuf};
 use crate::assemble::Image;
 use crate::error::{Error, IoContext, Result};
 use crate::oci::{self, Descriptor, Index};
+use crate::store::Staging;
 use crate::tmp::{self, TempDir};
 
-pub struct Staging {
-    dir: TempDir,
-    scratch: std::sync::atomic::AtomicUsize,
-}
-
-impl Staging {
-    /// A staging directory in the same directory as `target`, so the final rename is atomic.
-    pub fn near(target: &Path) -> Result<Staging> {
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent).ctx("create directory", &parent)?;
-        tmp::collect(&parent);
-        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let dir = TempDir::new_in(&parent, name)?;
-        let blobs = dir.path().join("blobs/sha256");
-        fs::create_dir_all(&blobs).ctx("create directory", &blobs)?;
-        Ok(Staging {
-            dir,
-            scratch: Default::default(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
-        let hex = oci::sha256_hex(digest).expect("kiln computes sha256 digests");
-        self.dir.path().join("blobs/sha256").join(hex)
-    }
-
-    /// A fresh scratch file for a layer being written, renamed once its digest is known.
-    pub fn scratch_path(&self) -> PathBuf {
-        let n = self
-            .scratch
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.dir.path().join(format!("layer-{n}.tmp"))
-    }
-
-    pub fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.blob_path(digest);
-        fs::write(&path, bytes).ctx("write", &path)
-    }
-
-    /// Move a finished layer file to its digest name.
-    pub fn adopt(&self, scratch: &Path, digest: &str) -> Result<PathBuf> {
-        let path = self.blob_path(digest);
-        fs::rename(scratch, &path).ctx("move layer into", &path)?;
-        Ok(path)
-    }
-
-    /// Put a blob from elsewhere (a base layout) into the staging area: a hard
-    /// link where the filesystem allows, else a copy.
-    fn import(&self, src: &Path, digest: &str) -> Result<()> {
-        let dest = self.blob_path(digest);
-        if dest.exists() {
-            return Ok(());
+/// Complete `staging` into a layout (base blobs, oci-layout, index.json
+/// naming `top`, one image's manifest or the index of several) and move it
+/// to `dest`.
+pub fn commit(
+    staging: Staging,
+    images: &[&Image],
+    top: &Descriptor,
+    tag: &str,
+    dest: &Path,
+) -> Result<()> {
+    let store = staging.store();
+    for layer in images.iter().flat_map(|i| &i.layers) {
+        if layer.blob.parent() != Some(&store.blobs()) {
+            store.link_in(&layer.blob, &layer.descriptor.digest)?;
         }
-        if fs::hard_link(src, &dest).is_err() {
-            fs::copy(src, &dest).ctx("copy base layer", src)?;
-        }
-        Ok(())
     }
-
-    /// Complete the layout (base blobs, oci-layout, index.json naming `top`,
-    /// one image's manifest or the index of several) and move it to `dest`.
-    pub fn commit_layout(
-        self,
-        images: &[&Image],
-        top: &Descriptor,
-        tag: &str,
-        dest: &Path,
-    ) -> Result<()> {
-        for layer in images.iter().flat_map(|i| &i.layers) {
-            if layer.blob.parent() != Some(&self.dir.path().join("blobs/sha256")) {
-                self.import(&layer.blob, &layer.descriptor.digest)?;
-            }
-        }
-        let staged = self.dir.path();
-        let layout = staged.join("oci-layout");
-        fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).ctx("write", &layout)?;
-        let mut manifest = top.clone();
-        manifest
-            .annotations
-            .insert(oci::REF_NAME.to_string(), tag.to_string());
-        let index = Index {
-            schema_version: 2,
-            media_type: Some(oci::OCI_INDEX.to_string()),
-            manifests: vec![manifest],
-            annotations: Default::default(),
-        };
-        let index_path = staged.join("index.json");
-        fs::write(
-            &index_path,
-            serde_json::to_vec(&index).expect("index serializes"),
-        )
-        .ctx("write", &index_path)?;
-        replace_dir(self.dir, dest)
-    }
+    let staged = staging.path();
+    let layout = staged.join("oci-layout");
+    fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).ctx("write", &layout)?;
+    let mut manifest = top.clone();
+    manifest
+        .annotations
+        .insert(oci::REF_NAME.to_string(), tag.to_string());
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(oci::OCI_INDEX.to_string()),
+        manifests: vec![manifest],
+        annotations: Default::default(),
+    };
+    let index_path = staged.join("index.json");
+    fs::write(
+        &index_path,
+        serde_json::to_vec(&index).expect("index serializes"),
+    )
+    .ctx("write", &index_path)?;
+    replace_dir(staging.into_dir(), dest)
 }
 
 /// Where the layout for `--oci path` goes: `path` itself, or what a

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 
 use crate::assemble::Image;
 use crate::error::Result;
-use crate::layer::short;
+use crate::oci::digest::short;
 use crate::oci::reference::Reference;
 use crate::progress::{Bar, Step};
 use crate::registry::retry::retrying;

@@ -1111,6 +1111,25 @@ fn error_codes(body: &[u8]) -> Vec<String> {
 }
 
 /// A registry that will not tell a missing repository from a private one.
+/// Whether a pull's failure means this source does not have the image or
+/// cannot be reached (not found, no access, no connection, busy): for a
+/// mirror, a reason to try the next source. Other failures (an image
+/// without the platform, a corrupt reply) are the answer.
+pub fn is_miss(e: &Error) -> bool {
+    let Error::Registry { msg, retry, .. } = e else {
+        return false;
+    };
+    *retry != Retry::No
+        || msg.starts_with("not found")
+        || msg.starts_with("repository not found")
+        || msg.starts_with("access denied")
+        || msg.starts_with("unknown host")
+        || msg.starts_with("TLS certificate")
+        || msg.starts_with("requires authentication")
+        || msg.starts_with("rejected the credentials")
+        || msg.starts_with("cannot connect")
+}
+
 fn not_found_or_no_access(what: &str, had_credentials: bool) -> Error {
     let hint = if had_credentials {
         "check the repository name, and that these credentials may read it"

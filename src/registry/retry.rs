@@ -51,21 +51,13 @@ fn take_one() -> bool {
     .unwrap_or(true)
 }
 
-/// How long to wait before try `attempt + 1` of one request, or None to
-/// give up: its 3 retries are used, the registry asked for longer than
-/// kiln waits, or the budget is spent.
+/// How long to wait before try `attempt + 1` of one request (or one whole
+/// operation), or None to give up: its 3 retries are used, the registry
+/// asked for longer than kiln waits, or the budget is spent.
 pub fn request_delay(attempt: usize, retry: Retry) -> Option<Duration> {
     if attempt >= DELAYS_MS.len() {
         return None;
     }
-    let wait = delay(attempt, retry)?;
-    take_one().then_some(wait)
-}
-
-/// The same for a whole operation: it goes on while its budget lasts, so
-/// a blob whose streamed upload keeps meeting faults gets more whole tries
-/// than one request gets.
-fn operation_delay(attempt: usize, retry: Retry) -> Option<Duration> {
     let wait = delay(attempt, retry)?;
     take_one().then_some(wait)
 }
@@ -105,7 +97,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let Some(wait) = operation_delay(attempt, error.retry()) else {
+        let Some(wait) = request_delay(attempt, error.retry()) else {
             return Err(error);
         };
         tracing::warn!(
@@ -167,8 +159,7 @@ mod tests {
         })
         .await;
         assert!(r.is_err());
-        // Whole tries go on while the budget lasts.
-        assert_eq!(calls, BUDGET + 1);
+        assert_eq!(calls, 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,5 +7,6 @@ pub mod args;
 pub mod duration;
 pub mod ignore;
 pub mod raw;
+pub mod rules;
 pub mod schema;
 pub mod validate;

@@ -47,7 +47,7 @@ impl JsonSchema for RuleId {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let ids: Vec<&str> = crate::check::RULES.iter().map(|r| r.id).collect();
+        let ids: Vec<&str> = crate::spec::rules::RULES.iter().map(|r| r.id).collect();
         json_schema!({
             "description": "A `kiln check` rule ID.",
             "type": "string",

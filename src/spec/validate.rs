@@ -45,7 +45,7 @@ pub struct Spec {
     pub healthcheck: Option<Healthcheck>,
     /// Local files no copy takes (.dockerignore).
     pub ignore: Option<crate::spec::ignore::Ignore>,
-    pub policy: crate::check::Policy,
+    pub policy: crate::spec::rules::Policy,
     /// Whether `kiln build` stops on error-level findings.
     pub enforce: bool,
     pub warnings: Vec<String>,
@@ -435,12 +435,15 @@ impl Validator {
             );
         }
 
-        let mut policy = crate::check::Policy {
+        let mut policy = crate::spec::rules::Policy {
             ignore: Vec::new(),
             strict: raw.policy.strict.unwrap_or(false) || inputs.strict,
         };
         for id in &raw.policy.allow {
-            if !crate::check::RULES.iter().any(|r| r.id == id.get_ref()) {
+            if !crate::spec::rules::RULES
+                .iter()
+                .any(|r| r.id == id.get_ref())
+            {
                 return Err(self
                     .err(id.span(), format!("`{}` is not a check rule", id.get_ref()))
                     .with_hint("`kiln check --list` shows the rules"));

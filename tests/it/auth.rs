@@ -274,6 +274,7 @@ fn bearer_tokens_with_the_mount_source_in_scope() {
     let base_args = [
         "--registry-mirror",
         &mirror,
+        "--registry-mirror-only",
         "--cache-dir",
         cache.to_str().unwrap(),
     ];
@@ -406,6 +407,7 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
         .arg("build")
         .arg(&spec)
         .args([
+            "--registry-mirror-only",
             "--registry-mirror",
             &format!("docker.io={registry}"),
             "--push",

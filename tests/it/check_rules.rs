@@ -73,7 +73,7 @@ fn assert_fail_and_pass(rule: &str, fail: &[String], pass: &[String]) {
 
 #[test]
 fn every_rule_has_a_fail_and_a_pass_fixture() {
-    let source = fs::read_to_string(repo().join("src/check.rs")).unwrap();
+    let source = fs::read_to_string(repo().join("src/spec/rules.rs")).unwrap();
     let rules = source.lines().filter(|l| l.trim() == "Rule {").count();
     let dirs = rule_dirs();
     assert_eq!(
@@ -138,7 +138,13 @@ fn base_not_pinned_fixture() {
 
     let fail = copy_fixture(BASE_RULE, "fail");
     let mirror = format!("docker.io={}", registry.addr);
-    let flags = ["--registry-mirror", &mirror, "--cache-dir", cache];
+    let flags = [
+        "--registry-mirror",
+        &mirror,
+        "--registry-mirror-only",
+        "--cache-dir",
+        cache,
+    ];
     let fail_ids = finding_ids(fail.path(), &flags);
     let pass_ids = finding_ids(pass.path(), &flags);
     assert_fail_and_pass(BASE_RULE, &fail_ids, &pass_ids);

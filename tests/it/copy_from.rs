@@ -611,7 +611,13 @@ owner = "appuser:appuser"
     let mirror = format!("docker.io={}", registry.addr);
     let build_once = |out: &str| -> (String, String) {
         let out = w.join(out);
-        let args = ["--registry-mirror", &mirror, "--oci", out.to_str().unwrap()];
+        let args = [
+            "--registry-mirror",
+            &mirror,
+            "--registry-mirror-only",
+            "--oci",
+            out.to_str().unwrap(),
+        ];
         let output = kiln_build(&spec, &cache, &args);
         check(&Command::new("kiln"), &output);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

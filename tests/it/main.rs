@@ -11,6 +11,7 @@ mod build_json;
 mod cache;
 mod check;
 mod check_rules;
+mod code_shape;
 mod config;
 mod copy_from;
 mod destinations;

@@ -48,6 +48,7 @@ fn kiln_build(spec: &Path, registry: &Registry, cache: &Path, extra: &[&str]) ->
         .arg(spec)
         .arg("--cache-dir")
         .arg(cache)
+        .arg("--registry-mirror-only")
         .arg("--registry-mirror")
         .arg(format!("docker.io={}", registry.addr))
         .args(extra)

@@ -222,6 +222,7 @@ fn build_pushed(
         .arg("build")
         .arg(spec)
         .args(build_args)
+        .arg("--registry-mirror-only")
         .arg("--registry-mirror")
         .arg(format!("{host}={}", registry.addr))
         .args(["--push", image, "--cache-dir"])
@@ -286,7 +287,12 @@ fn assert_expected_findings(registry: &Registry, seed: &Seed, build_args: &[Stri
         .arg("check")
         .arg(dir.join("kiln.toml"))
         .args(build_args)
-        .args(["--format", "json", "--registry-mirror"])
+        .args([
+            "--format",
+            "json",
+            "--registry-mirror-only",
+            "--registry-mirror",
+        ])
         .arg(format!("docker.io={}", registry.addr))
         .arg("--cache-dir")
         .arg(work.join("cache"))

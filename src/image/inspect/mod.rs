@@ -239,8 +239,8 @@ pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
         let (reader, compression) = layer
             .reader(&n.to_string(), text)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Box::new(base::ZeroTail::new(
-            crate::layer::compress::decoder(reader, compression)?,
+        Ok(Box::new(crate::image::decode::ZeroTail::new(
+            crate::image::decode::decoder(reader, compression)?,
         )))
     })
     .map_err(|e| image_error(text, format!("reading the account files: {e}")))?;

@@ -10,6 +10,7 @@ use super::Opened;
 use crate::image::base::{FsView, Kind};
 use crate::oci::config::{HealthConfig, History};
 use crate::oci::runas;
+use crate::progress::human;
 use crate::shown::Shown;
 use crate::spec::duration;
 
@@ -396,21 +397,6 @@ fn short(digest: &str) -> String {
         // By chars: a digest read from a hostile image need not be hex.
         Some((algo, hex)) => format!("{algo}:{}", hex.chars().take(12).collect::<String>()),
         None => digest.to_string(),
-    }
-}
-
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

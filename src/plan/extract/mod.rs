@@ -294,8 +294,8 @@ impl Store {
                 .ok_or_else(|| image_error(text, format!("layer {name} is missing")))?;
             let (reader, compression) = blob.reader(&name, text)?;
             let fail = |e: std::io::Error| image_error(text, format!("layer {name}: {e}"));
-            let decoder = crate::layer::compress::decoder(reader, compression).map_err(fail)?;
-            let tar = crate::image::base::ZeroTail::new(decoder);
+            let decoder = crate::image::decode::decoder(reader, compression).map_err(fail)?;
+            let tar = crate::image::decode::ZeroTail::new(decoder);
             read_entries(tar, &entries, &mut |entry, data| {
                 let at = DataRef { layer, entry };
                 let (sha, size) = self.put(data)?;
