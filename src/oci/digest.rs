@@ -86,6 +86,11 @@ fn hex_digest(hasher: Sha256) -> String {
     out
 }
 
+/// `sha256:` and 12 hex digits, for progress lines.
+pub fn short(digest: &str) -> String {
+    digest.chars().take(19).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,9 +108,4 @@ mod tests {
         let (digest2, n2) = HashReader::new(&b"abc"[..]).finish().unwrap();
         assert_eq!((digest2, n2), (digest, 3));
     }
-}
-
-/// `sha256:` and 12 hex digits, for progress lines.
-pub fn short(digest: &str) -> String {
-    digest.chars().take(19).collect()
 }
