@@ -8,10 +8,25 @@ use std::path::{Path, PathBuf};
 
 use crate::shown::Shown;
 
+/// kiln's exit codes, chosen here and nowhere else:
+///
+/// | code | meaning |
+/// |---|---|
+/// | 0 | done |
+/// | 1 | failed: a registry or I/O error, or the image fails its checks (`kiln check` and `kiln build` alike) |
+/// | 2 | bad input, to fix before trying again: the spec, its sources, a base, an output path, arguments |
+/// | 130, 143 | interrupted by SIGINT, SIGTERM (temp files removed) |
+/// | 141 | stdout closed early (`kiln inspect ... \| head`) |
+pub mod exit {
+    pub const FAILURE: i32 = 1;
+    pub const BAD_INPUT: i32 = 2;
+    pub const BROKEN_PIPE: i32 = 141;
+}
+
 /// Exit code for input the user must fix (spec, sources, arguments).
-pub const EXIT_BAD_INPUT: i32 = 2;
-/// Exit code for everything else (I/O errors).
-pub const EXIT_FAILURE: i32 = 1;
+pub const EXIT_BAD_INPUT: i32 = exit::BAD_INPUT;
+/// Exit code for a failure: a registry or I/O error, or failed checks.
+pub const EXIT_FAILURE: i32 = exit::FAILURE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -92,9 +107,8 @@ impl Error {
             | Error::Base { .. }
             | Error::Image { .. }
             | Error::Usage { .. }
-            | Error::Policy { .. }
             | Error::Output { .. } => EXIT_BAD_INPUT,
-            Error::Registry { .. } | Error::Io { .. } => EXIT_FAILURE,
+            Error::Registry { .. } | Error::Io { .. } | Error::Policy { .. } => EXIT_FAILURE,
         }
     }
 

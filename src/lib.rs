@@ -3,30 +3,36 @@
 //!
 //! # Layout
 //!
-//! The data flow is the file order:
+//! Folders in data-flow order; each depends only on those above it (a test,
+//! `tests/it/code_shape.rs`, keeps it so):
 //!
-//! - `spec`: the TOML as written (serde mirror, with spans for errors).
-//! - `validate`: the checked, typed [`validate::Spec`]; `args` and `duration` help it.
-//! - `base`: the base image (scratch, an OCI layout, or pulled by `pull` through
-//!   `registry` into the `cache`), its config and its `fsview`: the image's
-//!   filesystem held in memory, which no image-controlled name ever leaves.
-//! - `accounts`: /etc/passwd, /etc/group, /etc/shadow merged with the app user.
-//! - `plan`: every path of every new layer, with owner and mode; `sources` walks local
-//!   files; `extract` picks what a copy takes from another image's `fsview` and
-//!   stores those files' bytes in the cache by digest.
-//! - `check`: the hardening rules, evaluated before anything is written; `runas`
-//!   works out the uid and gid a runtime gives `User`, as runc does.
-//! - `layers` / `layer`: one pass per layer: tar, diff_id, `compress`, digest, file;
-//!   unchanged layers come from the cache; `stream` uploads while writing.
-//! - `assemble`: the image config (`config`) and the manifest (`oci`).
-//! - `layout` / `archive`: the OCI image layout and the docker-archive, written atomically.
-//! - `push`: blobs then manifest to a registry, through `registry` (auth, TLS, mirrors).
-//!
-//! `inspect` reads any image back (registry, OCI layout, docker-archive) with
-//! the same base reader.
-//!
-//! `build` runs them in that order. `shown` escapes control characters in
-//! every image- or registry-derived string printed on a terminal.
+//! - `shown`, `error`, `progress`, `tmp`: support every stage uses (escaping
+//!   for the terminal, errors that say what to do and the exit code table,
+//!   progress and logs, temp files removed on signals).
+//! - `oci/`: the vocabulary, importing no other kiln module: manifests,
+//!   indexes, descriptors, digests, references, the image config, and how a
+//!   runtime resolves `User` (`runas`).
+//! - `spec/`: the TOML as written (`raw`), checked and typed by `validate`
+//!   into a `Spec`, with `args`, `duration`, `ignore`, the rule catalogue a
+//!   spec can name (`rules`) and the JSON Schema (`schema`).
+//! - `registry/`: the distribution API client (auth, credentials, retries,
+//!   mirrors, proxies), at the network edge.
+//! - `store/`: the one blob store (`blobs/sha256/<hex>`) behind the cache,
+//!   the layout being written and the layouts read back.
+//! - `image/`: reading images (scratch, a layout, a docker-archive, a
+//!   registry through `pull`) into a filesystem held in memory (`fsview`).
+//! - `plan/`: every path of every new layer with owner and mode: `accounts`,
+//!   local `sources`, and what a copy `extract`s from another image.
+//! - `check/`: the hardening rules evaluated on the plan, before a byte is written.
+//! - `layer/`: tar, digest, compress, in one pass per layer; the `local` and
+//!   `remote` (registry-shared) layer caches; `stream` uploads while writing.
+//! - `assemble`: the image config and the manifest.
+//! - `output/`: an OCI `layout`, a docker-`archive`, a registry `push`, an
+//!   `index` over per-platform pushes, and plain `file`s.
+//! - `pipeline`: runs the stages in that order, per platform; this file's
+//!   functions are its entry points, `summary` its JSON.
+//! - `init`: starter specs. The binary (`main.rs`, `cli/`) parses arguments,
+//!   renders each subcommand's output and maps outcomes to exit codes.
 
 pub mod assemble;
 pub mod check;

@@ -198,10 +198,12 @@ fn build_refuses_a_disguised_root() {
     base(work.path(), None, false);
     let out = work.path().join("out");
     for user in ["+0", "toor"] {
-        let stderr = build_refused(
+        let (code, stderr) = build_fails(
             &spec(work.path(), Some(user)),
             &["--oci", out.to_str().unwrap()],
         );
+        // A failed check: exit 1, as `kiln check` gives for it.
+        assert_eq!(code, Some(1), "{stderr}");
         assert!(stderr.contains("KILN-ROOT-USER"), "{stderr}");
         assert!(stderr.contains(&format!("user `{user}`")), "{stderr}");
     }
