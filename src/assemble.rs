@@ -159,7 +159,7 @@ pub fn index(format: Format, images: &[(&Platform, &Image)]) -> ImageIndex {
 fn descriptor(media_type: &str, digest: &str, size: u64) -> Descriptor {
     Descriptor {
         media_type: media_type.to_string(),
-        digest: digest.to_string(),
+        digest: crate::oci::Digest::computed(digest.to_string()),
         size,
         urls: None,
         annotations: Default::default(),

@@ -273,7 +273,7 @@ fn open_registry(
                     .media_type
                     .clone()
                     .unwrap_or_else(|| oci::OCI_INDEX.to_string()),
-                digest: resolved.top.clone(),
+                digest: oci::Digest::computed(resolved.top.clone()),
                 size: 0,
                 urls: None,
                 annotations: Default::default(),

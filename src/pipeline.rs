@@ -240,7 +240,7 @@ pub fn build(
                 total.destinations.push(references[0].clone());
                 total.references.extend(references);
             }
-            total.digest = top.digest.clone();
+            total.digest = top.digest.to_string();
             total.reference = total.references[0].clone();
             Some(total)
         }
@@ -259,7 +259,7 @@ pub fn build(
         // One line per destination: REF@sha256:... for each --push.
         let lines = pushed
             .as_ref()
-            .map_or(vec![top.digest.clone()], |p| p.destinations.clone());
+            .map_or(vec![top.digest.to_string()], |p| p.destinations.clone());
         output::write(file, format!("{}\n", lines.join("\n")).as_bytes())?;
     }
     let mut warnings = Vec::new();

@@ -64,7 +64,13 @@ pub fn resolve(base: &BaseRef, platform: &Platform) -> Result<Base> {
 
 fn from_layout(dir: &Path, tag: Option<&str>, text: &str, platform: &Platform) -> Result<Base> {
     let chosen = select_in_layout(dir, tag, text, platform)?;
-    from_manifest(dir, &chosen.manifest, text, platform, chosen.top.digest)
+    from_manifest(
+        dir,
+        &chosen.manifest,
+        text,
+        platform,
+        chosen.top.digest.to_string(),
+    )
 }
 
 /// What a reference picked out of an OCI layout: the top descriptor (a

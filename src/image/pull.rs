@@ -114,7 +114,7 @@ async fn resolve_from(
     let (top, media_type) = manifest(client, cache, &host, repo, wanted, &name).await?;
     let mut desc = Descriptor {
         media_type,
-        digest: top.clone(),
+        digest: oci::Digest::computed(top.clone()),
         size: 0,
         urls: None,
         annotations: Default::default(),

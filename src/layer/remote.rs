@@ -181,7 +181,7 @@ impl RemoteCache {
         };
         Some(LayerBlob {
             path,
-            digest: desc.digest.clone(),
+            digest: desc.digest.to_string(),
             size: desc.size,
             diff_id,
             diff_size,
@@ -310,7 +310,7 @@ fn pointer(bytes: &[u8], key: &str) -> Option<Descriptor> {
 fn pointer_manifest(key: &str, blob: &LayerBlob, media_type: &str) -> Vec<u8> {
     let mut layer = Descriptor {
         media_type: media_type.to_string(),
-        digest: blob.digest.clone(),
+        digest: crate::oci::Digest::computed(blob.digest.clone()),
         size: blob.size,
         urls: None,
         annotations: Default::default(),
@@ -328,7 +328,7 @@ fn pointer_manifest(key: &str, blob: &LayerBlob, media_type: &str) -> Vec<u8> {
         artifact_type: Some(ARTIFACT_TYPE.to_string()),
         config: Descriptor {
             media_type: EMPTY_TYPE.to_string(),
-            digest: EMPTY_DIGEST.to_string(),
+            digest: crate::oci::Digest::computed(EMPTY_DIGEST.to_string()),
             size: EMPTY.len() as u64,
             urls: None,
             annotations: Default::default(),

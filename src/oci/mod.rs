@@ -8,6 +8,8 @@ pub mod digest;
 pub mod reference;
 pub mod runas;
 
+pub use digest::Digest;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -33,7 +35,7 @@ pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
@@ -148,10 +150,17 @@ mod tests {
 
     #[test]
     fn nulls_read_as_empty() {
-        let d: Descriptor = serde_json::from_str(
-            r#"{"mediaType":"x","digest":"sha256:00","size":1,"annotations":null}"#,
-        )
-        .unwrap();
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let json =
+            format!(r#"{{"mediaType":"x","digest":"{digest}","size":1,"annotations":null}}"#);
+        let d: Descriptor = serde_json::from_str(&json).unwrap();
         assert!(d.annotations.is_empty());
+    }
+
+    #[test]
+    fn a_descriptor_with_another_digest_does_not_parse() {
+        let json = r#"{"mediaType":"x","digest":"sha256:00","size":1}"#;
+        let err = serde_json::from_str::<Descriptor>(json).unwrap_err();
+        assert!(err.to_string().contains("not a sha256 digest"), "{err}");
     }
 }

@@ -27,11 +27,16 @@ struct Entry<'a> {
 pub fn write(path: &Path, image: &Image, repo_tag: &str, mtime: u64) -> Result<()> {
     let out = Output::open(path)?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out.file()));
-    let name = |digest: &str| {
-        format!(
-            "blobs/sha256/{}",
-            oci::sha256_hex(digest).expect("sha256 digest")
-        )
+    // A base's diff_ids come from its config: not trusted to be sha256.
+    let name = |digest: &str| match oci::sha256_hex(digest) {
+        Some(hex) => Ok(format!("blobs/sha256/{hex}")),
+        None => Err(Error::Output {
+            path: path.to_path_buf(),
+            msg: format!(
+                "a layer's diff_id {:?} is not a sha256 digest; a docker-archive cannot name it",
+                crate::shown::Shown(digest).to_string()
+            ),
+        }),
     };
 
     for dir in ["blobs/", "blobs/sha256/"] {
@@ -46,7 +51,7 @@ pub fn write(path: &Path, image: &Image, repo_tag: &str, mtime: u64) -> Result<(
         )
         .ctx("write", path)?;
     }
-    let config_name = name(&image.config_descriptor.digest);
+    let config_name = name(&image.config_descriptor.digest)?;
     append(
         &mut tar,
         &config_name,
@@ -59,7 +64,7 @@ pub fn write(path: &Path, image: &Image, repo_tag: &str, mtime: u64) -> Result<(
     .ctx("write", path)?;
     let mut written = BTreeSet::new();
     for layer in &image.layers {
-        let layer_name = name(&layer.diff_id);
+        let layer_name = name(&layer.diff_id)?;
         if written.insert(layer_name.clone()) {
             write_layer(&mut tar, &layer_name, layer, mtime)?;
         }
@@ -67,7 +72,11 @@ pub fn write(path: &Path, image: &Image, repo_tag: &str, mtime: u64) -> Result<(
     let manifest = vec![Entry {
         config: config_name,
         repo_tags: vec![repo_tag],
-        layers: image.layers.iter().map(|l| name(&l.diff_id)).collect(),
+        layers: image
+            .layers
+            .iter()
+            .map(|l| name(&l.diff_id))
+            .collect::<Result<_>>()?,
     }];
     let manifest = serde_json::to_vec(&manifest).expect("manifest serializes");
     append(

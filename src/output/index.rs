@@ -95,7 +95,10 @@ pub async fn make(client: &Client, cache: &Cache, request: Request<'_>) -> Resul
         digest,
         media_type: media_type.to_string(),
         references,
-        platforms: entries.into_iter().map(|(p, d, _)| (p, d.digest)).collect(),
+        platforms: entries
+            .into_iter()
+            .map(|(p, d, _)| (p, d.digest.to_string()))
+            .collect(),
     })
 }
 

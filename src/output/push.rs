@@ -77,7 +77,7 @@ async fn push_blob(client: &Client, host: &str, repo: &str, b: &Blob) -> Result<
         if let Some(from) = &b.mount_from {
             let desc = crate::oci::Descriptor {
                 media_type: String::new(),
-                digest: b.digest.clone(),
+                digest: crate::oci::Digest::computed(b.digest.clone()),
                 size: b.size,
                 urls: None,
                 annotations: Default::default(),
@@ -152,7 +152,7 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
         .iter()
         .enumerate()
         .map(|(i, l)| Blob {
-            digest: l.descriptor.digest.clone(),
+            digest: l.descriptor.digest.to_string(),
             size: l.descriptor.size,
             path: l.blob.clone(),
             mount_from: if i < base_layers {
@@ -167,7 +167,7 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
         })
         .collect();
     blobs.push(Blob {
-        digest: image.config_descriptor.digest.clone(),
+        digest: image.config_descriptor.digest.to_string(),
         size: image.config_descriptor.size,
         path: config_path,
         mount_from: None,
@@ -202,7 +202,7 @@ pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
         .map(|b| b.size)
         .sum();
     let mut pushed = Pushed {
-        digest: image.manifest_descriptor.digest.clone(),
+        digest: image.manifest_descriptor.digest.to_string(),
         ..Pushed::default()
     };
     for o in outcomes {

@@ -180,7 +180,7 @@ pub fn open_store(
         .iter()
         .map(|d| {
             Ok(LayerBlob {
-                digest: Some(d.digest.clone()),
+                digest: Some(d.digest.to_string()),
                 media_type: Some(d.media_type.clone()),
                 size: d.size,
                 at: Bytes::File(base::blob_path(store, d, text).map_err(as_image)?),
@@ -191,7 +191,7 @@ pub fn open_store(
         kind: "registry",
         index,
         manifest: Some(desc.clone()),
-        config_digest: manifest.config.digest.clone(),
+        config_digest: manifest.config.digest.to_string(),
         config: read_json(store, &manifest.config, text)?,
         layers,
     })

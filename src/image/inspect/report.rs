@@ -163,7 +163,7 @@ impl Report {
             target: target.to_string(),
             kind: opened.kind,
             index: opened.index.map(|(desc, index)| IndexView {
-                digest: desc.digest,
+                digest: desc.digest.to_string(),
                 media_type: desc.media_type,
                 manifests: index
                     .manifests
@@ -173,12 +173,12 @@ impl Report {
                             Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
                             None => format!("{}/{}", p.os, p.architecture),
                         }),
-                        digest: d.digest.clone(),
+                        digest: d.digest.to_string(),
                     })
                     .collect(),
             }),
             manifest: opened.manifest.map(|d| Blob {
-                digest: d.digest,
+                digest: d.digest.to_string(),
                 media_type: d.media_type,
                 size: d.size,
             }),

@@ -86,7 +86,7 @@ pub fn extract(
     let digest = opened
         .manifest
         .as_ref()
-        .map_or_else(|| opened.config_digest.clone(), |m| m.digest.clone());
+        .map_or_else(|| opened.config_digest.clone(), |m| m.digest.to_string());
     let key = record_key(&digest, copy);
     let store = cache_dir.map(Store::open).transpose()?;
     if let Some(found) = store.as_ref().and_then(|s| s.load(&key)) {
