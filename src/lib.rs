@@ -130,13 +130,14 @@ pub struct Timings {
 /// Evaluate the checks on a spec and its resolved base, writing nothing.
 /// Every platform the spec builds is checked; a finding they share is listed once.
 pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec<check::Finding>> {
-    let first = validate::load(spec_path, inputs)?;
+    let spec_file = validate::SpecFile::read(spec_path)?;
+    let first = spec_file.spec(inputs)?;
     let mut net = Net::new(network, None);
     // Each finding, with the platforms it was found on.
     let mut findings: Vec<(check::Finding, Vec<String>)> = Vec::new();
     let all = first.platforms.len();
     for platform in first.platforms.clone() {
-        let spec = validate::load_for(spec_path, inputs, &platform)?;
+        let spec = spec_file.spec_for(inputs, &platform)?;
         let (base, plans) = resolve(&spec, &mut net, false)?;
         for f in check::run(&spec, &base, &plans, &spec.policy) {
             match findings

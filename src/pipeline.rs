@@ -37,7 +37,8 @@ pub fn build(
 ) -> Result<Built> {
     let started = Instant::now();
     let mut timings = Timings::default();
-    let first = validate::load(spec_path, inputs)?;
+    let spec_file = validate::SpecFile::read(spec_path)?;
+    let first = spec_file.spec(inputs)?;
     let platforms = first.platforms.clone();
     if platforms.len() > 1 {
         if let Some(tar) = &outputs.tar {
@@ -77,7 +78,7 @@ pub fn build(
     for p in &platforms {
         let spec = match first.take() {
             Some(spec) if spec.platform == *p => spec,
-            _ => validate::load_for(spec_path, inputs, p)?,
+            _ => spec_file.spec_for(inputs, p)?,
         };
         let (base, plans) = resolve(&spec, &mut net, true)?;
         enforce_checks(&spec, &base, &plans, &mut logged)?;
