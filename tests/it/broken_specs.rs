@@ -4,7 +4,7 @@
 //! directory written as `$DIR`.
 //!
 //! After changing a message on purpose, rewrite the expected files with
-//!     KILN_BLESS=1 cargo test --test broken_specs
+//!     KILN_BLESS=1 cargo nextest run broken_specs::
 //! and read the diff before committing it.
 
 use std::fs;

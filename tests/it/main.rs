@@ -42,4 +42,5 @@ mod safety;
 mod schema;
 mod seeds;
 mod shared_cache;
+mod snapshots;
 mod specs;
