@@ -37,6 +37,13 @@ pub struct Image {
     pub manifest: Vec<u8>,
     pub manifest_descriptor: Descriptor,
     pub layers: Vec<ImageLayer>,
+    /// The registry host and repository the base came from (its layers
+    /// can be mounted from there), and how many of `layers` are the base's.
+    pub base_source: Option<(String, String)>,
+    pub base_layers: usize,
+    /// Blobs already uploaded to the first push destination while they
+    /// were written (see `layer::stream`).
+    pub streamed: Vec<String>,
 }
 
 pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> Result<Image> {
@@ -110,7 +117,37 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
         manifest: manifest_bytes,
         manifest_descriptor,
         layers,
+        base_source: base.source.clone(),
+        base_layers: base.layers.len(),
+        streamed: Vec::new(),
     })
+}
+
+/// What a build made, ready for every output: one image per platform and,
+/// when there are several, the index over them. Each output takes this
+/// (and the store its blobs are in, where it needs one).
+pub struct Assembled {
+    pub name: String,
+    pub tag: String,
+    /// `created` in seconds since the epoch: the mtime of archive entries.
+    pub created: u64,
+    pub images: Vec<Image>,
+    pub index: Option<ImageIndex>,
+}
+
+impl Assembled {
+    /// The index, or the one image's manifest.
+    pub fn top(&self) -> &Descriptor {
+        match &self.index {
+            Some(i) => &i.descriptor,
+            None => &self.images[0].manifest_descriptor,
+        }
+    }
+
+    /// `NAME:TAG`, as docker-archives and layouts name the image.
+    pub fn repo_tag(&self) -> String {
+        format!("{}:{}", self.name, self.tag)
+    }
 }
 
 /// The media type of the layers kiln writes.

@@ -7,19 +7,16 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::assemble::{self, Image};
+use crate::assemble::{self, Assembled, Image};
 use crate::error::{Error, Result};
+use crate::image::base;
 use crate::layer::remote::RemoteCache;
 use crate::layer::write::LayerBlob;
-use crate::oci::Descriptor;
-use crate::output::layout;
+use crate::layer::{self, stream};
+use crate::output::{archive, file, layout, push};
 use crate::spec::validate::{self, Inputs, Platform, Spec};
-use crate::store::Staging;
-use crate::{
-    Built, BuiltImage, Net, Network, Outputs, Timings, check, image::base, layer as layers,
-    layer::stream, output::archive, output::file as output, output::push, plan, resolve,
-    store::cache,
-};
+use crate::store::{Staging, cache};
+use crate::{Built, BuiltImage, Net, Network, Outputs, Timings, check, plan, resolve};
 
 /// One platform, resolved: its spec (args such as ${TARGETARCH} filled in),
 /// base and planned layers.
@@ -59,7 +56,7 @@ pub fn build(
     }
     // Refuse an output kiln would not write to before doing any work.
     for path in outputs.tar.iter().chain(&outputs.digest_file) {
-        output::kind(path)?;
+        file::kind(path)?;
     }
     for w in &first.warnings {
         tracing::warn!("{w}");
@@ -96,7 +93,7 @@ pub fn build(
     // device or FIFO has no such place, so the cache holds it.
     let staging_near = match (&layout_dest, &outputs.tar) {
         (Some(dir), _) => dir.clone(),
-        (None, Some(tar)) if output::kind(tar)? == output::Kind::Replace => tar.clone(),
+        (None, Some(tar)) if file::kind(tar)? == file::Kind::Replace => tar.clone(),
         _ => network.cache_dir.join("staging").join(&lead.name),
     };
     let staging = Staging::near(&staging_near)?;
@@ -139,7 +136,7 @@ pub fn build(
             _ => None,
         };
         let tee = |i: usize| streams.as_ref().and_then(|s| s.tee(i));
-        let settings = layers::Settings {
+        let settings = layer::Settings {
             mtime: t.spec.created.unix,
             compression: t.spec.compression,
             level: t.spec.compression_level,
@@ -156,7 +153,7 @@ pub fn build(
             media_type: assemble::new_layer_type(t.spec.format, t.spec.compression),
             platform: (targets.len() > 1).then(|| t.spec.platform.to_string()),
         };
-        let blobs = layers::build(&t.plans, &staging, &settings)?;
+        let blobs = layer::build(&t.plans, &staging, &settings)?;
         streamed.push(streams.map(|s| s.finish(&blobs)).unwrap_or_default());
         let new: Vec<(Vec<String>, LayerBlob)> = t
             .plans
@@ -188,62 +185,33 @@ pub fn build(
             .store()
             .put(&index.descriptor.digest, &index.bytes)?;
     }
-    let top: Descriptor = match &index {
-        Some(i) => i.descriptor.clone(),
-        None => images[0].manifest_descriptor.clone(),
+    for (image, streamed) in images.iter_mut().zip(streamed) {
+        image.streamed = streamed;
+    }
+    let assembled = Assembled {
+        name: lead.name.clone(),
+        tag: lead.tag.clone(),
+        created: lead.created.unix,
+        images,
+        index,
     };
+    let top = assembled.top().clone();
     if let Some(tar) = &outputs.tar {
-        let repo_tag = format!("{}:{}", lead.name, lead.tag);
-        archive::write(tar, &images[0], &repo_tag, lead.created.unix)?;
+        archive::write(&assembled, tar)?;
     }
     timings.assemble = started.elapsed() - timings.resolve - timings.layers;
 
     let pushed = match outputs.push.is_empty() {
         false => {
             let (rt, client, _) = net.get()?;
-            let mut total = push::Pushed::default();
-            // In --push order: blobs go up once per registry, and a later
-            // destination on a registry already pushed to mounts them all.
-            for (d, target) in outputs.push.iter().enumerate() {
-                let mount_all_from = outputs.push[..d]
-                    .iter()
-                    .find(|e| e.registry == target.registry && e.repository != target.repository)
-                    .map(|e| e.repository.as_str());
-                let mut references = Vec::new();
-                for ((t, image), streamed) in targets.iter().zip(&images).zip(&streamed) {
-                    let request = push::Request {
-                        image,
-                        config_path: staging.store().path_of(&image.config_descriptor.digest)?,
-                        target,
-                        tags: &outputs.tags,
-                        base_source: t.base.source.as_ref(),
-                        base_layers: t.base.layers.len(),
-                        // Layers streamed while written went to the first destination only.
-                        streamed: if d == 0 { streamed } else { &[] },
-                        by_digest: index.is_some(),
-                        mount_all_from,
-                    };
-                    let one = rt.block_on(push::push(client, request))?;
-                    total.add(&one);
-                    references = one.references;
-                }
-                if let Some(index) = &index {
-                    let future = push::put_tagged(
-                        client,
-                        target,
-                        &outputs.tags,
-                        &index.bytes,
-                        &index.descriptor.media_type,
-                        &index.descriptor.digest,
-                    );
-                    references = rt.block_on(future)?;
-                }
-                total.destinations.push(references[0].clone());
-                total.references.extend(references);
-            }
-            total.digest = top.digest.to_string();
-            total.reference = total.references[0].clone();
-            Some(total)
+            let future = push::push(
+                client,
+                &assembled,
+                staging.store(),
+                &outputs.push,
+                &outputs.tags,
+            );
+            Some(rt.block_on(future)?)
         }
         true => None,
     };
@@ -253,15 +221,14 @@ pub fn build(
     timings.push = started.elapsed() - timings.resolve - timings.layers - timings.assemble;
 
     if let Some(dest) = &layout_dest {
-        let all: Vec<&Image> = images.iter().collect();
-        layout::commit(staging, &all, &top, &lead.tag, dest)?;
+        layout::write(&assembled, staging, dest)?;
     }
-    if let Some(file) = &outputs.digest_file {
+    if let Some(path) = &outputs.digest_file {
         // One line per destination: REF@sha256:... for each --push.
         let lines = pushed
             .as_ref()
             .map_or(vec![top.digest.to_string()], |p| p.destinations.clone());
-        output::write(file, format!("{}\n", lines.join("\n")).as_bytes())?;
+        file::write(path, format!("{}\n", lines.join("\n")).as_bytes())?;
     }
     let mut warnings = Vec::new();
     for t in &targets {
@@ -273,13 +240,13 @@ pub fn build(
     }
     let built_images = targets
         .iter()
-        .zip(images)
+        .zip(assembled.images)
         .map(|(t, image)| BuiltImage {
             platform: t.spec.platform.to_string(),
             manifest: image.manifest_descriptor,
             config: image.config_descriptor,
             layers: image.layers,
-            base_layers: t.base.layers.len(),
+            base_layers: image.base_layers,
         })
         .collect();
     Ok(Built {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::assemble::{Image, ImageLayer};
+use crate::assemble::{Assembled, ImageLayer};
 use crate::error::{Error, IoContext, Result};
 use crate::oci;
 use crate::oci::digest::HashReader;
@@ -24,7 +24,11 @@ struct Entry<'a> {
     layers: Vec<String>,
 }
 
-pub fn write(path: &Path, image: &Image, repo_tag: &str, mtime: u64) -> Result<()> {
+/// Write `assembled` (its one image) as a docker-archive at `path`.
+pub fn write(assembled: &Assembled, path: &Path) -> Result<()> {
+    let image = &assembled.images[0];
+    let repo_tag = assembled.repo_tag();
+    let mtime = assembled.created;
     let out = Output::open(path)?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out.file()));
     // A base's diff_ids come from its config: not trusted to be sha256.
@@ -71,7 +75,7 @@ pub fn write(path: &Path, image: &Image, repo_tag: &str, mtime: u64) -> Result<(
     }
     let manifest = vec![Entry {
         config: config_name,
-        repo_tags: vec![repo_tag],
+        repo_tags: vec![&repo_tag],
         layers: image
             .layers
             .iter()

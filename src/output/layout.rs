@@ -6,24 +6,19 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::assemble::Image;
+use crate::assemble::Assembled;
 use crate::error::{Error, IoContext, Result};
-use crate::oci::{self, Descriptor, Index};
+use crate::oci::{self, Index};
 use crate::store::Staging;
 use crate::tmp::{self, TempDir};
 
-/// Complete `staging` into a layout (base blobs, oci-layout, index.json
-/// naming `top`, one image's manifest or the index of several) and move it
-/// to `dest`.
-pub fn commit(
-    staging: Staging,
-    images: &[&Image],
-    top: &Descriptor,
-    tag: &str,
-    dest: &Path,
-) -> Result<()> {
+/// Complete `staging`, the store the build wrote `assembled`'s blobs to,
+/// into a layout (base blobs, oci-layout, index.json naming the one image's
+/// manifest or the index of several) and move it to `dest`.
+pub fn write(assembled: &Assembled, staging: Staging, dest: &Path) -> Result<()> {
+    let (top, tag) = (assembled.top(), &assembled.tag);
     let store = staging.store();
-    for layer in images.iter().flat_map(|i| &i.layers) {
+    for layer in assembled.images.iter().flat_map(|i| &i.layers) {
         if layer.blob.parent() != Some(&store.blobs()) {
             store.link_in(&layer.blob, &layer.descriptor.digest)?;
         }

@@ -7,13 +7,14 @@ use std::path::PathBuf;
 
 use futures_util::StreamExt;
 
-use crate::assemble::Image;
+use crate::assemble::{Assembled, Image};
 use crate::error::Result;
 use crate::oci::digest::short;
 use crate::oci::reference::Reference;
 use crate::progress::{Bar, Step};
 use crate::registry::retry::retrying;
 use crate::registry::{self, Client};
+use crate::store::BlobStore;
 
 const PARALLEL: usize = 4;
 
@@ -105,36 +106,83 @@ async fn push_blob(client: &Client, host: &str, repo: &str, b: &Blob) -> Result<
     Ok(Outcome::Uploaded(b.size))
 }
 
-pub struct Request<'a> {
-    pub image: &'a Image,
-    pub config_path: PathBuf,
-    pub target: &'a Reference,
-    pub tags: &'a [String],
-    /// The base's (host, repository), and how many of the image's first layers came from it.
-    pub base_source: Option<&'a (String, String)>,
-    pub base_layers: usize,
-    /// Blobs already uploaded while they were written (see `stream`).
-    pub streamed: &'a [String],
-    /// Put the manifest under its digest only: it is one platform of an
-    /// index, which gets the tags.
-    pub by_digest: bool,
-    /// A repository on the target's registry that an earlier destination
-    /// of this build filled: every blob is mounted from it.
-    pub mount_all_from: Option<&'a str>,
+/// Push `assembled` to every destination in order: each platform's image
+/// (by digest when there is an index), then the index or the manifest under
+/// every tag. Blobs go up once per registry: a later destination on a
+/// registry already pushed to mounts them all.
+pub async fn push(
+    client: &Client,
+    assembled: &Assembled,
+    store: &BlobStore,
+    destinations: &[Reference],
+    tags: &[String],
+) -> Result<Pushed> {
+    let mut total = Pushed::default();
+    for (d, target) in destinations.iter().enumerate() {
+        let mount_all_from = destinations[..d]
+            .iter()
+            .find(|e| e.registry == target.registry && e.repository != target.repository)
+            .map(|e| e.repository.as_str());
+        let mut references = Vec::new();
+        for image in &assembled.images {
+            let one = push_image(
+                client,
+                Request {
+                    image,
+                    config_path: store.path_of(&image.config_descriptor.digest)?,
+                    target,
+                    tags,
+                    // Layers streamed while written went to the first destination only.
+                    streamed: if d == 0 { &image.streamed } else { &[] },
+                    by_digest: assembled.index.is_some(),
+                    mount_all_from,
+                },
+            )
+            .await?;
+            total.add(&one);
+            references = one.references;
+        }
+        if let Some(index) = &assembled.index {
+            let (bytes, desc) = (&index.bytes, &index.descriptor);
+            references =
+                put_tagged(client, target, tags, bytes, &desc.media_type, &desc.digest).await?;
+        }
+        total.destinations.push(references[0].clone());
+        total.references.extend(references);
+    }
+    total.digest = assembled.top().digest.to_string();
+    total.reference = total.references[0].clone();
+    Ok(total)
 }
 
-pub async fn push(client: &Client, request: Request<'_>) -> Result<Pushed> {
+/// One platform's image to one destination.
+struct Request<'a> {
+    image: &'a Image,
+    config_path: PathBuf,
+    target: &'a Reference,
+    tags: &'a [String],
+    /// Blobs already uploaded while they were written (see `stream`).
+    streamed: &'a [String],
+    /// Put the manifest under its digest only: it is one platform of an
+    /// index, which gets the tags.
+    by_digest: bool,
+    /// A repository on the target's registry that an earlier destination
+    /// of this build filled: every blob is mounted from it.
+    mount_all_from: Option<&'a str>,
+}
+
+async fn push_image(client: &Client, request: Request<'_>) -> Result<Pushed> {
     let Request {
         image,
         config_path,
         target,
         tags,
-        base_source,
-        base_layers,
         streamed,
         by_digest,
         mount_all_from,
     } = request;
+    let base_source = image.base_source.as_ref();
+    let base_layers = image.base_layers;
     let host = target.registry.as_str();
     let repo = target.repository.as_str();
     if target.digest.is_some() {
