@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     // Before any other thread starts: they inherit the blocked signals.
     kiln::tmp::on_signals();
     let cli = Cli::parse();
-    cli::log::init_logging(cli.verbose, cli.quiet);
+    cli::log::init_logging(cli.verbose, cli.quiet, &cli.color);
     let result = match cli.command {
         Command::Build(args) => cli::build::build(args),
         Command::Check(args) => cli::check::check(args),
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Index(args) => cli::index::index(args).map(|()| Outcome::Done),
         Command::Init(args) => cli::init(args).map(|()| Outcome::Done),
         Command::Schema => cli::schema().map(|()| Outcome::Done),
+        Command::Version => cli::version().map(|()| Outcome::Done),
         Command::Completions { shell } => cli::completions(shell).map(|()| Outcome::Done),
     };
     let code = match result {

@@ -87,10 +87,58 @@ pub fn parse_tag(text: &str) -> Result<String, String> {
     }
 }
 
-pub fn parse_build_arg(text: &str) -> Result<(String, String), String> {
+/// `--build-arg NAME=VALUE`, or `NAME` alone for the value of the
+/// environment variable NAME, as docker does: none when it is unset, so
+/// the spec's own default holds.
+#[derive(Clone)]
+pub struct BuildArg(Option<(String, String)>);
+
+pub fn parse_build_arg(text: &str) -> Result<BuildArg, String> {
     match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
-        _ => Err(format!("`{text}` is not NAME=VALUE")),
+        Some((name, value)) if !name.is_empty() => {
+            Ok(BuildArg(Some((name.to_string(), value.to_string()))))
+        }
+        None if !text.is_empty() => Ok(BuildArg(
+            std::env::var(text)
+                .ok()
+                .map(|value| (text.to_string(), value)),
+        )),
+        _ => Err(format!(
+            "`{text}` is not NAME=VALUE (or NAME, to take it from the environment)"
+        )),
+    }
+}
+
+/// The build args that have values.
+pub fn build_args(args: Vec<BuildArg>) -> Vec<(String, String)> {
+    args.into_iter().filter_map(|a| a.0).collect()
+}
+
+/// The spec a command reads: `-f FILE`, a positional SPEC file, a
+/// directory (its kiln.toml), or ./kiln.toml.
+#[derive(clap::Args)]
+pub struct SpecArgs {
+    /// The spec file, or a directory holding kiln.toml (default: ./kiln.toml).
+    #[arg(value_name = "SPEC|DIR")]
+    pub spec: Option<PathBuf>,
+    /// The spec file (as docker build -f).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl SpecArgs {
+    pub fn path(&self) -> Result<PathBuf, Error> {
+        match (&self.spec, &self.file) {
+            (Some(_), Some(_)) => Err(Error::Usage {
+                what: "-f".into(),
+                msg: "names the spec, and so does the argument before it".into(),
+                hint: Some("give one: kiln build -f FILE, or kiln build SPEC|DIR".into()),
+            }),
+            (None, Some(file)) => Ok(file.clone()),
+            (Some(path), None) if path.is_dir() => Ok(path.join("kiln.toml")),
+            (Some(path), None) => Ok(path.clone()),
+            (None, None) => Ok(PathBuf::from("kiln.toml")),
+        }
     }
 }
 

@@ -6,13 +6,15 @@ use kiln::error::Error;
 use kiln::{Inputs, Outputs};
 
 use super::Outcome;
-use super::args::{ReferenceParser, RegistryArgs, parse_build_arg, parse_tag, stdout_once};
+use super::args::{
+    BuildArg, ReferenceParser, RegistryArgs, SpecArgs, build_args, parse_build_arg, parse_tag,
+    stdout_once,
+};
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
-    /// The spec file.
-    #[arg(default_value = "kiln.toml")]
-    pub spec: PathBuf,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// Write the OCI image layout here (default: ./kiln-out/NAME unless --tar is given alone).
     #[arg(long, value_name = "DIR")]
     pub oci: Option<PathBuf>,
@@ -25,8 +27,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub digest_file: Option<PathBuf>,
     /// Set a ${NAME} value, overriding [args].
-    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
-    pub build_args: Vec<(String, String)>,
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]", value_parser = parse_build_arg)]
+    pub build_args: Vec<BuildArg>,
     /// Layer compression, gzip or zstd (zstd needs format = "oci"), overriding the spec.
     #[arg(long, value_name = "gzip|zstd")]
     pub compression: Option<String>,
@@ -61,6 +63,7 @@ pub struct BuildArgs {
 }
 
 pub fn build(args: BuildArgs) -> Result<Outcome, Error> {
+    let spec = args.spec.path()?;
     let stdout: Vec<&str> = [("--tar", &args.tar), ("--digest-file", &args.digest_file)]
         .into_iter()
         .filter(|(_, p)| p.as_deref().is_some_and(kiln::output::file::is_stdout))
@@ -76,7 +79,7 @@ pub fn build(args: BuildArgs) -> Result<Outcome, Error> {
         });
     }
     let inputs = Inputs {
-        build_args: args.build_args,
+        build_args: build_args(args.build_args),
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
         platform: None,
         platforms: args.platforms,
@@ -94,7 +97,7 @@ pub fn build(args: BuildArgs) -> Result<Outcome, Error> {
     let mut network = args.registry.network();
     network.cache_repo = args.cache_repo;
     network.layer_cache = !args.no_cache;
-    let built = kiln::build(&args.spec, &inputs, &outputs, &network)?;
+    let built = kiln::build(&spec, &inputs, &outputs, &network)?;
     if let Some(dir) = built.layout.as_ref() {
         tracing::info!("wrote OCI layout {}", dir.display());
     }

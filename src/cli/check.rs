@@ -1,25 +1,22 @@
 //! `kiln check`: the findings as text, JSON or SARIF.
 
-use std::path::PathBuf;
-
 use kiln::Inputs;
 use kiln::error::Error;
 use kiln::shown::Shown;
 
 use super::Outcome;
-use super::args::{RegistryArgs, parse_build_arg};
+use super::args::{BuildArg, RegistryArgs, SpecArgs, build_args, parse_build_arg};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// The spec file.
-    #[arg(default_value = "kiln.toml")]
-    pub spec: PathBuf,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// An unpinned base is an error.
     #[arg(long)]
     pub strict: bool,
     /// Set a ${NAME} value, overriding [args].
-    #[arg(long = "build-arg", value_name = "NAME=VALUE", value_parser = parse_build_arg)]
-    pub build_args: Vec<(String, String)>,
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]", value_parser = parse_build_arg)]
+    pub build_args: Vec<BuildArg>,
     /// Check for these platforms (os/arch[/variant]; repeat, or separate with commas),
     /// overriding the spec's.
     #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
@@ -50,21 +47,22 @@ pub fn check(args: CheckArgs) -> Result<Outcome, Error> {
         }
         return Ok(Outcome::Done);
     }
+    let spec = args.spec.path()?;
     let inputs = Inputs {
-        build_args: args.build_args,
+        build_args: build_args(args.build_args),
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
         platforms: args.platforms,
         strict: args.strict,
         ..Inputs::default()
     };
-    let findings = kiln::check(&args.spec, &inputs, &args.registry.network())?;
+    let findings = kiln::check(&spec, &inputs, &args.registry.network())?;
     if args.format == "json" {
         out!(
             "{}",
             serde_json::to_string_pretty(&findings).expect("findings serialize")
         );
     } else if args.format == "sarif" {
-        let sarif = kiln::check::sarif(&findings, &args.spec.display().to_string());
+        let sarif = kiln::check::sarif(&findings, &spec.display().to_string());
         out!(
             "{}",
             serde_json::to_string_pretty(&sarif).expect("sarif serializes")

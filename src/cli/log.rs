@@ -16,8 +16,10 @@ pub fn fixed_mmap_threshold() {
     }
 }
 
-/// Bars when stderr is a terminal (and not --quiet); plain step lines otherwise.
-pub fn init_logging(verbose: u8, quiet: bool) {
+/// Bars when stderr is a terminal; plain step lines otherwise; with
+/// --quiet, errors only. Color as --color says (auto: a terminal, and
+/// NO_COLOR unset or empty, as no-color.org asks).
+pub fn init_logging(verbose: u8, quiet: bool, color: &str) {
     use std::io::IsTerminal;
     let terminal =
         std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");
@@ -27,6 +29,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         kiln::progress::Mode::Plain
     });
     let level = match verbose {
+        _ if quiet => "error",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -48,7 +51,14 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(kiln::progress::Stderr)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(match color {
+            "always" => true,
+            "never" => false,
+            _ => {
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        })
         .without_time()
         .init();
 }

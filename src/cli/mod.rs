@@ -28,9 +28,12 @@ pub struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// No progress bars: one plain line per step, as when stderr is not a terminal.
+    /// Print nothing but the result (errors still go to stderr).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Color in log lines: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +52,8 @@ pub enum Command {
     Init(InitArgs),
     /// Print the JSON Schema of kiln.toml, for editor completion and validation.
     Schema,
+    /// Print kiln's version and the source revision it was built from.
+    Version,
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -87,6 +92,15 @@ pub fn schema() -> Result<(), Error> {
     out!(
         "{}",
         serde_json::to_string_pretty(&schema).expect("schema serializes")
+    );
+    Ok(())
+}
+
+pub fn version() -> Result<(), Error> {
+    out!(
+        "kiln {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("KILN_REVISION")
     );
     Ok(())
 }

@@ -11,6 +11,7 @@ mod build_json;
 mod cache;
 mod check;
 mod check_rules;
+mod cli_flags;
 mod code_shape;
 mod config;
 mod copy_from;
