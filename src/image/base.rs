@@ -253,10 +253,22 @@ fn pick_platform(index: &Index, want: &Platform) -> Option<Descriptor> {
             d.platform.as_ref().is_some_and(|p| {
                 p.os == want.os
                     && p.architecture == want.arch
-                    && (want.variant.is_none() || p.variant == want.variant)
+                    && (want.variant.is_none()
+                        || variant(&p.architecture, p.variant.as_deref())
+                            == variant(&want.arch, want.variant.as_deref()))
             })
         })
         .cloned()
+}
+
+/// A platform's variant with the default an index may leave out filled in,
+/// as containerd's matcher does: arm64 is v8, arm is v7.
+fn variant<'a>(arch: &str, variant: Option<&'a str>) -> Option<&'a str> {
+    match (arch, variant) {
+        ("arm64", None) => Some("v8"),
+        ("arm", None) => Some("v7"),
+        (_, v) => v,
+    }
 }
 
 pub fn parse_json<T: serde::de::DeserializeOwned>(
@@ -377,4 +389,57 @@ pub fn apply_blob(
         diff_id,
         diff_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(arch: &str, variant: Option<&str>) -> Descriptor {
+        Descriptor {
+            media_type: oci::OCI_MANIFEST.into(),
+            digest: oci::Digest::of(format!("{arch}{variant:?}").as_bytes()),
+            size: 1,
+            urls: None,
+            annotations: Default::default(),
+            platform: Some(oci::Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: variant.map(String::from),
+            }),
+        }
+    }
+
+    fn want(arch: &str, variant: Option<&str>) -> Platform {
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: variant.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_variant_an_index_leaves_out_is_its_default() {
+        let index = Index {
+            schema_version: 2,
+            media_type: None,
+            manifests: vec![
+                entry("amd64", None),
+                entry("arm64", None),
+                entry("arm", None),
+            ],
+            annotations: Default::default(),
+        };
+        let picked =
+            |w: Platform| pick_platform(&index, &w).map(|d| d.platform.unwrap().architecture);
+        assert_eq!(picked(want("arm64", Some("v8"))).as_deref(), Some("arm64"));
+        assert_eq!(picked(want("arm", Some("v7"))).as_deref(), Some("arm"));
+        assert_eq!(picked(want("arm", Some("v6"))), None);
+        let explicit = Index {
+            manifests: vec![entry("arm64", Some("v8"))],
+            ..index
+        };
+        assert!(pick_platform(&explicit, &want("arm64", None)).is_some());
+        assert!(pick_platform(&explicit, &want("arm64", Some("v8"))).is_some());
+    }
 }

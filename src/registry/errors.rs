@@ -208,7 +208,11 @@ pub(super) fn transport_error(host: &str, e: &reqwest::Error) -> Error {
         || lower.contains("failed to lookup")
         || lower.contains("name or service not known")
     {
-        error(host, "unknown host", "check the registry's host name")
+        error(
+            host,
+            "unknown host",
+            "check the registry's host name, and this machine's network and DNS; where Docker Hub is out of reach, pull through a mirror with --registry-mirror docker.io=HOST",
+        )
     } else if e.is_timeout() {
         transient(
             host,

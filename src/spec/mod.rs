@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod duration;
+pub mod explain;
 pub mod ignore;
 pub mod raw;
 pub mod rules;

@@ -356,7 +356,7 @@ pub struct Source {
 
 impl Source {
     pub fn read(path: &Path) -> Result<Source> {
-        let text = match std::fs::read_to_string(path) {
+        let bytes = match std::fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Usage {
                     what: format!("`{}`", path.display()),
@@ -369,6 +369,11 @@ impl Source {
             }
             other => other.ctx("read the spec", path)?,
         };
+        let text = super::explain::utf8(bytes).map_err(|msg| Error::Usage {
+            what: format!("`{}`", path.display()),
+            msg,
+            hint: Some("save it as UTF-8 (TOML files are UTF-8)".into()),
+        })?;
         Ok(Source {
             path: path.to_path_buf(),
             text,
@@ -378,7 +383,8 @@ impl Source {
     pub fn parse(&self) -> Result<RawSpec> {
         toml::from_str(&self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            let (msg, hint) = explain(e.message().trim_end(), self.line_at(span.start));
+            let (msg, hint) =
+                super::explain::explain(e.message().trim_end(), self.line_at(span.start));
             let err = self.error(span, msg);
             match hint {
                 Some(h) => err.with_hint(h),
@@ -412,46 +418,6 @@ impl Source {
             msg: msg.into(),
             hint: None,
         }
-    }
-}
-
-/// The TOML parser's and serde's messages, said for people writing a spec.
-fn explain(msg: &str, line: &str) -> (String, Option<String>) {
-    let hint = |h: &str| Some(h.to_string());
-    let plain = msg
-        .replace("expected i64", "expected an integer")
-        .replace("expected u32", "expected an integer");
-    if msg.starts_with("unknown field") {
-        (
-            plain,
-            hint("check the key's spelling against the spec reference in README.md"),
-        )
-    } else if msg.starts_with("invalid type: string") && plain.contains("expected an integer") {
-        (plain, hint("write the number without quotes"))
-    } else if msg == "invalid type: map, expected a sequence" {
-        (
-            plain,
-            hint(
-                "[[copy]], [[dir]], [[file]] and [[symlink]] take double brackets: each is one entry in a list",
-            ),
-        )
-    } else if msg == "invalid type: map, expected a string" && line.contains(char::is_numeric) {
-        (
-            plain,
-            hint("quote the time: created = \"2025-01-01T00:00:00Z\""),
-        )
-    } else if msg.starts_with("duplicate key") {
-        (
-            format!("duplicate key or table `{}`", line.trim()),
-            hint("each key and each [table] may appear once; remove or merge the repeat"),
-        )
-    } else if msg.contains("string values must be quoted") && line.trim_end().ends_with('=') {
-        (
-            format!("`{}` has no value", line.trim()),
-            hint("write a value after `=`, e.g. name = \"web\""),
-        )
-    } else {
-        (plain, None)
     }
 }
 

@@ -180,3 +180,46 @@ fn version_names_the_release() {
     let flag = kiln().arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&flag.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn inspect_reads_a_layout_directory_named_plainly() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    project(w);
+    let out = w.join("out");
+    let o = kiln()
+        .arg("build")
+        .arg(w.join("kiln.toml"))
+        .arg("--oci")
+        .arg(&out)
+        .arg("--cache-dir")
+        .arg(w.join("cache"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let inspect = |target: &str| {
+        kiln()
+            .args(["inspect", target])
+            .current_dir(w)
+            .output()
+            .unwrap()
+    };
+    let plain = inspect("out");
+    let prefixed = inspect("oci:out");
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let manifest = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.starts_with("Manifest"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(manifest(&plain), manifest(&prefixed));
+    let file = inspect("./kiln.toml");
+    assert_eq!(file.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&file.stderr).contains("did you mean tar:./kiln.toml"));
+}

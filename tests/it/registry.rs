@@ -237,6 +237,7 @@ fn registry_errors_are_one_line_with_a_hint_and_exit_1() {
             "nosuchhost.invalid",
             "unknown host",
             "check the registry's host name",
+            "--registry-mirror",
         ],
     );
 

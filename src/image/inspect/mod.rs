@@ -54,10 +54,44 @@ impl Target {
             }
             return Ok(Target::Archive(PathBuf::from(file)));
         }
+        if let Some(local) = local_path(text)? {
+            return Ok(local);
+        }
         let reference = text.strip_prefix("docker://").unwrap_or(text);
         Reference::parse(reference)
             .map(Target::Registry)
             .map_err(|e| format!("{e} (or use oci:DIR[:TAG] or tar:FILE for local images)"))
+    }
+}
+
+/// A target written as a plain path: an OCI layout directory is read as
+/// `oci:DIR`; another path says which prefix it needs. A bare name is a
+/// registry reference unless a layout is there.
+fn local_path(text: &str) -> std::result::Result<Option<Target>, String> {
+    let path = Path::new(text);
+    let layout = path.join("index.json").is_file();
+    if layout {
+        return Ok(Some(Target::Layout {
+            dir: path.to_path_buf(),
+            tag: None,
+        }));
+    }
+    let pathlike = text.starts_with('/') || text.starts_with("./") || text.starts_with("../");
+    if !pathlike && (!path.exists() || text.contains(':')) {
+        return Ok(None);
+    }
+    if path.is_dir() {
+        Err(format!(
+            "`{text}` is a directory but not an OCI image layout (no index.json)"
+        ))
+    } else if path.is_file() {
+        Err(format!(
+            "`{text}` is a file: did you mean tar:{text} (a docker-archive)?"
+        ))
+    } else if pathlike {
+        Err(format!("`{text}` does not exist"))
+    } else {
+        Ok(None)
     }
 }
 
