@@ -90,7 +90,7 @@ pub fn assemble(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
         &digest::sha256(&config_bytes),
         config_bytes.len() as u64,
     );
-    let mut annotations = std::collections::BTreeMap::new();
+    let mut annotations = spec.annotations.clone();
     if spec.format == Format::Oci {
         if let Some(d) = &base.digest {
             annotations.insert(oci::BASE_NAME.to_string(), base.reference.clone());

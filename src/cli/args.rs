@@ -109,6 +109,14 @@ pub fn parse_build_arg(text: &str) -> Result<BuildArg, String> {
     }
 }
 
+/// `KEY=VALUE` for --label and --annotation.
+pub fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
 /// The build args that have values.
 pub fn build_args(args: Vec<BuildArg>) -> Vec<(String, String)> {
     args.into_iter().filter_map(|a| a.0).collect()

@@ -7,8 +7,8 @@ use kiln::{Inputs, Outputs};
 
 use super::Outcome;
 use super::args::{
-    BuildArg, ReferenceParser, RegistryArgs, SpecArgs, build_args, parse_build_arg, parse_tag,
-    stdout_once,
+    BuildArg, ReferenceParser, RegistryArgs, SpecArgs, build_args, parse_build_arg, parse_pair,
+    parse_tag, stdout_once,
 };
 
 #[derive(clap::Args)]
@@ -29,6 +29,12 @@ pub struct BuildArgs {
     /// Set a ${NAME} value, overriding [args].
     #[arg(long = "build-arg", value_name = "NAME[=VALUE]", value_parser = parse_build_arg)]
     pub build_args: Vec<BuildArg>,
+    /// Add or override an image label (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub labels: Vec<(String, String)>,
+    /// Add a manifest annotation (repeatable; format = "oci").
+    #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub annotations: Vec<(String, String)>,
     /// Layer compression, gzip or zstd (zstd needs format = "oci"), overriding the spec.
     #[arg(long, value_name = "gzip|zstd")]
     pub compression: Option<String>,
@@ -80,6 +86,8 @@ pub fn build(args: BuildArgs) -> Result<Outcome, Error> {
     }
     let inputs = Inputs {
         build_args: build_args(args.build_args),
+        labels: args.labels,
+        annotations: args.annotations,
         source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
         platform: None,
         platforms: args.platforms,

@@ -223,3 +223,57 @@ fn inspect_reads_a_layout_directory_named_plainly() {
     assert_eq!(file.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&file.stderr).contains("did you mean tar:./kiln.toml"));
 }
+
+#[test]
+fn labels_and_annotations_from_the_command_line() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    project(w);
+    let spec = fs::read_to_string(w.join("kiln.toml")).unwrap();
+    fs::write(
+        w.join("kiln.toml"),
+        spec.replace("name = \"flags\"", "name = \"flags\"\nformat = \"oci\""),
+    )
+    .unwrap();
+    let build = |extra: &[&str], out: &str| {
+        let out = w.join(out);
+        let o = kiln()
+            .arg("build")
+            .arg(w.join("kiln.toml"))
+            .args(extra)
+            .arg("--oci")
+            .arg(&out)
+            .arg("--cache-dir")
+            .arg(w.join("cache"))
+            .output()
+            .unwrap();
+        (o, out)
+    };
+    let (o, out) = build(
+        &[
+            "--label",
+            "org.opencontainers.image.revision=abc123",
+            "--annotation",
+            "org.opencontainers.image.url=https://example.com",
+        ],
+        "a",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index = read_json(&out.join("index.json"));
+    let manifest = read_json(&layout_blob(&out, &index["manifests"][0]["digest"]));
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.url"],
+        "https://example.com"
+    );
+    let config = read_json(&layout_blob(&out, &manifest["config"]["digest"]));
+    assert_eq!(
+        config["config"]["Labels"]["org.opencontainers.image.revision"],
+        "abc123"
+    );
+    // Docker's manifest has no annotations: refused, not dropped.
+    fs::write(w.join("kiln.toml"), &spec).unwrap();
+    let (o, out) = build(&["--annotation", "a=b"], "b");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("format = \"oci\""));
+    assert!(!out.exists());
+}

@@ -61,6 +61,8 @@ pub struct Spec {
     /// Local files no copy takes (.dockerignore).
     pub ignore: Option<crate::spec::ignore::Ignore>,
     pub policy: crate::spec::rules::Policy,
+    /// Manifest annotations (`--annotation`; OCI format only).
+    pub annotations: BTreeMap<String, String>,
     /// Whether `kiln build` stops on error-level findings.
     pub enforce: bool,
     pub warnings: Vec<String>,
@@ -81,6 +83,10 @@ pub struct Inputs {
     pub no_check: bool,
     /// `--strict`: an unpinned base is an error.
     pub strict: bool,
+    /// `--label KEY=VALUE`: image labels over the spec's.
+    pub labels: Vec<(String, String)>,
+    /// `--annotation KEY=VALUE`: manifest annotations.
+    pub annotations: Vec<(String, String)>,
 }
 
 /// A spec file read and TOML-parsed once. A multi-platform build derives
@@ -183,7 +189,15 @@ impl Validator {
             .iter()
             .map(|l| self.symlink(l))
             .collect::<Result<Vec<_>>>()?;
-        let config = self.config(raw, user.as_ref())?;
+        let mut config = self.config(raw, user.as_ref())?;
+        config.labels.extend(inputs.labels.iter().cloned());
+        if !inputs.annotations.is_empty() && format != Format::Oci {
+            return Err(crate::error::Error::Usage {
+                what: "--annotation".into(),
+                msg: "manifest annotations need format = \"oci\" (Docker's schema2 manifest has none)".into(),
+                hint: Some("set [image] format = \"oci\", or use --label".into()),
+            });
+        }
         let healthcheck = raw
             .healthcheck
             .as_ref()
@@ -226,6 +240,7 @@ impl Validator {
         let enforce = raw.policy.enforce.unwrap_or(true) && !inputs.no_check;
         Ok(Spec {
             policy,
+            annotations: inputs.annotations.iter().cloned().collect(),
             enforce,
             source: self.source,
             dir: self.dir,
