@@ -71,6 +71,8 @@ pub struct Outputs {
     pub layout: Option<PathBuf>,
     /// A docker-archive file.
     pub tar: Option<PathBuf>,
+    /// Load the image into podman (or docker) with no archive on disk.
+    pub load: bool,
     /// A file that receives the manifest digest (or `REF@DIGEST` after a push).
     pub digest_file: Option<PathBuf>,
     /// Push to each of these registry references (in order), and under

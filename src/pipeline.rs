@@ -13,7 +13,7 @@ use crate::image::base;
 use crate::layer::remote::RemoteCache;
 use crate::layer::write::LayerBlob;
 use crate::layer::{self, stream};
-use crate::output::{archive, file, layout, push};
+use crate::output::{archive, file, layout, load, push};
 use crate::spec::validate::{self, Inputs, Platform, Spec};
 use crate::store::{Staging, cache};
 use crate::{Built, BuiltImage, Net, Network, Outputs, Timings, check, plan, resolve};
@@ -38,10 +38,15 @@ pub fn build(
     let first = spec_file.spec(inputs)?;
     let platforms = first.platforms.clone();
     if platforms.len() > 1 {
-        if let Some(tar) = &outputs.tar {
+        let one_image = match (&outputs.tar, outputs.load) {
+            (Some(tar), _) => Some(format!("--tar {}", tar.display())),
+            (None, true) => Some("--load".to_string()),
+            (None, false) => None,
+        };
+        if let Some(what) = one_image {
             let list: Vec<String> = platforms.iter().map(Platform::to_string).collect();
             return Err(Error::Usage {
-                what: format!("--tar {}", tar.display()),
+                what,
                 msg: format!(
                     "a docker-archive holds one image, and this build makes {} ({})",
                     platforms.len(),
@@ -84,10 +89,11 @@ pub fn build(
     let lead = &targets[0].spec;
 
     let default_layout = PathBuf::from("kiln-out").join(&lead.name);
-    let layout_dest = match (&outputs.layout, &outputs.tar, outputs.push.first()) {
-        (Some(dir), _, _) => Some(layout::destination(dir)?),
-        (None, None, None) => Some(layout::destination(&default_layout)?),
-        _ => None,
+    let elsewhere = outputs.tar.is_some() || outputs.load || !outputs.push.is_empty();
+    let layout_dest = match (&outputs.layout, elsewhere) {
+        (Some(dir), _) => Some(layout::destination(dir)?),
+        (None, false) => Some(layout::destination(&default_layout)?),
+        (None, true) => None,
     };
     // Staging goes beside the output it becomes; a tar written through a
     // device or FIFO has no such place, so the cache holds it.
@@ -143,13 +149,14 @@ pub fn build(
             cache: layer_cache.as_ref(),
             verify_hits: outputs.layout.is_some()
                 || outputs.tar.is_some()
+                || outputs.load
                 || outputs.push.is_empty(),
             tee: streams
                 .as_ref()
                 .map(|_| &tee as &(dyn Fn(usize) -> Option<Box<dyn std::io::Write + Send>> + Sync)),
             made: &made,
             remote: remote.as_ref(),
-            need_bytes: outputs.layout.is_some() || outputs.tar.is_some(),
+            need_bytes: outputs.layout.is_some() || outputs.tar.is_some() || outputs.load,
             media_type: assemble::new_layer_type(t.spec.format, t.spec.compression),
             platform: (targets.len() > 1).then(|| t.spec.platform.to_string()),
         };
@@ -198,6 +205,10 @@ pub fn build(
     let top = assembled.top().clone();
     if let Some(tar) = &outputs.tar {
         archive::write(&assembled, tar)?;
+    }
+    if outputs.load {
+        let engine = load::load(&assembled)?;
+        tracing::info!("loaded {} into {engine}", assembled.repo_tag());
     }
     timings.assemble = started.elapsed() - timings.resolve - timings.layers;
 

@@ -22,6 +22,9 @@ pub struct BuildArgs {
     /// (`-` for stdout; a device, FIFO or symlink is written through).
     #[arg(long, value_name = "FILE")]
     pub tar: Option<PathBuf>,
+    /// Load the image into podman (or docker, where a daemon answers), with no archive on disk.
+    #[arg(long)]
+    pub load: bool,
     /// Write the manifest digest (sha256:...) to this file (`-` for stdout); after --push,
     /// REF@sha256:... (one line per --push).
     #[arg(long, value_name = "FILE")]
@@ -98,6 +101,7 @@ pub fn build(args: BuildArgs) -> Result<Outcome, Error> {
     let outputs = Outputs {
         layout: args.oci,
         tar: args.tar,
+        load: args.load,
         digest_file: args.digest_file,
         push: args.push,
         tags: args.tags,

@@ -26,11 +26,17 @@ struct Entry<'a> {
 
 /// Write `assembled` (its one image) as a docker-archive at `path`.
 pub fn write(assembled: &Assembled, path: &Path) -> Result<()> {
+    let out = Output::open(path)?;
+    write_to(assembled, out.file(), path)?;
+    out.finish()
+}
+
+/// Stream the docker-archive into `sink`; `path` names it in errors.
+pub fn write_to(assembled: &Assembled, sink: impl Write, path: &Path) -> Result<()> {
     let image = &assembled.images[0];
     let repo_tag = assembled.repo_tag();
     let mtime = assembled.created;
-    let out = Output::open(path)?;
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out.file()));
+    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, sink));
     // A base's diff_ids come from its config: not trusted to be sha256.
     let name = |digest: &str| match oci::sha256_hex(digest) {
         Some(hex) => Ok(format!("blobs/sha256/{hex}")),
@@ -98,7 +104,7 @@ pub fn write(assembled: &Assembled, path: &Path) -> Result<()> {
         .into_inner()
         .map_err(|e| e.into_error())
         .ctx("write", path)?;
-    out.finish()
+    Ok(())
 }
 
 /// Decompress a layer into the archive, checking it against its diff_id.

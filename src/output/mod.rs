@@ -6,4 +6,5 @@ pub mod archive;
 pub mod file;
 pub mod index;
 pub mod layout;
+pub mod load;
 pub mod push;

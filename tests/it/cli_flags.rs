@@ -277,3 +277,47 @@ fn labels_and_annotations_from_the_command_line() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("format = \"oci\""));
     assert!(!out.exists());
 }
+
+/// `--load` streams the image into podman: no archive on disk, and podman
+/// runs it with the spec's env.
+#[test]
+fn load_puts_the_image_into_podman() {
+    if !have(&["podman", "runc"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    project(w);
+    fs::write(w.join("busybox"), fs::read(busybox()).unwrap()).unwrap();
+    let spec = fs::read_to_string(w.join("kiln.toml")).unwrap();
+    fs::write(
+        w.join("kiln.toml"),
+        format!("{spec}\n[[copy]]\nsrc = \"busybox\"\ndest = \"/bin/busybox\"\nmode = \"0755\"\n"),
+    )
+    .unwrap();
+    let podman = Podman::new();
+    let mut cmd = kiln();
+    podman.env_for(&mut cmd);
+    let o = cmd
+        .current_dir(w)
+        .args([
+            "build",
+            "kiln.toml",
+            "--load",
+            "--build-arg",
+            "GREETING=loaded",
+        ])
+        .arg("--cache-dir")
+        .arg(w.join("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("into podman"), "{stderr}");
+    assert!(!w.join("kiln-out").exists(), "--load wrote a layout too");
+    let env = podman.exec(
+        "localhost/flags:latest",
+        &["/bin/busybox", "sh", "-c", "echo $GREETING"],
+    );
+    assert_eq!(env.trim(), "loaded");
+}

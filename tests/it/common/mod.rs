@@ -408,6 +408,33 @@ impl Podman {
         run(self.cmd().args(args))
     }
 
+    /// Point a program that runs podman itself (`kiln build --load`) at this
+    /// instance's storage, through the environment podman reads.
+    pub fn env_for<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        let d = self.dir.path();
+        let storage = d.join("storage.conf");
+        fs::write(
+            &storage,
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                d.join("root").display(),
+                d.join("run").display()
+            ),
+        )
+        .unwrap();
+        let conf = d.join("containers-load.conf");
+        fs::write(
+            &conf,
+            format!(
+                "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\ntmp_dir = \"{}\"\n",
+                d.join("tmp").display()
+            ),
+        )
+        .unwrap();
+        cmd.env("CONTAINERS_CONF", conf)
+            .env("CONTAINERS_STORAGE_CONF", storage)
+    }
+
     /// Run `argv` in `image` in place of its entrypoint, with no network; its stdout.
     pub fn exec(&self, image: &str, argv: &[&str]) -> String {
         let mut args = vec![
