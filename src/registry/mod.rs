@@ -145,6 +145,9 @@ fn transient(what: &str, msg: impl Into<String>, hint: impl Into<String>, retry:
 
 impl Client {
     pub fn new(opts: Options) -> Result<Client, Error> {
+        // reqwest is built without a crypto provider of its own; an error
+        // here only means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let resolver = dns::Resolver::default();
         let mut builder = reqwest::Client::builder()
             .dns_resolver(resolver.clone())

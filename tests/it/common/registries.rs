@@ -837,7 +837,7 @@ fn tls_config(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
         .collect();
     let key = PrivateKeyDer::from_pem_file(key).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
+        rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
