@@ -10,6 +10,7 @@ mod broken_specs;
 mod build_json;
 mod cache;
 mod check;
+mod check_programs;
 mod check_rules;
 mod code_shape;
 mod config;
