@@ -7,6 +7,7 @@ use std::io::{BufReader, Read};
 
 use crate::check::elf;
 use crate::image::base::{Base, Kind, Meta};
+use crate::oci::runas::RunAs;
 use crate::plan::{Content, Entry, LayerPlan};
 
 /// The image's files: the base's, then the new layers', links resolved.
@@ -31,13 +32,49 @@ impl Found<'_> {
         }
     }
 
-    /// A regular file with an execute bit: what `execve` would start.
+    /// A regular file with an execute bit: what PATH lookup (Go's
+    /// exec.LookPath, in runc) accepts.
     pub fn is_executable(&self) -> bool {
+        self.is_file() && self.mode() & 0o111 != 0
+    }
+
+    /// Whether `execve` lets `run` start it: root needs any execute bit,
+    /// anyone else the owner's, the group's or the others' bit that applies.
+    pub fn executable_by(&self, run: &RunAs) -> bool {
+        if !self.is_executable() {
+            return false;
+        }
+        let (uid, gid) = self.owner();
+        let bit = if run.uid == 0 {
+            0o111
+        } else if run.uid == i64::from(uid) {
+            0o100
+        } else if run.gid == i64::from(gid) || run.groups.contains(&i64::from(gid)) {
+            0o010
+        } else {
+            0o001
+        };
+        self.mode() & bit != 0
+    }
+
+    fn is_file(&self) -> bool {
         match self {
-            Found::New(e) => {
-                matches!(e.content, Content::File { .. } | Content::Bytes(_)) && e.mode & 0o111 != 0
-            }
-            Found::Base(m) => m.kind == Kind::File && m.mode & 0o111 != 0,
+            Found::New(e) => matches!(e.content, Content::File { .. } | Content::Bytes(_)),
+            Found::Base(m) => m.kind == Kind::File,
+        }
+    }
+
+    pub fn mode(&self) -> u32 {
+        match self {
+            Found::New(e) => e.mode,
+            Found::Base(m) => m.mode,
+        }
+    }
+
+    fn owner(&self) -> (u32, u32) {
+        match self {
+            Found::New(e) => (e.uid, e.gid),
+            Found::Base(m) => (m.uid, m.gid),
         }
     }
 }
@@ -123,5 +160,59 @@ impl Files<'_> {
         })
         .ok()?;
         head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(uid: u32, gid: u32, mode: u32) -> Entry {
+        Entry {
+            content: Content::Bytes(b"#!/bin/sh\n".to_vec()),
+            uid,
+            gid,
+            mode,
+        }
+    }
+
+    fn run(uid: i64, gid: i64, groups: &[i64]) -> RunAs {
+        RunAs {
+            uid,
+            gid,
+            groups: groups.to_vec(),
+            name: None,
+        }
+    }
+
+    #[test]
+    fn execute_permission_is_judged_for_the_user() {
+        let root_only = file(0, 0, 0o700);
+        let f = Found::New(&root_only);
+        assert!(f.is_executable());
+        assert!(f.executable_by(&run(0, 0, &[])));
+        assert!(!f.executable_by(&run(10001, 10001, &[])));
+
+        let group = file(0, 50, 0o750);
+        let f = Found::New(&group);
+        assert!(f.executable_by(&run(10001, 50, &[])));
+        assert!(f.executable_by(&run(10001, 10001, &[50])));
+        assert!(!f.executable_by(&run(10001, 10001, &[])));
+
+        // The owner's bits apply to the owner, even when others' would allow.
+        let odd = file(10001, 0, 0o611);
+        assert!(!Found::New(&odd).executable_by(&run(10001, 10001, &[])));
+        assert!(Found::New(&odd).executable_by(&run(10002, 10002, &[])));
+
+        let plain = file(0, 0, 0o644);
+        assert!(!Found::New(&plain).is_executable());
+        assert!(!Found::New(&plain).executable_by(&run(0, 0, &[])));
+        let dir = Entry {
+            content: Content::Dir,
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        };
+        assert!(!Found::New(&dir).is_executable());
     }
 }

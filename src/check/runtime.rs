@@ -11,6 +11,7 @@ use super::Checker;
 use super::elf::{self, Elf};
 use super::files::{Files, Found};
 use crate::image::base::Base;
+use crate::oci::runas::RunAs;
 use crate::plan::LayerPlan;
 use crate::spec::args;
 
@@ -25,6 +26,8 @@ enum Unstartable {
     Missing,
     Dir(String),
     NotExecutable(String),
+    /// Executable, but not by the image's user: (path, mode, uid).
+    NotExecutableBy(String, u32, i64),
     NoInterpreter {
         program: String,
         interp: String,
@@ -62,10 +65,11 @@ impl Checker<'_> {
             _ => Vec::new(),
         };
         let files = Files { base, plans };
-        let path = image_path(self, base);
+        let at = self.lookup_from(base);
+        let run = self.run_as(base, plans).ok();
         for program in programs {
-            if let Err(why) = startable(&files, &program, &path, &workdir(self, base)) {
-                let msg = explain("healthcheck", &program, &path, why);
+            if let Err(why) = startable(&files, &program, &at, run.as_ref()) {
+                let msg = explain("healthcheck", &program, &at.path, why);
                 self.add("KILN-HEALTHCHECK-NOT-IN-IMAGE", msg, Some("test"));
                 return;
             }
@@ -100,10 +104,20 @@ impl Checker<'_> {
             }
         };
         let files = Files { base, plans };
-        let path = image_path(self, base);
-        if let Err(why) = startable(&files, &program, &path, &workdir(self, base)) {
-            let msg = explain(what, &program, &path, why);
+        let at = self.lookup_from(base);
+        let run = self.run_as(base, plans).ok();
+        if let Err(why) = startable(&files, &program, &at, run.as_ref()) {
+            let msg = explain(what, &program, &at.path, why);
             self.add("KILN-ENTRYPOINT-NOT-IN-IMAGE", msg, key);
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn lookup_from(&self, base: &Base) -> Where {
+        Where {
+            path: image_path(self, base),
+            workdir: workdir(self, base),
         }
     }
 }
@@ -120,6 +134,10 @@ fn explain(what: &str, program: &str, path: &str, why: Unstartable) -> String {
         Unstartable::NotExecutable(p) => {
             format!("{what} runs `{p}`, which is not executable (no x bit in its mode)")
         }
+        Unstartable::NotExecutableBy(p, mode, uid) => format!(
+            "{what} runs `{p}`, which uid {uid} may not execute (mode {mode:04o}): \
+             it would fail with \"permission denied\""
+        ),
         Unstartable::NoInterpreter { program, interp } => format!(
             "{what} runs `{program}`, a dynamically linked program whose interpreter `{interp}` \
              is not in the image: it would fail with \"no such file or directory\""
@@ -201,10 +219,23 @@ fn shell_program(line: &str) -> Option<String> {
     (plain && !SHELL_WORDS.contains(&word)).then(|| word.to_string())
 }
 
-/// Whether `program` can start in the image: found (through `path` for a
-/// bare name, from `workdir` for a relative one), a regular file with an
-/// execute bit, and, for a dynamically linked ELF, with its interpreter.
-fn startable(files: &Files, program: &str, path: &str, workdir: &str) -> Result<(), Unstartable> {
+/// Where programs are looked up from: the image's PATH for a bare name,
+/// its working directory for a relative one.
+struct Where {
+    path: String,
+    workdir: String,
+}
+
+/// Whether `program` can start in the image: found, a regular file the
+/// image's user (`run`, when the runtime can resolve it) may execute, and,
+/// for a dynamically linked ELF, with its interpreter.
+fn startable(
+    files: &Files,
+    program: &str,
+    at: &Where,
+    run: Option<&RunAs>,
+) -> Result<(), Unstartable> {
+    let (path, workdir) = (at.path.as_str(), at.workdir.as_str());
     let (at, found) = if program.contains('/') {
         let at = match program.starts_with('/') {
             true => program.to_string(),
@@ -220,6 +251,9 @@ fn startable(files: &Files, program: &str, path: &str, workdir: &str) -> Result<
     }
     if !found.is_executable() {
         return Err(Unstartable::NotExecutable(at));
+    }
+    if let Some(run) = run.filter(|r| !found.executable_by(r)) {
+        return Err(Unstartable::NotExecutableBy(at, found.mode(), run.uid));
     }
     // A file whose bytes cannot be read (a base layer gone from the
     // cache) is given the benefit of the doubt.

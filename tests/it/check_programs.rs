@@ -171,8 +171,9 @@ fn a_static_binary_on_scratch_passes() {
     );
 }
 
-/// A base holding a dynamic program of its own, and a program without an
-/// execute bit: the base's bytes are read from its layer.
+/// A base holding a dynamic program of its own, a program without an
+/// execute bit and one only root may run: the base's bytes are read from
+/// its layer, its modes judged for the image's user.
 #[test]
 fn base_programs_are_judged_from_the_base_layer() {
     let Some((binary, interp)) = dynamic_host_binary() else {
@@ -190,6 +191,12 @@ fn base_programs_are_judged_from_the_base_layer() {
             gid: 0,
         },
         file("usr/bin/data", b"not a program"),
+        Entry {
+            path: "usr/bin/private",
+            kind: Kind::File(b"#!/bin/sh\n", 0o700),
+            uid: 0,
+            gid: 0,
+        },
     ];
     let config = json!({ "config": { "Env": ["PATH=/usr/bin"], "Cmd": ["tool"] } });
     handmade::layout(&work.path().join("base"), "v1", &entries, config, json!({}));
@@ -226,6 +233,22 @@ fn base_programs_are_judged_from_the_base_layer() {
                 .as_str()
                 .unwrap()
                 .contains("`/usr/bin/data`, which is not executable"),
+        "{findings:#?}"
+    );
+
+    // Executable by root alone; the image runs as uid 10001.
+    let spec = write_spec(
+        &work.path().join("d"),
+        &format!("{base_spec}[config]\ncmd = [\"private\"]\n"),
+    );
+    let (_, findings) = check(&spec);
+    let found = with_id(&findings, "KILN-ENTRYPOINT-NOT-IN-IMAGE");
+    assert!(
+        found.len() == 1
+            && found[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`/usr/bin/private`, which uid 10001 may not execute (mode 0700)"),
         "{findings:#?}"
     );
 
