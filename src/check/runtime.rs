@@ -81,19 +81,19 @@ impl Checker<'_> {
     pub(super) fn command(&mut self, base: &Base, plans: &[LayerPlan]) {
         let s = &self.spec.config;
         let b = &base.config.config;
-        let set = |v: &Option<Vec<String>>| v.clone().filter(|v| !v.is_empty());
+        // Each with the spec key that set it (None: the base's).
         let (entry, entry_key) = match &s.entrypoint {
-            Some(e) => (set(&Some(e.clone())), Some("entrypoint")),
-            None => (set(&b.entrypoint), None),
+            Some(e) => (e.first(), Some("entrypoint")),
+            None => (b.entrypoint.as_ref().and_then(|e| e.first()), None),
         };
         let (cmd, cmd_key) = match (&s.cmd, &s.entrypoint) {
-            (Some(c), _) => (set(&Some(c.clone())), Some("cmd")),
+            (Some(c), _) => (c.first(), Some("cmd")),
             (None, Some(_)) => (None, None),
-            (None, None) => (set(&b.cmd), None),
+            (None, None) => (b.cmd.as_ref().and_then(|c| c.first()), None),
         };
         let (program, what, key) = match (entry, cmd) {
-            (Some(e), _) => (e[0].clone(), "entrypoint", entry_key),
-            (None, Some(c)) => (c[0].clone(), "cmd", cmd_key),
+            (Some(e), _) => (e.clone(), "entrypoint", entry_key),
+            (None, Some(c)) => (c.clone(), "cmd", cmd_key),
             (None, None) => {
                 self.add(
                     "KILN-NO-COMMAND",
@@ -111,9 +111,7 @@ impl Checker<'_> {
             self.add("KILN-ENTRYPOINT-NOT-IN-IMAGE", msg, key);
         }
     }
-}
 
-impl Checker<'_> {
     fn lookup_from(&self, base: &Base) -> Where {
         Where {
             path: image_path(self, base),
