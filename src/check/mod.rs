@@ -6,14 +6,19 @@
 
 use std::collections::BTreeMap;
 
-use crate::image::base::{Base, Kind};
+use crate::image::base::Base;
 use crate::oci::runas::{self, RunAs};
 use crate::plan::{Content, LayerPlan};
 use crate::spec::validate::{BaseRef, Spec};
 
 pub use crate::spec::rules::{Policy, RULES, Rule, Severity};
 
+mod elf;
+mod files;
+mod runtime;
 mod sarif;
+mod secrets;
+use files::Files;
 pub use sarif::sarif;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -36,6 +41,7 @@ pub fn run(spec: &Spec, base: &Base, plans: &[LayerPlan], policy: &Policy) -> Ve
     };
     c.user(base, plans);
     c.healthcheck(base, plans);
+    c.command(base, plans);
     c.secrets();
     c.base_pin(policy.strict);
     c.labels(base);
@@ -187,103 +193,6 @@ impl Checker<'_> {
                 format!("user `{user}` is a member of gid 0: the image's /etc/group lists `{name}` in it"),
                 Some(key),
             );
-        }
-    }
-
-    fn healthcheck(&mut self, base: &Base, plans: &[LayerPlan]) {
-        let test = match (&self.spec.healthcheck, &base.config.config.healthcheck) {
-            (Some(h), _) => h.test.clone(),
-            (None, Some(h)) => h.test.clone(),
-            (None, None) => {
-                self.add(
-                    "KILN-NO-HEALTHCHECK",
-                    "neither the spec nor the base sets a healthcheck".into(),
-                    None,
-                );
-                return;
-            }
-        };
-        let program = match test.first().map(String::as_str) {
-            Some("CMD") => test.get(1).cloned(),
-            Some("CMD-SHELL") => Some("/bin/sh".to_string()),
-            _ => None,
-        };
-        let Some(program) = program else { return };
-        let files = Files { base, plans };
-        let found = if program.starts_with('/') {
-            files.exists(&program)
-        } else {
-            self.path_dirs(base)
-                .iter()
-                .any(|d| files.exists(&format!("{}/{program}", d.trim_end_matches('/'))))
-        };
-        if !found {
-            self.add(
-                "KILN-HEALTHCHECK-NOT-IN-IMAGE",
-                format!("healthcheck runs `{program}`, which is not in the image"),
-                Some("test"),
-            );
-        }
-    }
-
-    fn path_dirs(&self, base: &Base) -> Vec<String> {
-        let from_spec = self
-            .spec
-            .config
-            .env
-            .iter()
-            .find(|(k, _, _)| k == "PATH")
-            .map(|(_, v, _)| v.clone());
-        let from_base = base
-            .config
-            .config
-            .env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
-        let path = from_spec.or(from_base).unwrap_or_else(|| {
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
-        });
-        path.split(':')
-            .filter(|d| d.starts_with('/'))
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn secrets(&mut self) {
-        let mut values: Vec<(String, String, &str)> = Vec::new();
-        for (k, v, _) in &self.spec.config.env {
-            values.push((format!("env {k}"), v.clone(), k.as_str()));
-        }
-        for (k, v) in &self.spec.config.labels {
-            values.push((format!("label {k}"), v.clone(), "labels"));
-        }
-        for (k, v) in &self.spec.args {
-            values.push((format!("arg {k}"), v.clone(), k.as_str()));
-        }
-        for (what, value, key) in values {
-            let name = what
-                .split_once(' ')
-                .map_or("", |(_, n)| n)
-                .to_ascii_uppercase();
-            let named = [
-                "PASSWORD",
-                "PASSWD",
-                "SECRET",
-                "TOKEN",
-                "CREDENTIAL",
-                "PRIVATE_KEY",
-            ]
-            .iter()
-            .any(|s| name.contains(s))
-                || name.ends_with("_KEY");
-            let literal = !value.is_empty() && !value.starts_with('$');
-            if (named && literal) || looks_like_key(&value) {
-                self.add(
-                    "KILN-SECRET",
-                    format!("{what} holds what looks like a secret"),
-                    Some(key),
-                );
-            }
         }
     }
 
@@ -446,94 +355,5 @@ impl Checker<'_> {
                 Some("shell"),
             );
         }
-    }
-}
-
-/// Values that look like keys whatever they are called: AWS access key ids,
-/// GitHub and Slack tokens, PEM private keys.
-fn looks_like_key(v: &str) -> bool {
-    let prefixed = [
-        "AKIA",
-        "ghp_",
-        "github_pat_",
-        "glpat-",
-        "xoxb-",
-        "xoxp-",
-        "sk_live_",
-    ]
-    .iter()
-    .any(|p| v.starts_with(p) && v.len() >= 20);
-    prefixed || v.contains("-----BEGIN") && v.contains("PRIVATE KEY")
-}
-
-/// The image's files: the base's, then the new layers', links resolved.
-struct Files<'a> {
-    base: &'a Base,
-    plans: &'a [LayerPlan],
-}
-
-impl Files<'_> {
-    /// An account file as the image will have it: a new layer's, else the base's.
-    fn account_file(&self, path: &str, base: Option<&Vec<u8>>) -> Option<Vec<u8>> {
-        let new = self.plans.iter().rev().find_map(|p| p.entries.get(path));
-        match new.map(|e| &e.content) {
-            None => base.cloned(),
-            Some(Content::Bytes(b)) => Some(b.clone()),
-            Some(Content::File { src, .. }) => {
-                use std::io::Read;
-                let mut bytes = Vec::new();
-                let file = std::fs::File::open(src).ok()?;
-                file.take(16 << 20).read_to_end(&mut bytes).ok()?;
-                Some(bytes)
-            }
-            // A directory or a link there: runc cannot read it as a file.
-            Some(Content::Dir | Content::Symlink(_)) => None,
-        }
-    }
-
-    fn exists(&self, path: &str) -> bool {
-        let mut path = self.base.fs.resolve_parents(path);
-        for _ in 0..16 {
-            let new = self.plans.iter().rev().find_map(|p| p.entries.get(&path));
-            let target = match new {
-                Some(e) => match &e.content {
-                    Content::Symlink(t) => t.clone(),
-                    _ => return true,
-                },
-                None => match self.base.fs.entries.get(&path) {
-                    Some(m) if m.kind == Kind::Symlink => match self.base.fs.links.get(&path) {
-                        Some(t) => t.clone(),
-                        None => return false,
-                    },
-                    Some(_) => return true,
-                    None => return false,
-                },
-            };
-            let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
-            let joined = if target.starts_with('/') {
-                target
-            } else {
-                format!("{parent}/{target}")
-            };
-            path = self
-                .base
-                .fs
-                .resolve_parents(&crate::image::base::resolve_dots(&joined));
-        }
-        false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_formats_are_recognised() {
-        assert!(looks_like_key("AKIAIOSFODNN7EXAMPLE1"));
-        assert!(looks_like_key("ghp_0123456789abcdefghijABCDEFGHIJ"));
-        assert!(looks_like_key("-----BEGIN RSA PRIVATE KEY-----\nabc"));
-        assert!(!looks_like_key("8000"));
-        assert!(!looks_like_key("AKIA"));
     }
 }

@@ -155,7 +155,9 @@ fn whiteouts_and_opaque_dirs_in_the_base_are_honoured() {
     fs::write(w.join("app.txt"), "hi").unwrap();
     fs::write(w.join("kiln.toml"), SPEC.replace("BASE", &base)).unwrap();
     let layout = w.join("out");
-    build(&w.join("kiln.toml"), &["--oci", layout.to_str().unwrap()]);
+    // This base has no busybox to run: only its files are looked at.
+    let out = layout.to_str().unwrap();
+    build(&w.join("kiln.toml"), &["--oci", out, "--no-check"]);
     let bundle = unpack(&layout, w);
     assert_eq!(
         fs::read_to_string(bundle.join("rootfs/etc/passwd")).unwrap(),

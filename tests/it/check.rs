@@ -214,12 +214,17 @@ entrypoint = ["/app/server"]
 test = ["CMD", "/app/probe"]
 "#;
     let dir = setup(spec);
+    // Executable, as the runtime needs them.
+    let script = |path: &Path| {
+        fs::write(path, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
     for arch in ["amd64", "arm64"] {
         let d = dir.path().join("dist").join(arch);
         fs::create_dir_all(&d).unwrap();
-        fs::write(d.join("server"), "#!/bin/sh\n").unwrap();
+        script(&d.join("server"));
     }
-    fs::write(dir.path().join("dist/amd64/probe"), "#!/bin/sh\n").unwrap();
+    script(&dir.path().join("dist/amd64/probe"));
     let out = check_cmd(dir.path(), &["--format", "json"]);
     let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<&str> = findings

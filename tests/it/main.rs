@@ -10,6 +10,7 @@ mod broken_specs;
 mod build_json;
 mod cache;
 mod check;
+mod check_programs;
 mod check_rules;
 mod cli_flags;
 mod code_shape;

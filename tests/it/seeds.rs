@@ -507,6 +507,8 @@ fn stand_in_rootfs(root: &Path, alpine: bool) {
         let script = format!("#!/bin/sh\n# Stands in for the real {tool}.\n{body}\n");
         file(&format!("usr/local/bin/{tool}"), &script, 0o755);
     }
+    // The base's cmd, as in the real image: `kiln check` looks it up.
+    symlink("python", root.join("usr/local/bin/python3")).unwrap();
     file(
         "usr/local/share/stand-in-www/health",
         "{\"status\":\"healthy\"}\n",
