@@ -145,6 +145,10 @@ pub struct RawUser {
     /// An absolute path. Default "/sbin/nologin".
     #[schemars(with = "Option<String>")]
     pub shell: Option<S<String>>,
+    /// `true`: copy the base's /etc/skel into the new home, owned by the user, as
+    /// `useradd -m` does. Needs `home`. Default false.
+    #[schemars(with = "Option<bool>")]
+    pub skel: Option<S<bool>>,
 }
 
 /// Files and directories from the spec's directory.

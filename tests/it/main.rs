@@ -4,6 +4,7 @@
 
 mod common;
 
+mod accounts;
 mod auth;
 mod base_layout;
 mod broken_specs;
