@@ -103,7 +103,11 @@ pub fn plan(
                     if f.dest == copy.dest && p.base_dir(&f.dest) {
                         return Ok(());
                     }
-                    (Content::Dir, copy.dir_mode.unwrap_or(0o755))
+                    let mode = match copy.preserve_mode {
+                        true => preserved_dir(f.mode),
+                        false => 0o755,
+                    };
+                    (Content::Dir, copy.dir_mode.unwrap_or(mode))
                 }
                 FoundKind::File {
                     size,
@@ -115,7 +119,11 @@ pub fn plan(
                         size,
                         stamp,
                     },
-                    copy.mode.unwrap_or(if executable { 0o755 } else { 0o644 }),
+                    copy.mode.unwrap_or(match (copy.preserve_mode, executable) {
+                        (true, _) => preserved_file(f.mode),
+                        (false, true) => 0o755,
+                        (false, false) => 0o644,
+                    }),
                 ),
                 FoundKind::Symlink(target) => (Content::Symlink(target), 0o777),
             };
@@ -160,6 +168,18 @@ pub fn plan(
     }
     p.workdir()?;
     Ok(p.finish())
+}
+
+/// A source file's bits as `mode = "preserve"` keeps them: setuid and setgid
+/// are taken off (an explicit octal mode can still set them).
+fn preserved_file(mode: u32) -> u32 {
+    mode & 0o1777
+}
+
+/// A source directory's bits: setgid (new files take the directory's group)
+/// and sticky stay, setuid (meaningless on Linux) goes.
+fn preserved_dir(mode: u32) -> u32 {
+    mode & 0o3777
 }
 
 struct Planner<'a> {

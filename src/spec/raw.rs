@@ -172,9 +172,11 @@ pub struct RawCopy {
     #[schemars(with = "Option<String>")]
     pub owner: Option<S<String>>,
     /// The files' mode. Default 0755 if the source is executable, else 0644.
-    #[schemars(with = "Option<RawMode>")]
+    /// "preserve": each file and directory keeps its source's permission bits
+    /// (setuid and setgid on files, and setuid on directories, taken off).
+    #[schemars(with = "Option<crate::spec::schema::CopyMode>")]
     pub mode: Option<S<RawMode>>,
-    /// The directories' mode. Default 0755.
+    /// The directories' mode. Default 0755 (with mode = "preserve", the source's).
     #[schemars(with = "Option<RawMode>")]
     pub dir_mode: Option<S<RawMode>>,
     /// Glob patterns to leave out; a pattern without `/` matches a name at any depth.

@@ -30,6 +30,7 @@ mod init;
 mod inspect;
 mod interrupts;
 mod mirrors;
+mod modes;
 mod platforms;
 mod progress;
 mod proxies;

@@ -157,6 +157,7 @@ fn unstored(p: Pick) -> Found {
         origin: PathBuf::from(&p.dest),
         dest: p.dest,
         kind,
+        mode: 0,
     }
 }
 
@@ -240,6 +241,7 @@ impl Store {
                                 stamp,
                             },
                             origin: path,
+                            mode: 0,
                         });
                     }
                     (None, Some(target)) => FoundKind::Symlink(target.clone()),
@@ -249,6 +251,7 @@ impl Store {
                     dest: item.dest.clone(),
                     kind,
                     origin: PathBuf::from(&item.dest),
+                    mode: 0,
                 })
             })
             .collect()

@@ -20,6 +20,9 @@ pub struct Copy {
     pub dest_is_dir: bool,
     pub owner: Option<Owner>,
     pub mode: Option<u32>,
+    /// `mode = "preserve"`: files and directories keep their sources' bits
+    /// (`mode` is then None; `dir_mode` still wins for directories).
+    pub preserve_mode: bool,
     pub dir_mode: Option<u32>,
     pub exclude: Vec<String>,
     /// Copy what symlinks in the tree point to (inside the spec's directory only).
@@ -66,6 +69,11 @@ impl Validator {
                 .with_hint("write modes in octal: 0o644 or \"0644\"")
         };
         let value = match raw.get_ref() {
+            RawMode::Text(t) if t == "preserve" => {
+                return Err(self
+                    .err(raw.span(), "\"preserve\" is a value for [[copy]] mode only")
+                    .with_hint("write the mode in octal, e.g. 0o644"));
+            }
             RawMode::Int(v) => {
                 // TOML reads `755` as decimal 755 (0o1363): almost certainly not what was meant.
                 let literal = self.source.text.get(raw.span()).unwrap_or("");
@@ -156,13 +164,25 @@ impl Validator {
                 Ok(pattern)
             })
             .collect::<Result<Vec<_>>>()?;
+        let preserve_mode = matches!(c.mode.as_ref().map(|m| m.get_ref()), Some(RawMode::Text(t)) if t == "preserve");
+        let mode = match preserve_mode {
+            true if image.is_some() => {
+                let at = c.mode.as_ref().map_or(raw.span(), |m| m.span());
+                return Err(self
+                    .err(at, "mode \"preserve\" keeps the bits of files from the spec's directory, not of files in an image")
+                    .with_hint("write the mode in octal, e.g. 0o755, or leave it out for kiln's defaults"));
+            }
+            true => None,
+            false => self.mode(&c.mode)?,
+        };
         Ok(Copy {
             src,
             image,
             dest_is_dir: dest_text.ends_with('/') || dest == "/",
             dest,
             owner: self.owner(&c.owner)?,
-            mode: self.mode(&c.mode)?,
+            mode,
+            preserve_mode,
             dir_mode: self.mode(&c.dir_mode)?,
             exclude,
             follow_symlinks: c.follow_symlinks.as_ref().is_some_and(|f| *f.get_ref()),
