@@ -1,7 +1,8 @@
 //! Write one planned layer in one pass: tar -> sha256 (diff_id) -> gzip
 //! (block-parallel) -> sha256 (digest) -> file. Headers are built field by field so that only
 //! the spec decides what goes in: fixed mtime, given uid/gid/mode, no user
-//! or group names, no atime/ctime, no xattrs.
+//! or group names, no atime/ctime, and no xattrs but the file capabilities
+//! the spec names.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -136,6 +137,15 @@ fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> R
     let rel = path.trim_start_matches('/');
     let (kind, name, size, link) = match &entry.content {
         Content::Dir => (tar::EntryType::Directory, format!("{rel}/"), 0, None),
+        Content::File {
+            hardlink: Some(target),
+            ..
+        } => (
+            tar::EntryType::Link,
+            rel.to_string(),
+            0,
+            Some(target.trim_start_matches('/')),
+        ),
         Content::File { size, .. } => (tar::EntryType::Regular, rel.to_string(), *size, None),
         Content::Bytes(b) => (
             tar::EntryType::Regular,
@@ -166,6 +176,13 @@ fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> R
     if size > USTAR_MAX_SIZE {
         pax.extend(pax_record("size", size.to_string().as_bytes()));
     }
+    // A hard link shares its target's inode, xattrs included.
+    if entry.caps != 0 && kind != tar::EntryType::Link {
+        pax.extend(pax_record(
+            "SCHILY.xattr.security.capability",
+            &vfs_cap_data(entry.caps),
+        ));
+    }
     if !pax.is_empty() {
         let mut h = base_header(tar::EntryType::XHeader, mtime, 0, 0, 0o644);
         set_field(&mut h.as_old_mut().name, b"PaxHeader");
@@ -186,11 +203,27 @@ fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> R
     out.write_all(h.as_bytes()).map_err(io_err)?;
 
     match &entry.content {
+        Content::File {
+            hardlink: Some(_), ..
+        } => {}
         Content::File { src, size, .. } => copy_exact(src, *size, out)?,
         Content::Bytes(b) => out.write_all(b).map_err(io_err)?,
         Content::Dir | Content::Symlink(_) => {}
     }
     pad(out, size).map_err(io_err)
+}
+
+/// The `security.capability` xattr as `setcap CAPS=ep` writes it: struct
+/// vfs_cap_data of linux/capability.h, revision 2 with the effective flag,
+/// the permitted mask in two little-endian halves, nothing inheritable.
+pub(crate) fn vfs_cap_data(caps: u64) -> [u8; 20] {
+    const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+    const VFS_CAP_FLAGS_EFFECTIVE: u32 = 0x0000_0001;
+    let mut v = [0u8; 20];
+    v[0..4].copy_from_slice(&(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE).to_le_bytes());
+    v[4..8].copy_from_slice(&(caps as u32).to_le_bytes());
+    v[12..16].copy_from_slice(&((caps >> 32) as u32).to_le_bytes());
+    v
 }
 
 fn base_header(kind: tar::EntryType, mtime: u64, uid: u32, gid: u32, mode: u32) -> tar::Header {
@@ -319,6 +352,7 @@ mod tests {
                         uid: 1,
                         gid: 2,
                         mode: 0o750,
+                        caps: 0,
                     },
                 ),
                 (
@@ -328,6 +362,7 @@ mod tests {
                         uid: 10001,
                         gid: 10001,
                         mode: 0o644,
+                        caps: 0,
                     },
                 ),
                 (
@@ -337,6 +372,7 @@ mod tests {
                         uid: 0,
                         gid: 0,
                         mode: 0o777,
+                        caps: 0,
                     },
                 ),
             ])
@@ -372,6 +408,66 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_are_a_pax_xattr_and_hard_links_carry_no_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, "data").unwrap();
+        let file = |hardlink: Option<&str>| Entry {
+            content: Content::File {
+                src: src.clone(),
+                size: 4,
+                stamp: crate::plan::sources::Stamp::default(),
+                hardlink: hardlink.map(str::to_string),
+            },
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+            caps: 1 << 10,
+        };
+        let p = plan(vec![("/a", file(None)), ("/b", file(Some("/a")))]);
+        let bar = Bar::start(crate::progress::Step::Build, "test", 0);
+        let blob = write(
+            &p,
+            &dir.path().join("out"),
+            0,
+            Compression::Gzip,
+            1,
+            None,
+            &bar,
+        )
+        .unwrap();
+        let f = File::open(&blob.path).unwrap();
+        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        let mut seen = Vec::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let xattr = e.pax_extensions().unwrap().and_then(|x| {
+                x.map(Result::unwrap)
+                    .find(|x| x.key() == Ok("SCHILY.xattr.security.capability"))
+                    .map(|x| x.value_bytes().to_vec())
+            });
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
+            seen.push((
+                e.header().entry_type(),
+                e.header().size().unwrap(),
+                link,
+                xattr,
+            ));
+        }
+        let cap = vec![1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            seen,
+            [
+                (tar::EntryType::Regular, 4, None, Some(cap)),
+                (tar::EntryType::Link, 0, Some("a".into()), None),
+            ]
+        );
+    }
+
+    #[test]
     fn pax_record_length_counts_itself() {
         let r = pax_record("path", b"abc");
         assert_eq!(r, b"12 path=abc\n");
@@ -400,10 +496,12 @@ mod tests {
                         inode: 0,
                         device: 0,
                     },
+                    hardlink: None,
                 },
                 uid: 0,
                 gid: 0,
                 mode: 0o644,
+                caps: 0,
             },
         )]);
         let bar = Bar::start(crate::progress::Step::Build, "test", 0);

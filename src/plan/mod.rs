@@ -24,6 +24,10 @@ pub enum Content {
         src: PathBuf,
         size: u64,
         stamp: Stamp,
+        /// Another path of the same layer, earlier in path order, that is the
+        /// same source inode with the same owner, mode and capabilities: this
+        /// entry is a hard link to it (see `Planner::hard_links`).
+        hardlink: Option<String>,
     },
     Bytes(Vec<u8>),
     Symlink(String),
@@ -33,6 +37,9 @@ impl Content {
     /// Bytes of file content this entry puts in a layer.
     pub fn size(&self) -> u64 {
         match self {
+            Content::File {
+                hardlink: Some(_), ..
+            } => 0,
             Content::File { size, .. } => *size,
             Content::Bytes(b) => b.len() as u64,
             Content::Dir | Content::Symlink(_) => 0,
@@ -45,6 +52,9 @@ pub struct Entry {
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,
+    /// File capabilities (bit N: capability N), written as the
+    /// `security.capability` xattr; 0 for none.
+    pub caps: u64,
 }
 
 pub struct LayerPlan {
@@ -78,6 +88,7 @@ pub fn plan(
         }],
         dirs: BTreeMap::new(),
         origins: BTreeMap::new(),
+        inodes: BTreeMap::new(),
     };
     p.system()?;
     for (n, copy) in spec.copies.iter().enumerate() {
@@ -118,6 +129,7 @@ pub fn plan(
                         src: f.origin,
                         size,
                         stamp,
+                        hardlink: None,
                     },
                     copy.mode.unwrap_or(match (copy.preserve_mode, executable) {
                         (true, _) => preserved_file(f.mode),
@@ -127,17 +139,31 @@ pub fn plan(
                 ),
                 FoundKind::Symlink(target) => (Content::Symlink(target), 0o777),
             };
-            p.add(
-                layer,
-                &f.dest,
-                Entry {
-                    content,
-                    uid,
-                    gid,
-                    mode,
-                },
-                origin.clone(),
-            )
+            // Local files that are one inode may become hard links (see `hard_links`).
+            let inode = match (&content, from_image) {
+                (Content::File { stamp, .. }, None) => Some((stamp.device, stamp.inode)),
+                _ => None,
+            };
+            let caps = match content {
+                Content::File { .. } => copy.capabilities,
+                _ => 0,
+            };
+            let entry = Entry {
+                content,
+                uid,
+                gid,
+                mode,
+                caps,
+            };
+            p.add(layer, &f.dest, entry, origin.clone())?;
+            if let Some((device, inode)) = inode {
+                let path = p.base.fs.resolve_parents(&f.dest);
+                p.inodes
+                    .entry((layer, device, inode))
+                    .or_default()
+                    .push(path);
+            }
+            Ok(())
         };
         match from_image {
             None => sources::collect(copy, &spec.dir, spec.ignore.as_ref(), &err, &mut add)?,
@@ -192,6 +218,8 @@ struct Planner<'a> {
     dirs: BTreeMap<String, (u32, u32, u32)>,
     /// Files and links already placed, with where they came from.
     origins: BTreeMap<String, Origin>,
+    /// The paths of local source files by layer, device and inode.
+    inodes: BTreeMap<(usize, u64, u64), Vec<String>>,
 }
 
 impl Planner<'_> {
@@ -293,9 +321,39 @@ impl Planner<'_> {
         }
     }
 
+    /// Local source paths that are one inode within one layer are stored once:
+    /// the first in path order as a file, the others as hard links to it.
+    /// A tar hard link shares its target's owner and mode, so only paths
+    /// whose entries agree on owner, mode and capabilities are linked.
+    fn hard_links(&mut self) {
+        for ((layer, _, _), paths) in std::mem::take(&mut self.inodes) {
+            if paths.len() < 2 {
+                continue;
+            }
+            let entries = &mut self.layers[layer].entries;
+            let mut sorted = paths;
+            sorted.sort();
+            let mut targets: Vec<(String, (u32, u32, u32, u64))> = Vec::new();
+            for path in sorted {
+                let Some(e) = entries.get_mut(&path) else {
+                    continue;
+                };
+                let Content::File { hardlink, .. } = &mut e.content else {
+                    continue;
+                };
+                let meta = (e.uid, e.gid, e.mode, e.caps);
+                match targets.iter().find(|(_, m)| *m == meta) {
+                    Some((target, _)) => *hardlink = Some(target.clone()),
+                    None => targets.push((path, meta)),
+                }
+            }
+        }
+    }
+
     /// Give every directory its final owner and mode, add missing parents,
     /// and drop empty layers.
     fn finish(mut self) -> Vec<LayerPlan> {
+        self.hard_links();
         let dirs = &self.dirs;
         let base = &self.base.fs;
         for layer in &mut self.layers {
@@ -330,6 +388,7 @@ impl Planner<'_> {
                                 uid,
                                 gid,
                                 mode,
+                                caps: 0,
                             },
                         );
                     }
@@ -342,6 +401,7 @@ impl Planner<'_> {
                                 uid,
                                 gid,
                                 mode,
+                                caps: 0,
                             },
                         );
                     }

@@ -34,6 +34,7 @@ impl Planner<'_> {
                         uid,
                         gid,
                         mode,
+                        caps: 0,
                     },
                     "[user]".into(),
                 )?;
@@ -49,6 +50,7 @@ impl Planner<'_> {
                         uid: user.uid,
                         gid: user.gid,
                         mode: 0o755,
+                        caps: 0,
                     },
                     "[user] home".into(),
                 )?;
@@ -79,6 +81,7 @@ impl Planner<'_> {
                     uid,
                     gid,
                     mode,
+                    caps: 0,
                 },
                 format!("[[dir]] {}", dir.path).into(),
             )?;
@@ -99,6 +102,7 @@ impl Planner<'_> {
                     uid,
                     gid,
                     mode,
+                    caps: file.capabilities,
                 },
                 format!("[[file]] {}", file.path).into(),
             )?;
@@ -118,6 +122,7 @@ impl Planner<'_> {
                     uid,
                     gid,
                     mode: 0o777,
+                    caps: 0,
                 },
                 format!("[[symlink]] {}", link.path).into(),
             )?;
@@ -146,6 +151,7 @@ impl Planner<'_> {
                 uid: 0,
                 gid: 0,
                 mode: 0o755,
+                caps: 0,
             },
             "workdir".into(),
         )?;
@@ -192,6 +198,7 @@ impl Planner<'_> {
                 uid,
                 gid,
                 mode,
+                caps: 0,
             };
             self.add(0, &dest, entry, "[user] skel".into())?;
         }

@@ -187,6 +187,10 @@ pub struct RawCopy {
     /// Default false: links are kept as links.
     #[schemars(with = "Option<bool>")]
     pub follow_symlinks: Option<S<bool>>,
+    /// File capabilities for every file copied, as `setcap NAMES=ep` sets them:
+    /// names from capabilities(7) in any case, with or without `cap_`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub capabilities: Option<Vec<S<String>>>,
     /// The layer's name: entries naming the same layer share it. Default: a layer
     /// of its own.
     #[schemars(with = "Option<String>")]
@@ -229,6 +233,9 @@ pub struct RawFile {
     /// Default 0644.
     #[schemars(with = "Option<RawMode>")]
     pub mode: Option<S<RawMode>>,
+    /// File capabilities, as `setcap NAMES=ep` sets them (see [[copy]] capabilities).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub capabilities: Option<Vec<S<String>>>,
     /// The layer's name. Default: the first layer.
     #[schemars(with = "Option<String>")]
     pub layer: Option<S<String>>,

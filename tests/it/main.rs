@@ -10,6 +10,7 @@ mod base_layout;
 mod broken_specs;
 mod build_json;
 mod cache;
+mod capabilities;
 mod check;
 mod check_rules;
 mod code_shape;

@@ -15,6 +15,7 @@ fn copy(src: &str, dest: &str, follow: bool) -> Copy {
         dir_mode: None,
         exclude: vec!["*.pyc".into()],
         follow_symlinks: follow,
+        capabilities: 0,
         layer: None,
         at: 0..0,
     }

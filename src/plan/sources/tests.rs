@@ -14,6 +14,7 @@ fn copy(src: &str, dest: &str, exclude: &[&str]) -> Copy {
         dir_mode: None,
         exclude: exclude.iter().map(|s| s.to_string()).collect(),
         follow_symlinks: false,
+        capabilities: 0,
         layer: None,
         at: 0..0,
     }

@@ -27,6 +27,8 @@ pub struct Copy {
     pub exclude: Vec<String>,
     /// Copy what symlinks in the tree point to (inside the spec's directory only).
     pub follow_symlinks: bool,
+    /// File capabilities every copied file gets (bit N: capability N).
+    pub capabilities: u64,
     pub layer: Option<String>,
     pub at: Span,
 }
@@ -51,6 +53,7 @@ pub struct InlineFile {
     pub content: String,
     pub owner: Option<Owner>,
     pub mode: Option<u32>,
+    pub capabilities: u64,
     pub layer: Option<String>,
 }
 
@@ -186,6 +189,7 @@ impl Validator {
             dir_mode: self.mode(&c.dir_mode)?,
             exclude,
             follow_symlinks: c.follow_symlinks.as_ref().is_some_and(|f| *f.get_ref()),
+            capabilities: self.capabilities(&c.capabilities)?,
             layer: self.layer(&c.layer)?,
             at: raw.span(),
         })
@@ -231,6 +235,7 @@ impl Validator {
             content: self.text(&f.content)?,
             owner: self.owner(&f.owner)?,
             mode: self.mode(&f.mode)?,
+            capabilities: self.capabilities(&f.capabilities)?,
             layer: self.layer(&f.layer)?,
         })
     }
