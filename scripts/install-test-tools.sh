@@ -5,7 +5,7 @@
 # tmux, a real terminal for the progress-bar tests, iproute2 + util-linux
 # (ip, unshare, nsenter) for the tests that run inside a network namespace,
 # tinyproxy, a real CONNECT proxy for the HTTPS_PROXY / NO_PROXY tests, grpck
-# (passwd) to check the account files kiln writes, and getcap (libcap2-bin)
+# and chage (passwd) to check the account files kiln writes, and getcap (libcap2-bin)
 # to read the file capabilities it sets.
 set -euo pipefail
 

@@ -1,7 +1,8 @@
 //! The app user as `useradd -m` leaves it, checked by the tools that read
-//! account files: `su` in podman (a 0 last-change day would make it refuse),
-//! `grpck` on the image's /etc/group and /etc/gshadow, and the base's
-//! /etc/skel in the home with the user's ownership after `umoci unpack`.
+//! account files: `su` in podman, `chage` (a 0 last-change day means the
+//! password must be changed, and PAM's su refuses), `grpck` on the image's
+//! /etc/group and /etc/gshadow, and the base's /etc/skel in the home with
+//! the user's ownership after `umoci unpack`.
 
 use std::path::Path;
 use std::process::Command;
@@ -94,7 +95,7 @@ fn su_to_the_app_user_works_in_podman() {
 
 #[test]
 fn shadow_and_gshadow_are_as_useradd_leaves_them_and_skel_is_copied() {
-    if !have(&["umoci", "skopeo", "grpck"]) {
+    if !have(&["umoci", "skopeo", "grpck", "chage"]) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -118,6 +119,17 @@ fn shadow_and_gshadow_are_as_useradd_leaves_them_and_skel_is_copied() {
         "grpck: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    // shadow's own reading of the entry: no forced password change (which
+    // PAM's su would enforce; busybox su above ignores aging).
+    let chage = run(Command::new("chage")
+        .arg("-R")
+        .arg(&root)
+        .args(["-l", "app"]));
+    assert!(!chage.contains("must be changed"), "{chage}");
+    assert!(
+        chage.contains("Last password change\t\t\t\t\t: never"),
+        "{chage}"
     );
     // /etc/skel in the home, owned by app, modes kept.
     assert_eq!(stat(&root.join("home/app")), "10001:10001 755");
