@@ -105,3 +105,38 @@ fn preserved_modes_are_inputs_of_the_digest_and_the_layer_cache() {
         ]
     );
 }
+
+#[test]
+fn preserved_modes_of_files_copied_out_of_an_image() {
+    use crate::common::handmade::{self, dir};
+    if !have(&["tar"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let file = |path, mode| handmade::Entry {
+        path,
+        kind: handmade::Kind::File(b"x", mode),
+        uid: 0,
+        gid: 0,
+    };
+    let entries = [dir("opt"), file("opt/key", 0o600), file("opt/tool", 0o4750)];
+    let json = serde_json::json!({});
+    handmade::layout(&work.path().join("img"), "v1", &entries, json.clone(), json);
+    let spec = write_spec(
+        &work.path().join("spec"),
+        "[image]\nname = \"modes\"\nformat = \"oci\"\n[user]\nname = \"app\"\nuid = 10001\n\
+         [[copy]]\nimage = \"oci:../img:v1\"\nsrc = \"/opt/\"\ndest = \"/opt/\"\nmode = \"preserve\"\n",
+    );
+    let layout = work.path().join("out");
+    build(&spec, &["--oci", layout.to_str().unwrap()]);
+    let got = listing(&layout);
+    let got: Vec<(&str, &str)> = got.iter().map(|(m, p)| (m.as_str(), p.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("drwxr-xr-x", "opt/"),
+            ("-rw-------", "opt/key"),
+            ("-rwxr-x---", "opt/tool"),
+        ]
+    );
+}

@@ -20,7 +20,7 @@ pub struct Found {
     pub kind: FoundKind,
     /// Where it came from, for messages.
     pub origin: PathBuf,
-    /// The source's permission bits (0 for what an image holds), for `mode = "preserve"`.
+    /// The source's permission bits, for `mode = "preserve"`.
     pub mode: u32,
 }
 

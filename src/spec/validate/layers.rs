@@ -20,8 +20,9 @@ pub struct Copy {
     pub dest_is_dir: bool,
     pub owner: Option<Owner>,
     pub mode: Option<u32>,
-    /// `mode = "preserve"`: files and directories keep their sources' bits
-    /// (`mode` is then None; `dir_mode` still wins for directories).
+    /// `mode = "preserve"`: files and directories keep their sources' bits,
+    /// a local file's or those an image gives it (`mode` is then None;
+    /// `dir_mode` still wins for directories).
     pub preserve_mode: bool,
     pub dir_mode: Option<u32>,
     pub exclude: Vec<String>,
@@ -169,12 +170,6 @@ impl Validator {
             .collect::<Result<Vec<_>>>()?;
         let preserve_mode = matches!(c.mode.as_ref().map(|m| m.get_ref()), Some(RawMode::Text(t)) if t == "preserve");
         let mode = match preserve_mode {
-            true if image.is_some() => {
-                let at = c.mode.as_ref().map_or(raw.span(), |m| m.span());
-                return Err(self
-                    .err(at, "mode \"preserve\" keeps the bits of files from the spec's directory, not of files in an image")
-                    .with_hint("write the mode in octal, e.g. 0o755, or leave it out for kiln's defaults"));
-            }
             true => None,
             false => self.mode(&c.mode)?,
         };
