@@ -4,11 +4,13 @@
 # openssl and htpasswd (apache2-utils) for the TLS and token registries, and
 # tmux, a real terminal for the progress-bar tests, iproute2 + util-linux
 # (ip, unshare, nsenter) for the tests that run inside a network namespace,
-# and tinyproxy, a real CONNECT proxy for the HTTPS_PROXY / NO_PROXY tests.
+# tinyproxy, a real CONNECT proxy for the HTTPS_PROXY / NO_PROXY tests, grpck
+# and chage (passwd) to check the account files kiln writes, and getcap (libcap2-bin)
+# to read the file capabilities it sets.
 set -euo pipefail
 
 need=()
-for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux ip unshare nsenter tinyproxy; do
+for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux ip unshare nsenter tinyproxy grpck getcap; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || need+=("$tool")
 done
 file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
@@ -20,4 +22,4 @@ SUDO=""
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
   skopeo umoci podman runc docker-registry busybox-static file uidmap ca-certificates \
-  apache2-utils openssl tmux iproute2 util-linux tinyproxy
+  apache2-utils openssl tmux iproute2 util-linux tinyproxy passwd libcap2-bin

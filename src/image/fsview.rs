@@ -15,7 +15,7 @@ use std::io::Read;
 
 use crate::shown::escape as shown;
 
-/// Largest account file (/etc/passwd, /etc/group, /etc/shadow) kept from an image.
+/// Largest account file (/etc/passwd, /etc/group, /etc/shadow, /etc/gshadow) kept from an image.
 pub const MAX_ACCOUNT_FILE: u64 = 16 << 20;
 
 /// Symlinks followed while resolving one path, as Linux's MAXSYMLINKS.
@@ -63,13 +63,14 @@ pub struct FsView {
     pub passwd: Option<Vec<u8>>,
     pub group: Option<Vec<u8>>,
     pub shadow: Option<Vec<u8>>,
+    pub gshadow: Option<Vec<u8>>,
     /// Symlink targets, to resolve destinations through the base's links (`/bin` -> `usr/bin`).
     pub links: BTreeMap<String, String>,
     /// Names that are not UTF-8, skipped: (the lossy name, layer).
     pub skipped: Vec<(String, usize)>,
 }
 
-pub const ACCOUNT_FILES: [&str; 3] = ["/etc/passwd", "/etc/group", "/etc/shadow"];
+pub const ACCOUNT_FILES: [&str; 4] = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"];
 
 impl FsView {
     /// Resolve symlinks among the ancestors of `path` the way a runtime
@@ -142,6 +143,7 @@ impl FsView {
             "/etc/passwd" => self.passwd.as_ref(),
             "/etc/group" => self.group.as_ref(),
             "/etc/shadow" => self.shadow.as_ref(),
+            "/etc/gshadow" => self.gshadow.as_ref(),
             _ => None,
         }
     }
@@ -151,6 +153,7 @@ impl FsView {
             "/etc/passwd" => Some(&mut self.passwd),
             "/etc/group" => Some(&mut self.group),
             "/etc/shadow" => Some(&mut self.shadow),
+            "/etc/gshadow" => Some(&mut self.gshadow),
             _ => None,
         }
     }

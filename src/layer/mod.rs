@@ -252,9 +252,21 @@ pub fn entries_key(
     for (path, e) in &plan.entries {
         put(path.as_bytes());
         put(format!("{} {} {:o}", e.uid, e.gid, e.mode).as_bytes());
+        if e.caps != 0 {
+            put(format!("caps {:x}", e.caps).as_bytes());
+        }
         match &e.content {
             Content::Dir => put(b"dir"),
-            Content::File { src, size, stamp } => {
+            Content::File {
+                hardlink: Some(target),
+                ..
+            } => {
+                put(b"hardlink");
+                put(target.as_bytes());
+            }
+            Content::File {
+                src, size, stamp, ..
+            } => {
                 put(b"file");
                 put(&file(src, *size, stamp)?);
             }

@@ -1,7 +1,8 @@
 //! Write one planned layer in one pass: tar -> sha256 (diff_id) -> gzip
 //! (block-parallel) -> sha256 (digest) -> file. Headers are built field by field so that only
 //! the spec decides what goes in: fixed mtime, given uid/gid/mode, no user
-//! or group names, no atime/ctime, no xattrs.
+//! or group names, no atime/ctime, and no xattrs but the file capabilities
+//! the spec names.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -136,6 +137,15 @@ fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> R
     let rel = path.trim_start_matches('/');
     let (kind, name, size, link) = match &entry.content {
         Content::Dir => (tar::EntryType::Directory, format!("{rel}/"), 0, None),
+        Content::File {
+            hardlink: Some(target),
+            ..
+        } => (
+            tar::EntryType::Link,
+            rel.to_string(),
+            0,
+            Some(target.trim_start_matches('/')),
+        ),
         Content::File { size, .. } => (tar::EntryType::Regular, rel.to_string(), *size, None),
         Content::Bytes(b) => (
             tar::EntryType::Regular,
@@ -166,6 +176,13 @@ fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> R
     if size > USTAR_MAX_SIZE {
         pax.extend(pax_record("size", size.to_string().as_bytes()));
     }
+    // A hard link shares its target's inode, xattrs included.
+    if entry.caps != 0 && kind != tar::EntryType::Link {
+        pax.extend(pax_record(
+            "SCHILY.xattr.security.capability",
+            &vfs_cap_data(entry.caps),
+        ));
+    }
     if !pax.is_empty() {
         let mut h = base_header(tar::EntryType::XHeader, mtime, 0, 0, 0o644);
         set_field(&mut h.as_old_mut().name, b"PaxHeader");
@@ -186,11 +203,27 @@ fn write_entry(out: &mut impl Write, path: &str, entry: &Entry, mtime: u64) -> R
     out.write_all(h.as_bytes()).map_err(io_err)?;
 
     match &entry.content {
+        Content::File {
+            hardlink: Some(_), ..
+        } => {}
         Content::File { src, size, .. } => copy_exact(src, *size, out)?,
         Content::Bytes(b) => out.write_all(b).map_err(io_err)?,
         Content::Dir | Content::Symlink(_) => {}
     }
     pad(out, size).map_err(io_err)
+}
+
+/// The `security.capability` xattr as `setcap CAPS=ep` writes it: struct
+/// vfs_cap_data of linux/capability.h, revision 2 with the effective flag,
+/// the permitted mask in two little-endian halves, nothing inheritable.
+pub(crate) fn vfs_cap_data(caps: u64) -> [u8; 20] {
+    const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+    const VFS_CAP_FLAGS_EFFECTIVE: u32 = 0x0000_0001;
+    let mut v = [0u8; 20];
+    v[0..4].copy_from_slice(&(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE).to_le_bytes());
+    v[4..8].copy_from_slice(&(caps as u32).to_le_bytes());
+    v[12..16].copy_from_slice(&((caps >> 32) as u32).to_le_bytes());
+    v
 }
 
 fn base_header(kind: tar::EntryType, mtime: u64, uid: u32, gid: u32, mode: u32) -> tar::Header {
@@ -265,158 +298,4 @@ fn copy_exact(src: &Path, size: u64, out: &mut impl Write) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    fn plan(entries: Vec<(&str, Entry)>) -> LayerPlan {
-        LayerPlan {
-            created_by: vec![],
-            entries: entries
-                .into_iter()
-                .map(|(p, e)| (p.to_string(), e))
-                .collect::<BTreeMap<_, _>>(),
-        }
-    }
-
-    /// name, uid, gid, mode, data, link target
-    type Found = (String, u64, u64, u32, Vec<u8>, Option<String>);
-
-    fn read_back(blob: &LayerBlob) -> Vec<Found> {
-        let f = File::open(&blob.path).unwrap();
-        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
-        a.entries()
-            .unwrap()
-            .map(|e| {
-                let mut e = e.unwrap();
-                let name = e.path().unwrap().to_string_lossy().into_owned();
-                let (uid, gid, mode) = (
-                    e.header().uid().unwrap(),
-                    e.header().gid().unwrap(),
-                    e.header().mode().unwrap(),
-                );
-                let link = e
-                    .link_name()
-                    .unwrap()
-                    .map(|l| l.to_string_lossy().into_owned());
-                let mut data = Vec::new();
-                e.read_to_end(&mut data).unwrap();
-                (name, uid, gid, mode, data, link)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn layers_are_deterministic_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let long = format!("/d/{}", "x".repeat(150));
-        let make = || {
-            plan(vec![
-                (
-                    "/d",
-                    Entry {
-                        content: Content::Dir,
-                        uid: 1,
-                        gid: 2,
-                        mode: 0o750,
-                    },
-                ),
-                (
-                    "/d/f",
-                    Entry {
-                        content: Content::Bytes(b"hi".to_vec()),
-                        uid: 10001,
-                        gid: 10001,
-                        mode: 0o644,
-                    },
-                ),
-                (
-                    long.as_str(),
-                    Entry {
-                        content: Content::Symlink("t".repeat(120)),
-                        uid: 0,
-                        gid: 0,
-                        mode: 0o777,
-                    },
-                ),
-            ])
-        };
-        let a = write(
-            &make(),
-            &dir.path().join("a"),
-            1_700_000_000,
-            Compression::Gzip,
-            1,
-            None,
-            &Bar::start(crate::progress::Step::Build, "test", 0),
-        )
-        .unwrap();
-        let b = write(
-            &make(),
-            &dir.path().join("b"),
-            1_700_000_000,
-            Compression::Gzip,
-            1,
-            None,
-            &Bar::start(crate::progress::Step::Build, "test", 0),
-        )
-        .unwrap();
-        assert_eq!((a.digest.clone(), a.diff_id.clone()), (b.digest, b.diff_id));
-        let entries = read_back(&a);
-        assert_eq!(entries[0].0, "d/");
-        assert_eq!((entries[0].1, entries[0].2, entries[0].3), (1, 2, 0o750));
-        assert_eq!(entries[1].0, "d/f");
-        assert_eq!(entries[1].4, b"hi");
-        assert_eq!(entries[2].0, long.trim_start_matches('/'));
-        assert_eq!(entries[2].5.as_deref(), Some("t".repeat(120).as_str()));
-    }
-
-    #[test]
-    fn pax_record_length_counts_itself() {
-        let r = pax_record("path", b"abc");
-        assert_eq!(r, b"12 path=abc\n");
-        let long = vec![b'a'; 92];
-        let r = pax_record("path", &long);
-        assert_eq!(
-            r.len().to_string(),
-            String::from_utf8_lossy(&r).split(' ').next().unwrap()
-        );
-    }
-
-    #[test]
-    fn a_file_that_changed_size_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::write(&src, "four").unwrap();
-        let p = plan(vec![(
-            "/f",
-            Entry {
-                content: Content::File {
-                    src: src.clone(),
-                    size: 3,
-                    stamp: crate::plan::sources::Stamp {
-                        mtime_ns: 0,
-                        ctime_ns: 0,
-                        inode: 0,
-                        device: 0,
-                    },
-                },
-                uid: 0,
-                gid: 0,
-                mode: 0o644,
-            },
-        )]);
-        let bar = Bar::start(crate::progress::Step::Build, "test", 0);
-        let err = write(
-            &p,
-            &dir.path().join("out"),
-            0,
-            Compression::Gzip,
-            1,
-            None,
-            &bar,
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("changed while"), "{err}");
-    }
-}
+mod tests;

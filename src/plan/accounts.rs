@@ -1,5 +1,6 @@
-//! /etc/passwd, /etc/group and /etc/shadow: the base's lines kept byte for
-//! byte, the app user and group appended, and owner names looked up.
+//! /etc/passwd, /etc/group, /etc/shadow and /etc/gshadow: the base's lines
+//! kept byte for byte, the app user and group appended as `useradd` leaves
+//! them, and owner names looked up.
 
 use crate::image::base::FsView;
 use crate::spec::validate::User;
@@ -10,6 +11,8 @@ pub struct Accounts {
     pub group: Vec<u8>,
     /// Present when the base has /etc/shadow.
     pub shadow: Option<Vec<u8>>,
+    /// Present when the base has /etc/gshadow.
+    pub gshadow: Option<Vec<u8>>,
     /// Whether the files differ from the base's and must be written.
     pub changed: bool,
 }
@@ -44,7 +47,9 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = Vec<&str>> {
 }
 
 /// Merge the app user into the base's account files. `days` is the
-/// creation day (days since 1970) for the shadow entry.
+/// creation day (days since 1970) for the shadow entry's last change. Day
+/// 0 there means "the password must be changed", which makes `su` refuse,
+/// so a build created at 1970-01-01 leaves the field empty (no aging).
 pub fn merge(fs: &FsView, user: Option<&User>, days: u64) -> Result<Accounts, String> {
     let base_passwd = fs.passwd.clone();
     let base_group = fs.group.clone();
@@ -53,6 +58,7 @@ pub fn merge(fs: &FsView, user: Option<&User>, days: u64) -> Result<Accounts, St
             passwd: base_passwd.unwrap_or_default(),
             group: base_group.unwrap_or_default(),
             shadow: fs.shadow.clone(),
+            gshadow: fs.gshadow.clone(),
             changed: false,
         });
     };
@@ -83,20 +89,37 @@ pub fn merge(fs: &FsView, user: Option<&User>, days: u64) -> Result<Accounts, St
         "/etc/group",
         "group",
     )?;
+    let lastchg = match days {
+        0 => String::new(),
+        d => d.to_string(),
+    };
     let shadow = fs.shadow.clone().map(|shadow| {
-        let has = lines(&shadow).any(|f| f.first() == Some(&user.name.as_str()));
-        if has {
-            shadow
-        } else {
-            append(shadow, &format!("{}:!:{days}:0:99999:7:::", user.name))
-        }
+        append_missing(
+            shadow,
+            &user.name,
+            &format!("{}:!:{lastchg}:0:99999:7:::", user.name),
+        )
     });
+    let gshadow = fs
+        .gshadow
+        .clone()
+        .map(|gshadow| append_missing(gshadow, &user.group, &format!("{}:!::", user.group)));
     Ok(Accounts {
         passwd,
         group,
         shadow,
+        gshadow,
         changed: true,
     })
+}
+
+/// Append `line` unless the file has a line for `name` already.
+fn append_missing(file: Vec<u8>, name: &str, line: &str) -> Vec<u8> {
+    let has = lines(&file).any(|f| f.first() == Some(&name));
+    match has {
+        true => file,
+        false => append(file, line),
+    }
 }
 
 /// Append `line` unless an identical line is there; a different line with
@@ -152,6 +175,7 @@ mod tests {
             gid: 10001,
             home: Some("/home/app".into()),
             shell: "/sbin/nologin".into(),
+            skel: false,
             at: 0..0,
         }
     }
@@ -179,6 +203,7 @@ mod tests {
             passwd: Some(b"root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin".to_vec()),
             group: Some(b"root:x:0:\n".to_vec()),
             shadow: Some(b"root:*:19000:0:99999:7:::\n".to_vec()),
+            gshadow: Some(b"root:*::\nshadow:*::".to_vec()),
             ..FsView::default()
         };
         let a = merge(&fs, Some(&user()), 20000).unwrap();
@@ -188,6 +213,26 @@ mod tests {
             String::from_utf8(a.shadow.unwrap()).unwrap(),
             "root:*:19000:0:99999:7:::\napp:!:20000:0:99999:7:::\n"
         );
+        assert_eq!(
+            String::from_utf8(a.gshadow.unwrap()).unwrap(),
+            "root:*::\nshadow:*::\napp:!::\n"
+        );
+    }
+
+    #[test]
+    fn created_at_day_zero_leaves_lastchg_empty() {
+        let fs = FsView {
+            shadow: Some(b"root:*:19000:0:99999:7:::\n".to_vec()),
+            gshadow: Some(b"app:!::\n".to_vec()),
+            ..FsView::default()
+        };
+        let a = merge(&fs, Some(&user()), 0).unwrap();
+        assert_eq!(
+            String::from_utf8(a.shadow.unwrap()).unwrap(),
+            "root:*:19000:0:99999:7:::\napp:!::0:99999:7:::\n"
+        );
+        // A group the base's gshadow has already is left as it is.
+        assert_eq!(a.gshadow.unwrap(), b"app:!::\n");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod extract;
 pub mod sources;
+mod system;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,6 +24,10 @@ pub enum Content {
         src: PathBuf,
         size: u64,
         stamp: Stamp,
+        /// Another path of the same layer, earlier in path order, that is the
+        /// same source inode with the same owner, mode and capabilities: this
+        /// entry is a hard link to it (see `Planner::hard_links`).
+        hardlink: Option<String>,
     },
     Bytes(Vec<u8>),
     Symlink(String),
@@ -32,6 +37,9 @@ impl Content {
     /// Bytes of file content this entry puts in a layer.
     pub fn size(&self) -> u64 {
         match self {
+            Content::File {
+                hardlink: Some(_), ..
+            } => 0,
             Content::File { size, .. } => *size,
             Content::Bytes(b) => b.len() as u64,
             Content::Dir | Content::Symlink(_) => 0,
@@ -44,6 +52,9 @@ pub struct Entry {
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,
+    /// File capabilities (bit N: capability N), written as the
+    /// `security.capability` xattr; 0 for none.
+    pub caps: u64,
 }
 
 pub struct LayerPlan {
@@ -77,6 +88,7 @@ pub fn plan(
         }],
         dirs: BTreeMap::new(),
         origins: BTreeMap::new(),
+        inodes: BTreeMap::new(),
     };
     p.system()?;
     for (n, copy) in spec.copies.iter().enumerate() {
@@ -102,7 +114,11 @@ pub fn plan(
                     if f.dest == copy.dest && p.base_dir(&f.dest) {
                         return Ok(());
                     }
-                    (Content::Dir, copy.dir_mode.unwrap_or(0o755))
+                    let mode = match copy.preserve_mode {
+                        true => preserved_dir(f.mode),
+                        false => 0o755,
+                    };
+                    (Content::Dir, copy.dir_mode.unwrap_or(mode))
                 }
                 FoundKind::File {
                     size,
@@ -113,22 +129,41 @@ pub fn plan(
                         src: f.origin,
                         size,
                         stamp,
+                        hardlink: None,
                     },
-                    copy.mode.unwrap_or(if executable { 0o755 } else { 0o644 }),
+                    copy.mode.unwrap_or(match (copy.preserve_mode, executable) {
+                        (true, _) => preserved_file(f.mode),
+                        (false, true) => 0o755,
+                        (false, false) => 0o644,
+                    }),
                 ),
                 FoundKind::Symlink(target) => (Content::Symlink(target), 0o777),
             };
-            p.add(
-                layer,
-                &f.dest,
-                Entry {
-                    content,
-                    uid,
-                    gid,
-                    mode,
-                },
-                origin.clone(),
-            )
+            // Local files that are one inode may become hard links (see `hard_links`).
+            let inode = match (&content, from_image) {
+                (Content::File { stamp, .. }, None) => Some((stamp.device, stamp.inode)),
+                _ => None,
+            };
+            let caps = match content {
+                Content::File { .. } => copy.capabilities,
+                _ => 0,
+            };
+            let entry = Entry {
+                content,
+                uid,
+                gid,
+                mode,
+                caps,
+            };
+            p.add(layer, &f.dest, entry, origin.clone())?;
+            if let Some((device, inode)) = inode {
+                let path = p.base.fs.resolve_parents(&f.dest);
+                p.inodes
+                    .entry((layer, device, inode))
+                    .or_default()
+                    .push(path);
+            }
+            Ok(())
         };
         match from_image {
             None => sources::collect(copy, &spec.dir, spec.ignore.as_ref(), &err, &mut add)?,
@@ -161,6 +196,18 @@ pub fn plan(
     Ok(p.finish())
 }
 
+/// A source file's bits as `mode = "preserve"` keeps them: setuid and setgid
+/// are taken off (an explicit octal mode can still set them).
+fn preserved_file(mode: u32) -> u32 {
+    mode & 0o1777
+}
+
+/// A source directory's bits: setgid (new files take the directory's group)
+/// and sticky stay, setuid (meaningless on Linux) goes.
+fn preserved_dir(mode: u32) -> u32 {
+    mode & 0o3777
+}
+
 struct Planner<'a> {
     spec: &'a Spec,
     base: &'a Base,
@@ -171,6 +218,8 @@ struct Planner<'a> {
     dirs: BTreeMap<String, (u32, u32, u32)>,
     /// Files and links already placed, with where they came from.
     origins: BTreeMap<String, Origin>,
+    /// The paths of local source files by layer, device and inode.
+    inodes: BTreeMap<(usize, u64, u64), Vec<String>>,
 }
 
 impl Planner<'_> {
@@ -272,148 +321,39 @@ impl Planner<'_> {
         }
     }
 
-    fn system(&mut self) -> Result<()> {
-        let spec = self.spec;
-        if self.accounts.changed {
-            let files = [
-                ("/etc/passwd", Some(self.accounts.passwd.clone()), 0o644),
-                ("/etc/group", Some(self.accounts.group.clone()), 0o644),
-                ("/etc/shadow", self.accounts.shadow.clone(), 0o640),
-            ];
-            for (path, bytes, mode) in files {
-                let Some(bytes) = bytes else { continue };
-                let (uid, gid, mode) = match self.base.fs.entries.get(path) {
-                    Some(m) => (m.uid, m.gid, m.mode),
-                    None => (0, 0, mode),
+    /// Local source paths that are one inode within one layer are stored once:
+    /// the first in path order as a file, the others as hard links to it.
+    /// A tar hard link shares its target's owner and mode, so only paths
+    /// whose entries agree on owner, mode and capabilities are linked.
+    fn hard_links(&mut self) {
+        for ((layer, _, _), paths) in std::mem::take(&mut self.inodes) {
+            if paths.len() < 2 {
+                continue;
+            }
+            let entries = &mut self.layers[layer].entries;
+            let mut sorted = paths;
+            sorted.sort();
+            let mut targets: Vec<(String, (u32, u32, u32, u64))> = Vec::new();
+            for path in sorted {
+                let Some(e) = entries.get_mut(&path) else {
+                    continue;
                 };
-                self.add(
-                    0,
-                    path,
-                    Entry {
-                        content: Content::Bytes(bytes),
-                        uid,
-                        gid,
-                        mode,
-                    },
-                    "[user]".into(),
-                )?;
+                let Content::File { hardlink, .. } = &mut e.content else {
+                    continue;
+                };
+                let meta = (e.uid, e.gid, e.mode, e.caps);
+                match targets.iter().find(|(_, m)| *m == meta) {
+                    Some((target, _)) => *hardlink = Some(target.clone()),
+                    None => targets.push((path, meta)),
+                }
             }
         }
-        if let Some(user) = &spec.user {
-            if let Some(home) = &user.home {
-                self.add(
-                    0,
-                    home,
-                    Entry {
-                        content: Content::Dir,
-                        uid: user.uid,
-                        gid: user.gid,
-                        mode: 0o755,
-                    },
-                    "[user] home".into(),
-                )?;
-            }
-            let home = user
-                .home
-                .as_deref()
-                .map(|h| format!(" home={h}"))
-                .unwrap_or_default();
-            self.layers[0].created_by.push(format!(
-                "USERADD {} {}:{} {}{home} # kiln",
-                user.name, user.uid, user.gid, user.group
-            ));
-        }
-        for dir in &spec.dirs {
-            let (uid, gid) = self.owner(dir.owner.as_ref())?;
-            let mode = dir.mode.unwrap_or(0o755);
-            let layer = self.layer_or_system(&dir.layer);
-            self.add(
-                layer,
-                &dir.path,
-                Entry {
-                    content: Content::Dir,
-                    uid,
-                    gid,
-                    mode,
-                },
-                format!("[[dir]] {}", dir.path).into(),
-            )?;
-            self.layers[layer]
-                .created_by
-                .push(format!("MKDIR {uid}:{gid} {mode:04o} {} # kiln", dir.path));
-        }
-        for file in &spec.files {
-            let (uid, gid) = self.owner(file.owner.as_ref())?;
-            let mode = file.mode.unwrap_or(0o644);
-            let layer = self.layer_or_system(&file.layer);
-            let content = Content::Bytes(file.content.clone().into_bytes());
-            self.add(
-                layer,
-                &file.path,
-                Entry {
-                    content,
-                    uid,
-                    gid,
-                    mode,
-                },
-                format!("[[file]] {}", file.path).into(),
-            )?;
-            self.layers[layer]
-                .created_by
-                .push(format!("FILE {uid}:{gid} {mode:04o} {} # kiln", file.path));
-        }
-        for link in &spec.symlinks {
-            let (uid, gid) = self.owner(link.owner.as_ref())?;
-            let layer = self.layer_or_system(&link.layer);
-            let content = Content::Symlink(link.target.clone());
-            self.add(
-                layer,
-                &link.path,
-                Entry {
-                    content,
-                    uid,
-                    gid,
-                    mode: 0o777,
-                },
-                format!("[[symlink]] {}", link.path).into(),
-            )?;
-            self.layers[layer]
-                .created_by
-                .push(format!("SYMLINK {} -> {} # kiln", link.path, link.target));
-        }
-        Ok(())
-    }
-
-    /// WORKDIR creates its directory when nothing else does.
-    fn workdir(&mut self) -> Result<()> {
-        let Some(dir) = self.spec.config.workdir.clone() else {
-            return Ok(());
-        };
-        let path = self.base.fs.resolve_parents(&dir);
-        if path == "/" || self.dirs.contains_key(&path) || self.base.fs.entries.contains_key(&path)
-        {
-            return Ok(());
-        }
-        self.add(
-            0,
-            &path,
-            Entry {
-                content: Content::Dir,
-                uid: 0,
-                gid: 0,
-                mode: 0o755,
-            },
-            "workdir".into(),
-        )?;
-        self.layers[0]
-            .created_by
-            .push(format!("WORKDIR {dir} # kiln"));
-        Ok(())
     }
 
     /// Give every directory its final owner and mode, add missing parents,
     /// and drop empty layers.
     fn finish(mut self) -> Vec<LayerPlan> {
+        self.hard_links();
         let dirs = &self.dirs;
         let base = &self.base.fs;
         for layer in &mut self.layers {
@@ -448,6 +388,7 @@ impl Planner<'_> {
                                 uid,
                                 gid,
                                 mode,
+                                caps: 0,
                             },
                         );
                     }
@@ -460,6 +401,7 @@ impl Planner<'_> {
                                 uid,
                                 gid,
                                 mode,
+                                caps: 0,
                             },
                         );
                     }

@@ -145,6 +145,10 @@ pub struct RawUser {
     /// An absolute path. Default "/sbin/nologin".
     #[schemars(with = "Option<String>")]
     pub shell: Option<S<String>>,
+    /// `true`: copy the base's /etc/skel into the new home, owned by the user, as
+    /// `useradd -m` does. Needs `home`. Default false.
+    #[schemars(with = "Option<bool>")]
+    pub skel: Option<S<bool>>,
 }
 
 /// Files and directories from the spec's directory.
@@ -168,9 +172,11 @@ pub struct RawCopy {
     #[schemars(with = "Option<String>")]
     pub owner: Option<S<String>>,
     /// The files' mode. Default 0755 if the source is executable, else 0644.
-    #[schemars(with = "Option<RawMode>")]
+    /// "preserve": each file and directory keeps its source's permission bits
+    /// (setuid and setgid on files, and setuid on directories, taken off).
+    #[schemars(with = "Option<crate::spec::schema::CopyMode>")]
     pub mode: Option<S<RawMode>>,
-    /// The directories' mode. Default 0755.
+    /// The directories' mode. Default 0755 (with mode = "preserve", the source's).
     #[schemars(with = "Option<RawMode>")]
     pub dir_mode: Option<S<RawMode>>,
     /// Glob patterns to leave out; a pattern without `/` matches a name at any depth.
@@ -181,6 +187,10 @@ pub struct RawCopy {
     /// Default false: links are kept as links.
     #[schemars(with = "Option<bool>")]
     pub follow_symlinks: Option<S<bool>>,
+    /// File capabilities for every file copied, as `setcap NAMES=ep` sets them:
+    /// names from capabilities(7) in any case, with or without `cap_`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub capabilities: Option<Vec<S<String>>>,
     /// The layer's name: entries naming the same layer share it. Default: a layer
     /// of its own.
     #[schemars(with = "Option<String>")]
@@ -223,6 +233,9 @@ pub struct RawFile {
     /// Default 0644.
     #[schemars(with = "Option<RawMode>")]
     pub mode: Option<S<RawMode>>,
+    /// File capabilities, as `setcap NAMES=ep` sets them (see [[copy]] capabilities).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub capabilities: Option<Vec<S<String>>>,
     /// The layer's name. Default: the first layer.
     #[schemars(with = "Option<String>")]
     pub layer: Option<S<String>>,
@@ -432,48 +445,4 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn src(text: &str) -> Source {
-        Source {
-            path: PathBuf::from("kiln.toml"),
-            text: text.to_string(),
-        }
-    }
-
-    #[test]
-    fn line_col_counts_from_one() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("ab", 99), (1, 3));
-    }
-
-    #[test]
-    fn unknown_key_is_located() {
-        let err = src("[image]\nname = \"x\"\nbse = \"scratch\"\n")
-            .parse()
-            .unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.starts_with("kiln.toml:3:1: unknown field `bse`"),
-            "{text}"
-        );
-        assert!(err.hint().is_some());
-    }
-
-    #[test]
-    fn modes_parse_as_int_or_text() {
-        let raw =
-            src("[[dir]]\npath = \"/a\"\nmode = 0o750\n[[dir]]\npath = \"/b\"\nmode = \"0700\"\n")
-                .parse()
-                .unwrap();
-        assert!(matches!(
-            raw.dir[0].get_ref().mode.as_ref().unwrap().get_ref(),
-            RawMode::Int(0o750)
-        ));
-        assert!(
-            matches!(raw.dir[1].get_ref().mode.as_ref().unwrap().get_ref(), RawMode::Text(t) if t == "0700")
-        );
-    }
-}
+mod tests;

@@ -74,6 +74,25 @@ impl JsonSchema for RawMode {
     }
 }
 
+/// A `[[copy]]` mode: a mode, or "preserve" (the sources' own bits).
+pub struct CopyMode;
+
+impl JsonSchema for CopyMode {
+    fn schema_name() -> Cow<'static, str> {
+        "CopyMode".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A mode in octal (0o644 or \"0644\"), or \"preserve\": the source's permission bits, setuid and setgid taken off.",
+            "anyOf": [
+                generator.subschema_for::<RawMode>(),
+                { "const": "preserve" },
+            ],
+        })
+    }
+}
+
 /// TOML has no null: take out the `null` that schemars adds for `Option`s,
 /// so editors show `string`, not `string | null`.
 fn drop_null(schema: &mut Schema) {

@@ -107,7 +107,7 @@ fn base_accounts_kept_byte_for_byte_and_owners_untouched() {
     );
     let shadow = fs::read_to_string(r.join("etc/shadow")).unwrap();
     assert!(
-        shadow.starts_with("root:*:19000:0:99999:7:::\napp:!:0:0:99999:7:::\n"),
+        shadow.starts_with("root:*:19000:0:99999:7:::\napp:!::0:99999:7:::\n"),
         "{shadow}"
     );
     assert_eq!(stat(&r.join("etc/shadow")), "0:42 640");

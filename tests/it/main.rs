@@ -4,11 +4,13 @@
 
 mod common;
 
+mod accounts;
 mod auth;
 mod base_layout;
 mod broken_specs;
 mod build_json;
 mod cache;
+mod capabilities;
 mod check;
 mod check_programs;
 mod check_rules;
@@ -31,6 +33,7 @@ mod init;
 mod inspect;
 mod interrupts;
 mod mirrors;
+mod modes;
 mod platforms;
 mod progress;
 mod proxies;

@@ -145,7 +145,7 @@ fn build_on_a_pulled_base_push_mount_and_repush_nothing() {
         format!("{BASE_PASSWD}app:x:10001:10001::/home/app:/sbin/nologin\n")
     );
     let shadow = podman.exec(&target, &["/bin/busybox", "cat", "/etc/shadow"]);
-    assert!(shadow.ends_with("app:!:0:0:99999:7:::\n"), "{shadow}");
+    assert!(shadow.ends_with("app:!::0:99999:7:::\n"), "{shadow}");
     podman
         .healthy_within(&target, "app", std::time::Duration::from_secs(30))
         .unwrap();

@@ -32,7 +32,7 @@ use crate::spec::validate::{Copy, Platform};
 pub use pick::{Pick, What};
 
 /// Bumped when what a record means changes.
-const RECORD_VERSION: u32 = 1;
+const RECORD_VERSION: u32 = 2;
 
 /// What a copy takes from an image.
 pub struct Extracted {
@@ -54,6 +54,9 @@ struct Item {
     executable: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     symlink: Option<String>,
+    /// The permission bits in the image.
+    #[serde(default)]
+    mode: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -111,10 +114,10 @@ pub fn extract(
     let items: Vec<Item> = picks
         .into_iter()
         .map(|p| match p.what {
-            What::Dir => Item::dir(p.dest),
+            What::Dir => Item::dir(p.dest, p.mode),
             What::Symlink(target) => Item {
                 symlink: Some(target),
-                ..Item::dir(p.dest)
+                ..Item::dir(p.dest, p.mode)
             },
             What::File {
                 data,
@@ -124,7 +127,7 @@ pub fn extract(
                 sha256: Some(stored[&data].clone()),
                 size,
                 executable,
-                ..Item::dir(p.dest)
+                ..Item::dir(p.dest, p.mode)
             },
         })
         .collect();
@@ -157,17 +160,19 @@ fn unstored(p: Pick) -> Found {
         origin: PathBuf::from(&p.dest),
         dest: p.dest,
         kind,
+        mode: p.mode,
     }
 }
 
 impl Item {
-    fn dir(dest: String) -> Item {
+    fn dir(dest: String, mode: u32) -> Item {
         Item {
             dest,
             sha256: None,
             size: 0,
             executable: false,
             symlink: None,
+            mode,
         }
     }
 }
@@ -240,6 +245,7 @@ impl Store {
                                 stamp,
                             },
                             origin: path,
+                            mode: item.mode,
                         });
                     }
                     (None, Some(target)) => FoundKind::Symlink(target.clone()),
@@ -249,6 +255,7 @@ impl Store {
                     dest: item.dest.clone(),
                     kind,
                     origin: PathBuf::from(&item.dest),
+                    mode: item.mode,
                 })
             })
             .collect()

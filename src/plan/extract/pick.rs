@@ -17,6 +17,8 @@ pub struct Pick {
     /// Absolute path in the new image.
     pub dest: String,
     pub what: What,
+    /// The permission bits the image gives the path (for `mode = "preserve"`).
+    pub mode: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +97,7 @@ pub fn pick(fs: &FsView, copy: &Copy, fail: &dyn Fn(String) -> Error) -> Result<
             out.push(Pick {
                 dest: copy.dest.clone(),
                 what: What::Dir,
+                mode: meta.mode & 0o7777,
             });
             walk(fs, copy, &real, &mut out, fail)?;
         } else {
@@ -106,6 +109,7 @@ pub fn pick(fs: &FsView, copy: &Copy, fail: &dyn Fn(String) -> Error) -> Result<
             out.push(Pick {
                 dest,
                 what: what(fs, &real, &meta, fail)?,
+                mode: meta.mode & 0o7777,
             });
         }
     }
@@ -209,6 +213,7 @@ fn walk(
         out.push(Pick {
             dest: join(&copy.dest, &rel),
             what: what(fs, &path, &meta, fail)?,
+            mode: meta.mode & 0o7777,
         });
         if meta.kind == Kind::Dir {
             push_children(&mut stack, &path, &rel);

@@ -11,9 +11,11 @@ fn copy(src: &str, dest: &str, follow: bool) -> Copy {
         dest_is_dir: dest.ends_with('/'),
         owner: None,
         mode: None,
+        preserve_mode: false,
         dir_mode: None,
         exclude: vec!["*.pyc".into()],
         follow_symlinks: follow,
+        capabilities: 0,
         layer: None,
         at: 0..0,
     }

@@ -20,10 +20,16 @@ pub struct Copy {
     pub dest_is_dir: bool,
     pub owner: Option<Owner>,
     pub mode: Option<u32>,
+    /// `mode = "preserve"`: files and directories keep their sources' bits,
+    /// a local file's or those an image gives it (`mode` is then None;
+    /// `dir_mode` still wins for directories).
+    pub preserve_mode: bool,
     pub dir_mode: Option<u32>,
     pub exclude: Vec<String>,
     /// Copy what symlinks in the tree point to (inside the spec's directory only).
     pub follow_symlinks: bool,
+    /// File capabilities every copied file gets (bit N: capability N).
+    pub capabilities: u64,
     pub layer: Option<String>,
     pub at: Span,
 }
@@ -48,6 +54,7 @@ pub struct InlineFile {
     pub content: String,
     pub owner: Option<Owner>,
     pub mode: Option<u32>,
+    pub capabilities: u64,
     pub layer: Option<String>,
 }
 
@@ -66,6 +73,11 @@ impl Validator {
                 .with_hint("write modes in octal: 0o644 or \"0644\"")
         };
         let value = match raw.get_ref() {
+            RawMode::Text(t) if t == "preserve" => {
+                return Err(self
+                    .err(raw.span(), "\"preserve\" is a value for [[copy]] mode only")
+                    .with_hint("write the mode in octal, e.g. 0o644"));
+            }
             RawMode::Int(v) => {
                 // TOML reads `755` as decimal 755 (0o1363): almost certainly not what was meant.
                 let literal = self.source.text.get(raw.span()).unwrap_or("");
@@ -156,16 +168,23 @@ impl Validator {
                 Ok(pattern)
             })
             .collect::<Result<Vec<_>>>()?;
+        let preserve_mode = matches!(c.mode.as_ref().map(|m| m.get_ref()), Some(RawMode::Text(t)) if t == "preserve");
+        let mode = match preserve_mode {
+            true => None,
+            false => self.mode(&c.mode)?,
+        };
         Ok(Copy {
             src,
             image,
             dest_is_dir: dest_text.ends_with('/') || dest == "/",
             dest,
             owner: self.owner(&c.owner)?,
-            mode: self.mode(&c.mode)?,
+            mode,
+            preserve_mode,
             dir_mode: self.mode(&c.dir_mode)?,
             exclude,
             follow_symlinks: c.follow_symlinks.as_ref().is_some_and(|f| *f.get_ref()),
+            capabilities: self.capabilities(&c.capabilities)?,
             layer: self.layer(&c.layer)?,
             at: raw.span(),
         })
@@ -211,6 +230,7 @@ impl Validator {
             content: self.text(&f.content)?,
             owner: self.owner(&f.owner)?,
             mode: self.mode(&f.mode)?,
+            capabilities: self.capabilities(&f.capabilities)?,
             layer: self.layer(&f.layer)?,
         })
     }

@@ -15,6 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::oci::Compression;
 use crate::spec::raw::{RawSpec, Source};
 
+mod caps;
 mod config;
 mod healthcheck;
 mod image;

@@ -12,6 +12,8 @@ pub struct User {
     pub gid: u32,
     pub home: Option<String>,
     pub shell: String,
+    /// Copy the base's /etc/skel into `home`.
+    pub skel: bool,
     pub at: Span,
 }
 
@@ -70,6 +72,15 @@ impl Validator {
                 return Err(self.err(span, format!("user {field} `{value}` must not contain `:`")));
             }
         }
+        let skel = match &u.skel {
+            Some(s) if *s.get_ref() && home.is_none() => {
+                return Err(self
+                    .err(s.span(), "skel = true needs a home to copy /etc/skel into")
+                    .with_hint("set [user] home, e.g. \"/home/app\""));
+            }
+            Some(s) => *s.get_ref(),
+            None => false,
+        };
         Ok(User {
             name,
             uid,
@@ -77,6 +88,7 @@ impl Validator {
             gid,
             home,
             shell,
+            skel,
             at: raw.span(),
         })
     }

@@ -1,0 +1,238 @@
+//! What the spec adds besides copies: the account files, the app user's
+//! home (with the base's /etc/skel when asked), `[[dir]]`, `[[file]]`,
+//! `[[symlink]]`, and the workdir.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufReader, Read};
+
+use super::{Content, Entry, Planner};
+use crate::error::{Error, Result};
+use crate::image::base::Kind;
+use crate::image::fsview::{DataRef, MAX_ACCOUNT_FILE, read_entries};
+
+impl Planner<'_> {
+    pub(super) fn system(&mut self) -> Result<()> {
+        let spec = self.spec;
+        if self.accounts.changed {
+            let files = [
+                ("/etc/passwd", Some(self.accounts.passwd.clone()), 0o644),
+                ("/etc/group", Some(self.accounts.group.clone()), 0o644),
+                ("/etc/shadow", self.accounts.shadow.clone(), 0o640),
+                ("/etc/gshadow", self.accounts.gshadow.clone(), 0o640),
+            ];
+            for (path, bytes, mode) in files {
+                let Some(bytes) = bytes else { continue };
+                let (uid, gid, mode) = match self.base.fs.entries.get(path) {
+                    Some(m) => (m.uid, m.gid, m.mode),
+                    None => (0, 0, mode),
+                };
+                self.add(
+                    0,
+                    path,
+                    Entry {
+                        content: Content::Bytes(bytes),
+                        uid,
+                        gid,
+                        mode,
+                        caps: 0,
+                    },
+                    "[user]".into(),
+                )?;
+            }
+        }
+        if let Some(user) = &spec.user {
+            if let Some(home) = &user.home {
+                self.add(
+                    0,
+                    home,
+                    Entry {
+                        content: Content::Dir,
+                        uid: user.uid,
+                        gid: user.gid,
+                        mode: 0o755,
+                        caps: 0,
+                    },
+                    "[user] home".into(),
+                )?;
+                if user.skel {
+                    self.skel(home, user.uid, user.gid)?;
+                }
+            }
+            let skel = if user.skel { " skel" } else { "" };
+            let home = user
+                .home
+                .as_deref()
+                .map(|h| format!(" home={h}{skel}"))
+                .unwrap_or_default();
+            self.layers[0].created_by.push(format!(
+                "USERADD {} {}:{} {}{home} # kiln",
+                user.name, user.uid, user.gid, user.group
+            ));
+        }
+        for dir in &spec.dirs {
+            let (uid, gid) = self.owner(dir.owner.as_ref())?;
+            let mode = dir.mode.unwrap_or(0o755);
+            let layer = self.layer_or_system(&dir.layer);
+            self.add(
+                layer,
+                &dir.path,
+                Entry {
+                    content: Content::Dir,
+                    uid,
+                    gid,
+                    mode,
+                    caps: 0,
+                },
+                format!("[[dir]] {}", dir.path).into(),
+            )?;
+            self.layers[layer]
+                .created_by
+                .push(format!("MKDIR {uid}:{gid} {mode:04o} {} # kiln", dir.path));
+        }
+        for file in &spec.files {
+            let (uid, gid) = self.owner(file.owner.as_ref())?;
+            let mode = file.mode.unwrap_or(0o644);
+            let layer = self.layer_or_system(&file.layer);
+            let content = Content::Bytes(file.content.clone().into_bytes());
+            self.add(
+                layer,
+                &file.path,
+                Entry {
+                    content,
+                    uid,
+                    gid,
+                    mode,
+                    caps: file.capabilities,
+                },
+                format!("[[file]] {}", file.path).into(),
+            )?;
+            self.layers[layer]
+                .created_by
+                .push(format!("FILE {uid}:{gid} {mode:04o} {} # kiln", file.path));
+        }
+        for link in &spec.symlinks {
+            let (uid, gid) = self.owner(link.owner.as_ref())?;
+            let layer = self.layer_or_system(&link.layer);
+            let content = Content::Symlink(link.target.clone());
+            self.add(
+                layer,
+                &link.path,
+                Entry {
+                    content,
+                    uid,
+                    gid,
+                    mode: 0o777,
+                    caps: 0,
+                },
+                format!("[[symlink]] {}", link.path).into(),
+            )?;
+            self.layers[layer]
+                .created_by
+                .push(format!("SYMLINK {} -> {} # kiln", link.path, link.target));
+        }
+        Ok(())
+    }
+
+    /// WORKDIR creates its directory when nothing else does.
+    pub(super) fn workdir(&mut self) -> Result<()> {
+        let Some(dir) = self.spec.config.workdir.clone() else {
+            return Ok(());
+        };
+        let path = self.base.fs.resolve_parents(&dir);
+        if path == "/" || self.dirs.contains_key(&path) || self.base.fs.entries.contains_key(&path)
+        {
+            return Ok(());
+        }
+        self.add(
+            0,
+            &path,
+            Entry {
+                content: Content::Dir,
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
+                caps: 0,
+            },
+            "workdir".into(),
+        )?;
+        self.layers[0]
+            .created_by
+            .push(format!("WORKDIR {dir} # kiln"));
+        Ok(())
+    }
+
+    /// What `useradd -m` does: the base's /etc/skel copied into the new
+    /// home, owned by the user, modes kept. A base without it adds nothing.
+    fn skel(&mut self, home: &str, uid: u32, gid: u32) -> Result<()> {
+        let fs = &self.base.fs;
+        let skel = fs.follow("/etc/skel");
+        if fs.entries.get(&skel).is_none_or(|m| m.kind != Kind::Dir) {
+            return Ok(());
+        }
+        let paths: Vec<String> = fs.under(&skel).collect();
+        let wanted: BTreeMap<DataRef, &str> = paths
+            .iter()
+            .filter_map(|p| Some((fs.entries[p].data?, p.as_str())))
+            .collect();
+        let mut bytes = self.base_bytes(&wanted)?;
+        for path in &paths {
+            let meta = fs.entries[path];
+            let content = match meta.kind {
+                Kind::Dir => Content::Dir,
+                Kind::File => {
+                    Content::Bytes(meta.data.and_then(|d| bytes.remove(&d)).unwrap_or_default())
+                }
+                Kind::Symlink => match fs.links.get(path) {
+                    Some(target) => Content::Symlink(target.clone()),
+                    None => continue,
+                },
+                Kind::Other => continue,
+            };
+            let mode = match content {
+                Content::Symlink(_) => 0o777,
+                _ => meta.mode & 0o1777,
+            };
+            let dest = format!("{home}{}", &path[skel.len()..]);
+            let entry = Entry {
+                content,
+                uid,
+                gid,
+                mode,
+                caps: 0,
+            };
+            self.add(0, &dest, entry, "[user] skel".into())?;
+        }
+        Ok(())
+    }
+
+    /// The bytes of base files (small ones: /etc/skel), read from the base's layers.
+    fn base_bytes(&self, wanted: &BTreeMap<DataRef, &str>) -> Result<BTreeMap<DataRef, Vec<u8>>> {
+        let mut by_layer: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
+        for d in wanted.keys() {
+            by_layer.entry(d.layer).or_default().insert(d.entry);
+        }
+        let mut out = BTreeMap::new();
+        for (layer, entries) in by_layer {
+            let fail = |e: std::io::Error| Error::Usage {
+                what: self.base.reference.clone(),
+                msg: format!("reading /etc/skel from layer {}: {e}", layer + 1),
+                hint: None,
+            };
+            let Some(l) = self.base.layers.get(layer) else {
+                return Err(fail(std::io::Error::other("the layer is missing")));
+            };
+            let file = std::fs::File::open(&l.blob).map_err(fail)?;
+            let decoder =
+                crate::image::decode::decoder(BufReader::new(file), l.compression).map_err(fail)?;
+            let tar = crate::image::decode::ZeroTail::new(decoder);
+            read_entries(tar, &entries, &mut |entry, data| {
+                let mut bytes = Vec::new();
+                data.take(MAX_ACCOUNT_FILE).read_to_end(&mut bytes)?;
+                out.insert(DataRef { layer, entry }, bytes);
+                Ok(())
+            })
+            .map_err(fail)?;
+        }
+        Ok(out)
+    }
+}
