@@ -173,6 +173,7 @@ mod tests {
             uid,
             gid,
             mode,
+            caps: 0,
         }
     }
 
@@ -212,6 +213,7 @@ mod tests {
             uid: 0,
             gid: 0,
             mode: 0o755,
+            caps: 0,
         };
         assert!(!Found::New(&dir).is_executable());
     }

@@ -139,9 +139,13 @@ pub fn plan(
                 ),
                 FoundKind::Symlink(target) => (Content::Symlink(target), 0o777),
             };
-            // Local files that are one inode may become hard links (see `hard_links`).
+            // Local files that are hard links of one inode may stay so (see
+            // `hard_links`); one file reached through followed symlinks is
+            // copied, as docker copies it.
             let inode = match (&content, from_image) {
-                (Content::File { stamp, .. }, None) => Some((stamp.device, stamp.inode)),
+                (Content::File { stamp, .. }, None) if stamp.links > 1 => {
+                    Some((stamp.device, stamp.inode))
+                }
                 _ => None,
             };
             let caps = match content {

@@ -204,21 +204,21 @@ fn bars_on_a_terminal_end_as_one_line_per_step() {
     assert_eq!(lines_with(last, "pushed sha256:").len(), 3, "{last}");
     assert_eq!(lines_with(last, ", cached").len(), 2, "{last}");
 
-    // --quiet on a terminal: the same steps as plain lines, no bars.
+    // --quiet on a terminal: no bars and no step lines, only the result.
     let mut args = base_args("quiet");
     args.push("--quiet".into());
     let pane = Pane::start(&script(work.path(), "quiet.sh", &args));
     let frames = pane.frames_until_exit(Duration::from_secs(240));
-    assert!(frames.last().unwrap().contains("KILN-EXIT=0"));
+    let last = frames.last().unwrap();
+    assert!(last.contains("KILN-EXIT=0"), "{last}");
     assert!(
         !frames.iter().any(|f| f.lines().any(is_bar)),
         "--quiet drew a bar:\n{}",
         frames.join("\n----\n")
     );
-    assert_eq!(
-        lines_with(frames.last().unwrap(), "pushed sha256:").len(),
-        3
-    );
+    assert_eq!(lines_with(last, "pushed sha256:").len(), 0, "{last}");
+    assert_eq!(lines_with(last, "built layer").len(), 0, "{last}");
+    assert_eq!(lines_with(last, "/quiet:1@sha256:").len(), 1, "{last}");
 }
 
 #[test]

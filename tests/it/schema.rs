@@ -79,7 +79,10 @@ fn broken_specs_agree_with_the_parser() {
     let (mut loaded, mut refused) = (0, 0);
     let mut disagreements = Vec::new();
     for path in specs_under(&repo().join("testdata/broken-specs")) {
-        let text = fs::read_to_string(&path).unwrap();
+        // A spec that is not UTF-8 is not TOML: kiln refuses it before parsing.
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
         let Some(json) = as_json(&text) else { continue };
         let valid = validator.is_valid(&json);
         if kiln_loads(&path) {

@@ -196,6 +196,7 @@ fn a_file_that_changed_size_is_an_error() {
                     ctime_ns: 0,
                     inode: 0,
                     device: 0,
+                    links: 1,
                 },
                 hardlink: None,
             },

@@ -32,6 +32,8 @@ pub struct Stamp {
     pub ctime_ns: i128,
     pub inode: u64,
     pub device: u64,
+    /// Hard links to the inode: over 1, other paths may share its bytes.
+    pub links: u64,
 }
 
 impl Stamp {
@@ -42,6 +44,7 @@ impl Stamp {
             ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
             inode: meta.ino(),
             device: meta.dev(),
+            links: meta.nlink(),
         }
     }
 }
