@@ -43,7 +43,7 @@ pub fn run(spec: &Spec, base: &Base, plans: &[LayerPlan], policy: &Policy) -> Ve
     c.healthcheck(base, plans);
     c.command(base, plans);
     c.secrets();
-    c.base_pin(policy.strict);
+    c.base_pin(base.digest.as_deref(), policy.strict);
     c.labels(base);
     c.files(plans);
     c.ports(base, plans);
@@ -197,28 +197,32 @@ impl Checker<'_> {
     }
 
     /// The base, and every image a copy takes files from, pinned by digest.
-    fn base_pin(&mut self, strict: bool) {
+    /// `resolved` is the digest the base's tag named just now: the
+    /// message shows the pinned reference, ready to paste.
+    fn base_pin(&mut self, resolved: Option<&str>, strict: bool) {
         let mut images = Vec::new();
         if let BaseRef::Registry(r) = &self.spec.base {
-            images.push((r.clone(), format!("base `{r}`"), self.line_of("base")));
+            let pin = resolved.map(|d| format!("; pin it: base = \"{r}@{d}\""));
+            images.push((r.clone(), format!("base `{r}`"), pin, self.line_of("base")));
         }
         for copy in &self.spec.copies {
             if let Some(BaseRef::Registry(r)) = copy.image.as_ref().map(|i| &i.image) {
                 let line = self.spec.source.line_of(copy.at.start);
                 let what = format!("image `{r}` (the copy of `{}`)", copy.src);
-                images.push((r.clone(), what, Some(line)));
+                images.push((r.clone(), what, None, Some(line)));
             }
         }
-        for (r, what, line) in images {
+        for (r, what, pin, line) in images {
             if r.digest.is_some() {
                 continue;
             }
             let latest = r.tag.as_deref().is_none_or(|t| t == "latest");
-            let msg = if latest {
+            let mut msg = if latest {
                 format!("{what} is unpinned and tracks `latest`")
             } else {
                 format!("{what} is not pinned by digest")
             };
+            msg.push_str(pin.as_deref().unwrap_or(""));
             self.add_at("KILN-BASE-NOT-PINNED", msg, line);
             if strict {
                 if let Some(f) = self.out.last_mut() {

@@ -53,13 +53,8 @@ impl Validator {
                     .with_hint("use \"scratch\", \"oci:PATH[:TAG]\" (a local OCI image layout) or a registry reference like \"python:3.13-slim\"")
             })?,
         };
-        if let BaseRef::Registry(r) = &base {
-            if r.digest.is_none() {
-                self.warnings.push(format!(
-                    "base `{r}` is not pinned by digest; the same spec can build a different image tomorrow (pin it as {r}@sha256:...)"
-                ));
-            }
-        }
+        // An unpinned base is KILN-BASE-NOT-PINNED, said once by the check
+        // with the digest it resolved to.
         Ok(base)
     }
 
