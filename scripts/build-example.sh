@@ -15,5 +15,6 @@ fi
 mkdir -p specs/web/bin
 cp /bin/busybox specs/web/bin/busybox
 
-cargo build --release --quiet
+echo "building kiln (cargo build --release; a few minutes on a fresh machine)" >&2
+cargo build --release
 ./target/release/kiln build specs/web/kiln.toml --oci kiln-out/web --tar kiln-out/web.tar --digest-file kiln-out/web.digest "$@"
