@@ -80,6 +80,7 @@ pub struct RawPolicy {
 /// The image's name, tag, base, format and creation time.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(extend("not" = { "required": ["platform", "platforms"] }))]
 pub struct RawImage {
     /// The image's name: lowercase letters, digits, `.`, `_`, `-` and `/`.
     /// Default: the spec directory's name.
@@ -95,7 +96,7 @@ pub struct RawImage {
     pub base: Option<S<String>>,
     /// "docker" (the default) or "oci". podman honours a healthcheck only in
     /// Docker-format images.
-    #[schemars(with = "Option<String>", extend("examples" = ["docker", "oci"]))]
+    #[schemars(with = "Option<crate::spec::schema::FormatName>")]
     pub format: Option<S<String>>,
     /// The creation time, RFC 3339: "2025-01-01T00:00:00Z". Default: SOURCE_DATE_EPOCH,
     /// else 1970-01-01T00:00:00Z.
@@ -116,7 +117,7 @@ pub struct RawImage {
     pub ignore_file: Option<S<RawIgnoreFile>>,
     /// Layer compression: "gzip" (the default) or "zstd", which needs format = "oci"
     /// (a Docker-format image keeps gzip). --compression overrides it.
-    #[schemars(with = "Option<String>", extend("examples" = ["gzip", "zstd"]))]
+    #[schemars(with = "Option<crate::spec::schema::CompressionName>")]
     pub compression: Option<S<String>>,
     /// 0 to 9 for gzip, 1 to 19 for zstd. Default 1.
     #[schemars(with = "Option<i64>", range(min = 0, max = 19))]
@@ -165,7 +166,7 @@ pub struct RawCopy {
     #[schemars(with = "Option<String>")]
     pub image: Option<S<String>>,
     /// An absolute path in the image; a trailing `/` means "into this directory".
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::spec::schema::AbsolutePath")]
     pub dest: S<String>,
     /// "user:group" (or "user"): names from [user] or the base, or numbers like
     /// "10001:10001". Default 0:0.
@@ -202,7 +203,7 @@ pub struct RawCopy {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawDir {
     /// An absolute path in the image.
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::spec::schema::AbsolutePath")]
     pub path: S<String>,
     /// "user:group" (or "user"): names from [user] or the base, or numbers like
     /// "10001:10001". Default 0:0.
@@ -221,7 +222,7 @@ pub struct RawDir {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawFile {
     /// An absolute path in the image.
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::spec::schema::AbsolutePath")]
     pub path: S<String>,
     /// The file's content; `${NAME}` takes args.
     #[schemars(with = "String")]
@@ -246,7 +247,7 @@ pub struct RawFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawSymlink {
     /// An absolute path in the image: the link itself.
-    #[schemars(with = "String")]
+    #[schemars(with = "crate::spec::schema::AbsolutePath")]
     pub path: S<String>,
     /// What the link points to, as written (relative or absolute).
     #[schemars(with = "String")]
@@ -273,7 +274,7 @@ pub struct RawConfig {
     #[schemars(with = "Option<Vec<String>>")]
     pub cmd: Option<S<Vec<String>>>,
     /// An absolute path; created (0:0, 0755) if nothing else makes it.
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::spec::schema::AbsolutePath>")]
     pub workdir: Option<S<String>>,
     /// Environment variables. Values take `$NAME` and `${NAME}` from args, then from
     /// earlier env (the base's included); `$$` is a literal `$`.
@@ -283,7 +284,7 @@ pub struct RawConfig {
     pub env: BTreeMap<String, S<String>>,
     /// Ports the image listens on: "8000", "8000/tcp", "53/udp" or "N/sctp".
     #[serde(default)]
-    #[schemars(with = "Vec<String>")]
+    #[schemars(with = "Vec<crate::spec::schema::Port>")]
     pub expose: Vec<S<String>>,
     /// Absolute paths of volumes.
     #[serde(default)]
@@ -311,16 +312,16 @@ pub struct RawHealthcheck {
     pub test: S<Vec<String>>,
     /// Time between probes, as Go/Docker write it: "30s", "1m30s", "500ms"; 0 or at
     /// least 1ms. Default: the runtime's (30s).
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::spec::schema::Duration>")]
     pub interval: Option<S<String>>,
     /// How long a probe may take: "10s". Default: the runtime's (30s).
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::spec::schema::Duration>")]
     pub timeout: Option<S<String>>,
     /// Time to start before failures count: "5s". Default: the runtime's (0s).
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::spec::schema::Duration>")]
     pub start_period: Option<S<String>>,
     /// Time between probes during the start period: "2s". Default: the runtime's (5s).
-    #[schemars(with = "Option<String>")]
+    #[schemars(with = "Option<crate::spec::schema::Duration>")]
     pub start_interval: Option<S<String>>,
     /// Failures in a row before the container is unhealthy. Default: the runtime's (3).
     #[schemars(with = "Option<i64>", range(min = 0, max = 2147483647))]

@@ -1,9 +1,11 @@
 //! The JSON Schema of kiln.toml, generated from the spec types, for editors.
 //!
 //! The schema comes from `#[derive(JsonSchema)]` on the `Raw*` types in
-//! `spec`, so a key added there shows up here. Values that take `${NAME}`
-//! from `[args]` are plain strings: an enum or pattern would flag a valid
-//! `format = "${FORMAT}"`; `validate` has the last word on them.
+//! `spec`, so a key added there shows up here. Where it can, it is as
+//! strict as kiln (formats, compressions, durations, ports, absolute
+//! paths, platform or platforms); a value with `${NAME}` in it passes,
+//! since only `validate` can judge it once args are filled in. The broken
+//! specs only kiln refuses are listed in testdata/schema-gap.txt.
 
 use std::borrow::Cow;
 
@@ -157,3 +159,63 @@ mod tests {
         );
     }
 }
+
+/// A string the schema can check: either `strict`, or a value with `${`
+/// in it, which only `validate` can judge once args are filled in.
+fn or_arg(description: &str, strict: Value) -> Schema {
+    json_schema!({
+        "description": description,
+        "anyOf": [
+            strict,
+            { "type": "string", "pattern": "\\$\\{" },
+        ],
+    })
+}
+
+macro_rules! checked_string {
+    ($name:ident, $title:literal, $description:literal, $strict:tt) => {
+        #[doc = $description]
+        pub struct $name;
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                $title.into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                or_arg($description, serde_json::json!($strict))
+            }
+        }
+    };
+}
+
+checked_string!(
+    FormatName,
+    "Format",
+    "\"docker\" or \"oci\".",
+    { "enum": ["docker", "oci"] }
+);
+checked_string!(
+    CompressionName,
+    "Compression",
+    "\"gzip\" or \"zstd\".",
+    { "enum": ["gzip", "zstd"] }
+);
+checked_string!(
+    Duration,
+    "Duration",
+    "A duration like \"30s\", \"1m30s\" or \"500ms\" (units ns, us, ms, s, m, h).",
+    { "type": "string", "pattern": "^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$" }
+);
+checked_string!(
+    Port,
+    "Port",
+    "A port, \"8000\", \"8000/tcp\", \"53/udp\" or \"9/sctp\".",
+    { "type": "string", "pattern": "^[0-9]{1,5}(/(tcp|udp|sctp))?$" }
+);
+checked_string!(
+    AbsolutePath,
+    "AbsolutePath",
+    "An absolute path in the image.",
+    { "type": "string", "pattern": "^/" }
+);
