@@ -1,0 +1,533 @@
+//! The instructions of the chosen stage (and the stages it is built FROM)
+//! turned into a [`Model`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::*;
+use super::parse::Instr;
+use super::run::Runs;
+use super::words::{Vars, words};
+
+/// Args kiln sets itself for the platform being built.
+const PLATFORM_ARGS: [&str; 4] = ["TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT"];
+
+pub struct Stage {
+    pub name: Option<String>,
+    pub from: Instr,
+    pub body: Vec<Instr>,
+}
+
+/// The stages, and the global ARGs before the first FROM (name, default).
+pub fn stages(instrs: Vec<Instr>) -> (Vec<(String, Option<String>)>, Vec<Stage>) {
+    let mut globals = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for i in instrs {
+        if i.cmd == "FROM" {
+            let w = words(&i.args, None);
+            let name = match w.as_slice() {
+                [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_ascii_lowercase()),
+                _ => None,
+            };
+            stages.push(Stage {
+                name,
+                from: i,
+                body: Vec::new(),
+            });
+        } else if let Some(s) = stages.last_mut() {
+            s.body.push(i);
+        } else if i.cmd == "ARG" {
+            for w in words(&i.args, None) {
+                match w.split_once('=') {
+                    Some((n, v)) => globals.push((n.to_string(), Some(v.to_string()))),
+                    None => globals.push((w, None)),
+                }
+            }
+        }
+    }
+    (globals, stages)
+}
+
+pub struct Converter<'a> {
+    pub m: Model,
+    globals: &'a [(String, Option<String>)],
+    /// Stage names (lowercase) and their index, for COPY --from.
+    stage_names: Vec<(Option<String>, usize)>,
+    args: BTreeSet<String>,
+    env: BTreeMap<String, String>,
+    workdir: String,
+    shell: Vec<String>,
+    pub runs: Runs,
+}
+
+impl<'a> Converter<'a> {
+    pub fn new(globals: &'a [(String, Option<String>)], stages: &[Stage]) -> Converter<'a> {
+        Converter {
+            m: Model::default(),
+            globals,
+            stage_names: stages
+                .iter()
+                .enumerate()
+                .map(|(n, s)| (s.name.clone(), n))
+                .collect(),
+            args: BTreeSet::new(),
+            env: BTreeMap::new(),
+            workdir: "/".into(),
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            runs: Runs::default(),
+        }
+    }
+
+    fn vars(&self, env_value: bool) -> Vars<'_> {
+        Vars {
+            args: &self.args,
+            env: &self.env,
+            env_value,
+        }
+    }
+
+    fn text(&self, s: &str) -> Vec<String> {
+        words(s, Some(&self.vars(false)))
+    }
+
+    fn one(&self, s: &str) -> String {
+        self.text(s).join(" ")
+    }
+
+    fn unsupported(&mut self, i: &Instr, why: &str, todo: &str) {
+        self.m.unsupported.push(Unsupported {
+            line: i.line,
+            what: i.text.clone(),
+            why: why.into(),
+            todo: todo.into(),
+        });
+    }
+
+    /// An unknown flag: the instruction is reported, not half-translated.
+    fn flags_ok(&mut self, i: &Instr, known: &[&str]) -> bool {
+        match i.flags.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+            None => true,
+            Some((n, _)) => {
+                let why = format!("flag --{n} has no kiln equivalent");
+                self.unsupported(
+                    i,
+                    &why,
+                    "rewrite it in the spec by hand, or drop the flag if it does not matter",
+                );
+                false
+            }
+        }
+    }
+
+    /// The base: the root stage's FROM, its global ARGs kept as [args].
+    pub fn base(&mut self, from: &Instr) {
+        let used: BTreeSet<String> = self
+            .globals
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let env = BTreeMap::new();
+        let w = words(
+            &from.args,
+            Some(&Vars {
+                args: &used,
+                env: &env,
+                env_value: false,
+            }),
+        );
+        self.m.base = w.first().cloned().unwrap_or_default();
+        self.m.base_line = from.line;
+        for (name, value) in self.globals {
+            if let Some(v) = value
+                .as_ref()
+                .filter(|_| self.m.base.contains(&format!("${{{name}}}")))
+            {
+                self.push_arg(name, v.clone(), "ARG before FROM".into());
+            }
+        }
+        if let Some(p) = from.flag("platform") {
+            self.m.notes.push(format!(
+                "line {}: FROM --platform={p}: kiln builds for [image] platform or --platform",
+                from.line
+            ));
+        }
+    }
+
+    fn push_arg(&mut self, name: &str, value: String, note: String) {
+        self.args.insert(name.to_string());
+        match self.m.args.iter_mut().find(|a| a.name == name) {
+            Some(a) => a.value = value,
+            None => self.m.args.push(Arg {
+                name: name.into(),
+                value,
+                note,
+            }),
+        }
+    }
+
+    pub fn instr(&mut self, i: &Instr) {
+        match i.cmd.as_str() {
+            "ARG" => self.arg(i),
+            "ENV" => self.env(i),
+            "LABEL" => {
+                for (k, v) in self.pairs(i, false) {
+                    set(&mut self.m.cfg.labels, k, v);
+                }
+            }
+            "WORKDIR" => {
+                let dir = self.one(&i.args);
+                self.workdir = join(&self.workdir, &dir);
+                self.m.cfg.workdir = Some(self.workdir.clone());
+            }
+            "USER" => self.m.cfg.user = Some(self.one(&i.args)),
+            "EXPOSE" => self.m.cfg.expose.extend(self.text(&i.args)),
+            "VOLUME" => {
+                let v = i.json().unwrap_or_else(|| self.text(&i.args));
+                self.m.cfg.volumes.extend(v);
+            }
+            "STOPSIGNAL" => self.m.cfg.stop_signal = Some(signal(&self.one(&i.args))),
+            "CMD" => self.m.cfg.cmd = Some(self.command(i)),
+            "ENTRYPOINT" => self.m.cfg.entrypoint = Some(self.command(i)),
+            "HEALTHCHECK" => self.healthcheck(i),
+            "SHELL" => match i.json() {
+                Some(s) if !s.is_empty() => self.shell = s,
+                _ => self.unsupported(
+                    i,
+                    "SHELL takes a JSON array",
+                    "write the shell form commands in exec form",
+                ),
+            },
+            "COPY" | "ADD" => self.copy(i),
+            "RUN" => {
+                if i.heredoc {
+                    self.unsupported(
+                        i,
+                        "a RUN with a heredoc runs a script at build time",
+                        RUN_TODO,
+                    );
+                } else if !i.flags.is_empty() || i.json().is_some() {
+                    self.unsupported(i, "kiln runs nothing at build time", RUN_TODO);
+                } else {
+                    let mut runs = std::mem::take(&mut self.runs);
+                    runs.run(i, &mut self.m);
+                    self.runs = runs;
+                }
+            }
+            "MAINTAINER" => self.unsupported(
+                i,
+                "MAINTAINER is deprecated",
+                "write it as [config.labels] \"org.opencontainers.image.authors\"",
+            ),
+            "ONBUILD" => {
+                self.unsupported(i, "kiln images carry no ONBUILD triggers", "leave it out")
+            }
+            _ => self.unsupported(
+                i,
+                "not a Dockerfile instruction kiln knows",
+                "check the spelling",
+            ),
+        }
+    }
+
+    fn arg(&mut self, i: &Instr) {
+        for w in self.text(&i.args) {
+            let (name, default) = match w.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (w.clone(), None),
+            };
+            if PLATFORM_ARGS.contains(&name.as_str()) {
+                self.args.insert(name);
+                continue;
+            }
+            let global = self
+                .globals
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, v)| v.clone());
+            let (value, note) = match (default, global) {
+                (Some(d), _) => (d, format!("ARG {name}, line {}", i.line)),
+                (None, Some(g)) => (
+                    g,
+                    format!("ARG {name}, line {}: the default before FROM", i.line),
+                ),
+                (None, None) => (
+                    String::new(),
+                    format!(
+                        "ARG {name}, line {}: no default; --build-arg {name}=...",
+                        i.line
+                    ),
+                ),
+            };
+            self.push_arg(&name, value, note);
+        }
+    }
+
+    fn env(&mut self, i: &Instr) {
+        for (k, v) in self.pairs(i, true) {
+            self.env.insert(k.clone(), v.clone());
+            set(&mut self.m.cfg.env, k, v);
+        }
+    }
+
+    /// `k=v k2=v2`, or the old `KEY value` form.
+    fn pairs(&mut self, i: &Instr, env_value: bool) -> Vec<(String, String)> {
+        let raw = words(&i.args, None);
+        if raw.first().is_some_and(|w| !w.contains('=')) {
+            let key = raw[0].clone();
+            let rest = i.args.trim_start().get(key.len()..).unwrap_or("").trim();
+            let value = words(rest, Some(&self.vars(env_value))).join(" ");
+            return vec![(key, value)];
+        }
+        let mut out = Vec::new();
+        for w in words(&i.args, Some(&self.vars(env_value))) {
+            match w.split_once('=') {
+                Some((k, v)) if !k.is_empty() => out.push((k.to_string(), v.to_string())),
+                _ => self.unsupported(i, "not a KEY=VALUE pair", "write it as KEY=VALUE"),
+            }
+        }
+        out
+    }
+
+    /// Exec form as is; shell form as `SHELL + [text]`, as docker does.
+    fn command(&self, i: &Instr) -> Vec<String> {
+        let argv = match i.json() {
+            Some(v) => v,
+            None => self.shell.iter().cloned().chain([i.args.clone()]).collect(),
+        };
+        argv.iter().map(|a| a.replace("${", "$${")).collect()
+    }
+
+    fn healthcheck(&mut self, i: &Instr) {
+        if !self.flags_ok(
+            i,
+            &[
+                "interval",
+                "timeout",
+                "start-period",
+                "start-interval",
+                "retries",
+            ],
+        ) {
+            return;
+        }
+        let (kind, rest) = i
+            .args
+            .split_once(char::is_whitespace)
+            .unwrap_or((&i.args, ""));
+        let test = match kind.to_ascii_uppercase().as_str() {
+            "NONE" => vec!["NONE".to_string()],
+            "CMD" => {
+                let rest = rest.trim();
+                let exec = Instr {
+                    args: rest.to_string(),
+                    ..i.clone()
+                };
+                match exec.json() {
+                    Some(v) => ["CMD".to_string()].into_iter().chain(v).collect(),
+                    None => vec!["CMD-SHELL".to_string(), rest.to_string()],
+                }
+            }
+            _ => {
+                return self.unsupported(
+                    i,
+                    "HEALTHCHECK takes CMD or NONE",
+                    "write [healthcheck] by hand",
+                );
+            }
+        };
+        let test: Vec<String> = test.iter().map(|a| a.replace("${", "$${")).collect();
+        let retries = match i.flag("retries").map(|r| r.parse::<i64>()) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                return self.unsupported(
+                    i,
+                    "--retries is not a number",
+                    "write [healthcheck] by hand",
+                );
+            }
+            None => None,
+        };
+        let f = |n: &str| i.flag(n).map(str::to_string);
+        self.m.health = Some(Health {
+            line: i.line,
+            test,
+            interval: f("interval"),
+            timeout: f("timeout"),
+            start_period: f("start-period"),
+            start_interval: f("start-interval"),
+            retries,
+        });
+    }
+
+    fn copy(&mut self, i: &Instr) {
+        let add = i.cmd == "ADD";
+        let known: &[&str] = if add {
+            &["chown", "chmod", "link"]
+        } else {
+            &["chown", "chmod", "from", "link", "exclude"]
+        };
+        if !self.flags_ok(i, known) {
+            return;
+        }
+        if i.heredoc {
+            return self.unsupported(
+                i,
+                "a heredoc makes the file at build time",
+                "write it as [[file]] with content = \"...\"",
+            );
+        }
+        let mut w = i.json().unwrap_or_else(|| self.text(&i.args));
+        let Some(dest) = w.pop().filter(|_| !w.is_empty()) else {
+            return self.unsupported(i, "needs a source and a destination", "fix the instruction");
+        };
+        let mut dest = join_keep_slash(&self.workdir, &dest);
+        if w.len() > 1 && !dest.ends_with('/') {
+            dest.push('/');
+        }
+        let mode = match i.flag("chmod") {
+            Some(m)
+                if !m.is_empty() && m.len() <= 4 && m.chars().all(|c| ('0'..='7').contains(&c)) =>
+            {
+                Some(format!("{m:0>4}"))
+            }
+            Some(_) => {
+                return self.unsupported(
+                    i,
+                    "--chmod is not an octal mode",
+                    "write mode = \"0644\" by hand",
+                );
+            }
+            None => None,
+        };
+        let (image, note) = match i.flag("from") {
+            Some(from) => self.copy_source(from, i.line),
+            None => (None, None),
+        };
+        let owner = i.flag("chown").map(|o| self.one(o));
+        let exclude: Vec<String> = i
+            .flags
+            .iter()
+            .filter(|(n, _)| n == "exclude")
+            .filter_map(|(_, v)| v.clone())
+            .collect();
+        for src in w {
+            if add && (src.contains("://") || src.starts_with("git@")) {
+                self.unsupported(
+                    i,
+                    "ADD of a URL downloads at build time",
+                    "download it in a local build step (pinned by checksum) and [[copy]] it",
+                );
+                continue;
+            }
+            if add && is_archive(&src) {
+                self.unsupported(
+                    i,
+                    "ADD of a local tar unpacks it",
+                    "unpack it in a local build step and [[copy]] the directory",
+                );
+                continue;
+            }
+            let src = match src.strip_prefix("./") {
+                Some("") => ".".to_string(),
+                Some(s) => s.to_string(),
+                None if image.is_some() && !src.starts_with('/') => format!("/{src}"),
+                None => src,
+            };
+            self.m.copies.push(CopyOut {
+                line: i.line,
+                src,
+                image: image.clone(),
+                dest: dest.clone(),
+                owner: owner.clone(),
+                mode: mode.clone(),
+                dir_mode: mode.clone(),
+                exclude: exclude.clone(),
+                note: note.clone(),
+            });
+        }
+    }
+
+    /// `--from=STAGE` (an arg naming the image it must be built as) or `--from=IMAGE`.
+    fn copy_source(&mut self, from: &str, line: usize) -> (Option<String>, Option<String>) {
+        let from = self.one(from);
+        let lower = from.to_ascii_lowercase();
+        let stage = self
+            .stage_names
+            .iter()
+            .find(|(n, idx)| n.as_deref() == Some(lower.as_str()) || idx.to_string() == from);
+        let Some((_, idx)) = stage else {
+            return (Some(from), None);
+        };
+        let label: String = from
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let arg = format!("STAGE_{label}_IMAGE");
+        self.push_arg(
+            &arg,
+            format!("oci:stage-{}/out:latest", idx),
+            format!("the image of stage `{from}`: build it elsewhere and pass --build-arg {arg}=HOST/REPO:TAG@sha256:..."),
+        );
+        let note = format!(
+            "line {line}: COPY --from={from}: stage `{from}` is not built by kiln; build it elsewhere and pass it with --build-arg {arg}=..."
+        );
+        (Some(format!("${{{arg}}}")), Some(note))
+    }
+}
+
+/// `path` against the directory `base`, `.` and `..` resolved.
+pub fn join(base: &str, path: &str) -> String {
+    let full = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{base}/{path}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for p in full.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// As [`join`], keeping a trailing `/` (or `.`) as "into this directory".
+fn join_keep_slash(base: &str, path: &str) -> String {
+    let into = path.ends_with('/') || path == "." || path.ends_with("/.");
+    let j = join(base, path);
+    if into && !j.ends_with('/') {
+        format!("{j}/")
+    } else {
+        j
+    }
+}
+
+fn is_archive(src: &str) -> bool {
+    let s = src.to_ascii_lowercase();
+    [
+        ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst",
+    ]
+    .iter()
+    .any(|e| s.ends_with(e))
+}
+
+/// `TERM`, `sigterm` or `15` as kiln spells a signal: `SIGTERM`, `15`.
+pub fn signal(s: &str) -> String {
+    let up = s.trim().to_ascii_uppercase();
+    if up.chars().all(|c| c.is_ascii_digit()) || up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    }
+}
