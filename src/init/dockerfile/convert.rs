@@ -49,13 +49,13 @@ pub fn stages(instrs: Vec<Instr>) -> (Vec<(String, Option<String>)>, Vec<Stage>)
 
 pub struct Converter<'a> {
     pub m: Model,
-    globals: &'a [(String, Option<String>)],
+    pub(super) globals: &'a [(String, Option<String>)],
     /// Stage names (lowercase) and their index, for COPY --from.
-    stage_names: Vec<(Option<String>, usize)>,
-    args: BTreeSet<String>,
-    env: BTreeMap<String, String>,
-    workdir: String,
-    shell: Vec<String>,
+    pub(super) stage_names: Vec<(Option<String>, usize)>,
+    pub(super) args: BTreeSet<String>,
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) workdir: String,
+    pub(super) shell: Vec<String>,
     pub runs: Runs,
 }
 
@@ -85,15 +85,15 @@ impl<'a> Converter<'a> {
         }
     }
 
-    fn text(&self, s: &str) -> Vec<String> {
+    pub(super) fn text(&self, s: &str) -> Vec<String> {
         words(s, Some(&self.vars(false)))
     }
 
-    fn one(&self, s: &str) -> String {
+    pub(super) fn one(&self, s: &str) -> String {
         self.text(s).join(" ")
     }
 
-    fn unsupported(&mut self, i: &Instr, why: &str, todo: &str) {
+    pub(super) fn unsupported(&mut self, i: &Instr, why: &str, todo: &str) {
         self.m.unsupported.push(Unsupported {
             line: i.line,
             what: i.text.clone(),
@@ -103,7 +103,7 @@ impl<'a> Converter<'a> {
     }
 
     /// An unknown flag: the instruction is reported, not half-translated.
-    fn flags_ok(&mut self, i: &Instr, known: &[&str]) -> bool {
+    pub(super) fn flags_ok(&mut self, i: &Instr, known: &[&str]) -> bool {
         match i.flags.iter().find(|(n, _)| !known.contains(&n.as_str())) {
             None => true,
             Some((n, _)) => {
@@ -153,7 +153,7 @@ impl<'a> Converter<'a> {
         }
     }
 
-    fn push_arg(&mut self, name: &str, value: String, note: String) {
+    pub(super) fn push_arg(&mut self, name: &str, value: String, note: String) {
         self.args.insert(name.to_string());
         match self.m.args.iter_mut().find(|a| a.name == name) {
             Some(a) => a.value = value,
@@ -359,127 +359,6 @@ impl<'a> Converter<'a> {
             retries,
         });
     }
-
-    fn copy(&mut self, i: &Instr) {
-        let add = i.cmd == "ADD";
-        let known: &[&str] = if add {
-            &["chown", "chmod", "link"]
-        } else {
-            &["chown", "chmod", "from", "link", "exclude"]
-        };
-        if !self.flags_ok(i, known) {
-            return;
-        }
-        if i.heredoc {
-            return self.unsupported(
-                i,
-                "a heredoc makes the file at build time",
-                "write it as [[file]] with content = \"...\"",
-            );
-        }
-        let mut w = i.json().unwrap_or_else(|| self.text(&i.args));
-        let Some(dest) = w.pop().filter(|_| !w.is_empty()) else {
-            return self.unsupported(i, "needs a source and a destination", "fix the instruction");
-        };
-        let mut dest = join_keep_slash(&self.workdir, &dest);
-        if w.len() > 1 && !dest.ends_with('/') {
-            dest.push('/');
-        }
-        let mode = match i.flag("chmod") {
-            Some(m)
-                if !m.is_empty() && m.len() <= 4 && m.chars().all(|c| ('0'..='7').contains(&c)) =>
-            {
-                Some(format!("{m:0>4}"))
-            }
-            Some(_) => {
-                return self.unsupported(
-                    i,
-                    "--chmod is not an octal mode",
-                    "write mode = \"0644\" by hand",
-                );
-            }
-            None => None,
-        };
-        let (image, note) = match i.flag("from") {
-            Some(from) => self.copy_source(from, i.line),
-            None => (None, None),
-        };
-        let owner = i.flag("chown").map(|o| self.one(o));
-        let exclude: Vec<String> = i
-            .flags
-            .iter()
-            .filter(|(n, _)| n == "exclude")
-            .filter_map(|(_, v)| v.clone())
-            .collect();
-        for src in w {
-            if add && (src.contains("://") || src.starts_with("git@")) {
-                self.unsupported(
-                    i,
-                    "ADD of a URL downloads at build time",
-                    "download it in a local build step (pinned by checksum) and [[copy]] it",
-                );
-                continue;
-            }
-            if add && is_archive(&src) {
-                self.unsupported(
-                    i,
-                    "ADD of a local tar unpacks it",
-                    "unpack it in a local build step and [[copy]] the directory",
-                );
-                continue;
-            }
-            let src = match src.strip_prefix("./") {
-                Some("") => ".".to_string(),
-                Some(s) => s.to_string(),
-                None if image.is_some() && !src.starts_with('/') => format!("/{src}"),
-                None => src,
-            };
-            self.m.copies.push(CopyOut {
-                line: i.line,
-                src,
-                image: image.clone(),
-                dest: dest.clone(),
-                owner: owner.clone(),
-                mode: mode.clone(),
-                dir_mode: mode.clone(),
-                exclude: exclude.clone(),
-                note: note.clone(),
-            });
-        }
-    }
-
-    /// `--from=STAGE` (an arg naming the image it must be built as) or `--from=IMAGE`.
-    fn copy_source(&mut self, from: &str, line: usize) -> (Option<String>, Option<String>) {
-        let from = self.one(from);
-        let lower = from.to_ascii_lowercase();
-        let stage = self
-            .stage_names
-            .iter()
-            .find(|(n, idx)| n.as_deref() == Some(lower.as_str()) || idx.to_string() == from);
-        let Some((_, idx)) = stage else {
-            return (Some(from), None);
-        };
-        let label: String = from
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let arg = format!("STAGE_{label}_IMAGE");
-        self.push_arg(
-            &arg,
-            format!("oci:stage-{}/out:latest", idx),
-            format!("the image of stage `{from}`: build it elsewhere and pass --build-arg {arg}=HOST/REPO:TAG@sha256:..."),
-        );
-        let note = format!(
-            "line {line}: COPY --from={from}: stage `{from}` is not built by kiln; build it elsewhere and pass it with --build-arg {arg}=..."
-        );
-        (Some(format!("${{{arg}}}")), Some(note))
-    }
 }
 
 /// `path` against the directory `base`, `.` and `..` resolved.
@@ -500,26 +379,6 @@ pub fn join(base: &str, path: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
-}
-
-/// As [`join`], keeping a trailing `/` (or `.`) as "into this directory".
-fn join_keep_slash(base: &str, path: &str) -> String {
-    let into = path.ends_with('/') || path == "." || path.ends_with("/.");
-    let j = join(base, path);
-    if into && !j.ends_with('/') {
-        format!("{j}/")
-    } else {
-        j
-    }
-}
-
-fn is_archive(src: &str) -> bool {
-    let s = src.to_ascii_lowercase();
-    [
-        ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst",
-    ]
-    .iter()
-    .any(|e| s.ends_with(e))
 }
 
 /// `TERM`, `sigterm` or `15` as kiln spells a signal: `SIGTERM`, `15`.

@@ -14,10 +14,12 @@ use crate::error::{Error, Result};
 
 mod accounts;
 mod convert;
+mod copy;
 mod model;
 mod parse;
 mod render;
 mod run;
+mod shell;
 mod words;
 
 pub use model::Unsupported;

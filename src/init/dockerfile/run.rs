@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::accounts::{Step, User, commands, step};
+use super::accounts::{Step, User, step};
 use super::model::*;
 use super::parse::Instr;
+use super::shell::commands;
 
 #[derive(Default)]
 pub struct Runs {

@@ -1,0 +1,149 @@
+//! COPY and ADD as [[copy]]: local sources relative to the spec, stages
+//! and images as `image`, and what ADD does beyond a copy reported.
+
+use super::convert::{Converter, join};
+use super::model::*;
+use super::parse::Instr;
+
+impl Converter<'_> {
+    pub(super) fn copy(&mut self, i: &Instr) {
+        let add = i.cmd == "ADD";
+        let known: &[&str] = if add {
+            &["chown", "chmod", "link"]
+        } else {
+            &["chown", "chmod", "from", "link", "exclude"]
+        };
+        if !self.flags_ok(i, known) {
+            return;
+        }
+        if i.heredoc {
+            return self.unsupported(
+                i,
+                "a heredoc makes the file at build time",
+                "write it as [[file]] with content = \"...\"",
+            );
+        }
+        let mut w = i.json().unwrap_or_else(|| self.text(&i.args));
+        let Some(dest) = w.pop().filter(|_| !w.is_empty()) else {
+            return self.unsupported(i, "needs a source and a destination", "fix the instruction");
+        };
+        let mut dest = join_keep_slash(&self.workdir, &dest);
+        if w.len() > 1 && !dest.ends_with('/') {
+            dest.push('/');
+        }
+        let mode = match i.flag("chmod") {
+            Some(m)
+                if !m.is_empty() && m.len() <= 4 && m.chars().all(|c| ('0'..='7').contains(&c)) =>
+            {
+                Some(format!("{m:0>4}"))
+            }
+            Some(_) => {
+                return self.unsupported(
+                    i,
+                    "--chmod is not an octal mode",
+                    "write mode = \"0644\" by hand",
+                );
+            }
+            None => None,
+        };
+        let (image, note) = match i.flag("from") {
+            Some(from) => self.copy_source(from, i.line),
+            None => (None, None),
+        };
+        let owner = i.flag("chown").map(|o| self.one(o));
+        let exclude: Vec<String> = i
+            .flags
+            .iter()
+            .filter(|(n, _)| n == "exclude")
+            .filter_map(|(_, v)| v.clone())
+            .collect();
+        for src in w {
+            if add && (src.contains("://") || src.starts_with("git@")) {
+                self.unsupported(
+                    i,
+                    "ADD of a URL downloads at build time",
+                    "download it in a local build step (pinned by checksum) and [[copy]] it",
+                );
+                continue;
+            }
+            if add && is_archive(&src) {
+                self.unsupported(
+                    i,
+                    "ADD of a local tar unpacks it",
+                    "unpack it in a local build step and [[copy]] the directory",
+                );
+                continue;
+            }
+            let src = match src.strip_prefix("./") {
+                Some("") => ".".to_string(),
+                Some(s) => s.to_string(),
+                None if image.is_some() && !src.starts_with('/') => format!("/{src}"),
+                None => src,
+            };
+            self.m.copies.push(CopyOut {
+                line: i.line,
+                src,
+                image: image.clone(),
+                dest: dest.clone(),
+                owner: owner.clone(),
+                mode: mode.clone(),
+                dir_mode: mode.clone(),
+                exclude: exclude.clone(),
+                note: note.clone(),
+            });
+        }
+    }
+
+    /// `--from=STAGE` (an arg naming the image it must be built as) or `--from=IMAGE`.
+    fn copy_source(&mut self, from: &str, line: usize) -> (Option<String>, Option<String>) {
+        let from = self.one(from);
+        let lower = from.to_ascii_lowercase();
+        let stage = self
+            .stage_names
+            .iter()
+            .find(|(n, idx)| n.as_deref() == Some(lower.as_str()) || idx.to_string() == from);
+        let Some((_, idx)) = stage else {
+            return (Some(from), None);
+        };
+        let label: String = from
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let arg = format!("STAGE_{label}_IMAGE");
+        self.push_arg(
+            &arg,
+            format!("oci:stage-{}/out:latest", idx),
+            format!("the image of stage `{from}`: build it elsewhere and pass --build-arg {arg}=HOST/REPO:TAG@sha256:..."),
+        );
+        let note = format!(
+            "line {line}: COPY --from={from}: stage `{from}` is not built by kiln; build it elsewhere and pass it with --build-arg {arg}=..."
+        );
+        (Some(format!("${{{arg}}}")), Some(note))
+    }
+}
+
+/// As [`join`], keeping a trailing `/` (or `.`) as "into this directory".
+fn join_keep_slash(base: &str, path: &str) -> String {
+    let into = path.ends_with('/') || path == "." || path.ends_with("/.");
+    let j = join(base, path);
+    if into && !j.ends_with('/') {
+        format!("{j}/")
+    } else {
+        j
+    }
+}
+
+fn is_archive(src: &str) -> bool {
+    let s = src.to_ascii_lowercase();
+    [
+        ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst", ".tzst",
+    ]
+    .iter()
+    .any(|e| s.ends_with(e))
+}
