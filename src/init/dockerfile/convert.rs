@@ -56,6 +56,8 @@ pub struct Converter<'a> {
     pub(super) env: BTreeMap<String, String>,
     pub(super) workdir: String,
     pub(super) shell: Vec<String>,
+    /// The build context, to tell a directory source from a file.
+    pub context: Option<std::path::PathBuf>,
     pub runs: Runs,
 }
 
@@ -73,6 +75,7 @@ impl<'a> Converter<'a> {
             env: BTreeMap::new(),
             workdir: "/".into(),
             shell: vec!["/bin/sh".into(), "-c".into()],
+            context: None,
             runs: Runs::default(),
         }
     }
@@ -209,7 +212,8 @@ impl<'a> Converter<'a> {
                     self.unsupported(i, "kiln runs nothing at build time", RUN_TODO);
                 } else {
                     let mut runs = std::mem::take(&mut self.runs);
-                    runs.run(i, &mut self.m);
+                    let args = super::words::expand_shell(&i.args, &self.env);
+                    runs.run(&Instr { args, ..i.clone() }, &mut self.m);
                     self.runs = runs;
                 }
             }

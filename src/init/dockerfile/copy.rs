@@ -6,6 +6,15 @@ use super::model::*;
 use super::parse::Instr;
 
 impl Converter<'_> {
+    /// `--chmod` applies to a directory's tree too: dir-mode only for a source
+    /// known to be a directory, so a file's mode never lands on its parents.
+    fn is_local_dir(&self, src: &str, from_image: bool) -> bool {
+        if from_image {
+            return src.ends_with('/');
+        }
+        self.context.as_ref().is_some_and(|c| c.join(src).is_dir())
+    }
+
     pub(super) fn copy(&mut self, i: &Instr) {
         let add = i.cmd == "ADD";
         let known: &[&str] = if add {
@@ -80,6 +89,9 @@ impl Converter<'_> {
                 None if image.is_some() && !src.starts_with('/') => format!("/{src}"),
                 None => src,
             };
+            let dir_mode = mode
+                .clone()
+                .filter(|_| self.is_local_dir(&src, image.is_some()));
             self.m.copies.push(CopyOut {
                 line: i.line,
                 src,
@@ -87,7 +99,7 @@ impl Converter<'_> {
                 dest: dest.clone(),
                 owner: owner.clone(),
                 mode: mode.clone(),
-                dir_mode: mode.clone(),
+                dir_mode,
                 exclude: exclude.clone(),
                 note: note.clone(),
             });

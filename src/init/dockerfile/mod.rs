@@ -26,12 +26,14 @@ pub use model::Unsupported;
 
 /// The spec text for `dockerfile` (its text), and what it leaves out.
 /// `prefix` goes before every local copy source: the Dockerfile's directory
-/// as seen from the spec's.
+/// as seen from the spec's; `context` (the Dockerfile's directory) tells
+/// directory sources from files.
 pub fn convert(
     text: &str,
     name: &str,
     target: Option<&str>,
     prefix: &str,
+    context: Option<&Path>,
 ) -> Result<(String, Vec<Unsupported>)> {
     let (globals, stages) = convert::stages(parse::parse(text));
     if stages.is_empty() {
@@ -69,6 +71,7 @@ pub fn convert(
     }
     chain.reverse();
     let mut c = convert::Converter::new(&globals, &stages);
+    c.context = context.map(Path::to_path_buf);
     c.base(&stages[chain[0]].from);
     for &n in &chain {
         for i in &stages[n].body {
@@ -147,7 +150,7 @@ pub fn write(
     super::check_dir(&dir)?;
     let prefix = relative(&dir, &context);
     let name = super::detect::dir_name(&dir);
-    let (spec, unsupported) = convert(&text, &name, target, &prefix)?;
+    let (spec, unsupported) = convert(&text, &name, target, &prefix, Some(&context))?;
     let path = super::target_path(&dir, force)?;
     crate::tmp::write_atomic(&path, spec.as_bytes())?;
     Ok((path, unsupported))

@@ -67,6 +67,33 @@ pub fn words(s: &str, vars: Option<&Vars>) -> Vec<String> {
     out
 }
 
+/// RUN's shell text with the `$NAME` / `${NAME}` of ENV set earlier in the
+/// Dockerfile replaced, as the shell running it would (not in single quotes).
+pub fn expand_shell(text: &str, env: &BTreeMap<String, String>) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut single = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' {
+            single = !single;
+        }
+        if c == '$' && !single {
+            if let Some((len, name, None)) = reference(&chars[i..]) {
+                if let Some(v) = env.get(&name).filter(|v| !v.contains('$')) {
+                    out.push_str(v);
+                    i += len;
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 /// A character meant as itself, escaped where kiln would read it as `${`.
 fn literal(word: &mut String, c: char, next: Option<char>, vars: Option<&Vars>) {
     if c == '$' {
@@ -181,6 +208,12 @@ mod tests {
             with(false, "${NOPE:-d} ${PORT:+y} ${NOPE:+y}"),
             ["d", "y", ""]
         );
+    }
+
+    #[test]
+    fn shell_text() {
+        let env: BTreeMap<String, String> = [("H".to_string(), "/h".to_string())].into();
+        assert_eq!(expand_shell("a $H ${H} '$H' $X", &env), "a /h /h '$H' $X");
     }
 
     #[test]
