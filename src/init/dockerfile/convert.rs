@@ -55,6 +55,8 @@ pub struct Converter<'a> {
     pub(super) args: BTreeSet<String>,
     pub(super) env: BTreeMap<String, String>,
     pub(super) workdir: String,
+    /// Directories WORKDIR made, root-owned as Docker makes them.
+    pub(super) workdirs: BTreeSet<String>,
     pub(super) shell: Vec<String>,
     /// The build context, to tell a directory source from a file.
     pub context: Option<std::path::PathBuf>,
@@ -74,6 +76,7 @@ impl<'a> Converter<'a> {
             args: BTreeSet::new(),
             env: BTreeMap::new(),
             workdir: "/".into(),
+            workdirs: BTreeSet::new(),
             shell: vec!["/bin/sh".into(), "-c".into()],
             context: None,
             runs: Runs::default(),
@@ -180,6 +183,7 @@ impl<'a> Converter<'a> {
             "WORKDIR" => {
                 let dir = self.one(&i.args);
                 self.workdir = join(&self.workdir, &dir);
+                self.workdirs.insert(self.workdir.clone());
                 self.m.cfg.workdir = Some(self.workdir.clone());
             }
             "USER" => self.m.cfg.user = Some(self.one(&i.args)),

@@ -89,6 +89,18 @@ impl Converter<'_> {
                 None if image.is_some() && !src.starts_with('/') => format!("/{src}"),
                 None => src,
             };
+            if let Some(o) = owner
+                .as_ref()
+                .filter(|_| image.is_none() && self.is_local_dir(&src, false))
+            {
+                let into = dest.trim_end_matches('/');
+                if self.workdirs.contains(into) {
+                    self.m.notes.push(format!(
+                        "line {}: COPY into {into}, which WORKDIR made: Docker leaves that directory root-owned, kiln's [[copy]] gives it to {o}",
+                        i.line
+                    ));
+                }
+            }
             let dir_mode = mode
                 .clone()
                 .filter(|_| self.is_local_dir(&src, image.is_some()));
@@ -103,7 +115,51 @@ impl Converter<'_> {
                 exclude: exclude.clone(),
                 note: note.clone(),
             });
+            self.drop_rewritten();
         }
+    }
+
+    /// Docker lets a later COPY write a file again (`COPY requirements.txt .`
+    /// then `COPY . .`); kiln refuses a path written twice. An earlier local
+    /// copy whose files the newest one writes again, from the same source
+    /// files, is left out: the later one's owner and mode are what Docker keeps.
+    fn drop_rewritten(&mut self) {
+        let Some(last) = self.m.copies.last() else {
+            return;
+        };
+        if last.image.is_some() || !last.exclude.is_empty() || !self.is_local_dir(&last.src, false)
+        {
+            return;
+        }
+        let base = norm(&last.src);
+        let (dest, line) = (last.dest.trim_end_matches('/').to_string(), last.line);
+        let n = self.m.copies.len() - 1;
+        let mut kept = Vec::new();
+        for (k, c) in std::mem::take(&mut self.m.copies).into_iter().enumerate() {
+            let src = norm(&c.src);
+            let rel = if base.is_empty() {
+                Some(src.as_str())
+            } else {
+                src.strip_prefix(&base)
+                    .and_then(|r| r.strip_prefix('/').or(r.is_empty().then_some("")))
+            };
+            let written = match rel {
+                Some(_) if self.is_local_dir(&c.src, false) => {
+                    c.dest.trim_end_matches('/').to_string()
+                }
+                Some(_) if c.dest.ends_with('/') => {
+                    format!("{}{}", c.dest, src.rsplit('/').next().unwrap_or(""))
+                }
+                _ => String::new(),
+            };
+            let again = rel.is_some_and(|r| join(&dest, r) == written);
+            if k < n && c.image.is_none() && again {
+                self.m.notes.push(format!("line {}: COPY {} is left out: the COPY on line {line} writes the same files again", c.line, c.src));
+            } else {
+                kept.push(c);
+            }
+        }
+        self.m.copies = kept;
     }
 
     /// `--from=STAGE` (an arg naming the image it must be built as) or `--from=IMAGE`.
@@ -149,6 +205,15 @@ fn join_keep_slash(base: &str, path: &str) -> String {
     } else {
         j
     }
+}
+
+/// A context path as written, without `./` and trailing `/` (`.` is `""`).
+fn norm(src: &str) -> String {
+    let parts: Vec<&str> = src
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    parts.join("/")
 }
 
 fn is_archive(src: &str) -> bool {
