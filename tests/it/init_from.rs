@@ -334,7 +334,7 @@ fn seed_003_ecs_service() {
     // chown -R appuser:appuser /app comes after the copies, so they are the user's.
     check_case(Case {
         name: "seed-003-ecs-service",
-        reported: &[6, 6, 6, 10],
+        reported: &[6, 7, 8, 10],
         paths: &[
             "/app",
             "/app/templates/index.html",
@@ -478,7 +478,7 @@ fn go_scratch_with_args_before_from() {
 fn debian_system_user() {
     check_case(Case {
         name: "debian-system-user",
-        reported: &[5, 5, 5],
+        reported: &[6, 7, 8],
         paths: &[
             "/var/lib/worker",
             "/var/log/worker",
@@ -514,7 +514,7 @@ fn escape_directive_heredoc_and_add() {
     // are reported; the excluded *.tmp is not copied (no stat line).
     check_case(Case {
         name: "escape-heredoc",
-        reported: &[7, 11, 12, 15],
+        reported: &[7, 11, 12, 18],
         paths: &[
             "/home/web",
             "/opt/web/settings.ini",
@@ -654,4 +654,114 @@ fn same_as_podman_build() {
     assert!(spec.contains(note), "{spec}");
     let from_podman = from_podman.replace("/srv/www 0:0 755", "/srv/www 10001:10001 755");
     assert_eq!(from_kiln, from_podman, "{spec}");
+}
+
+/// An existing kiln.toml is kept unless --force; an unknown --target is bad
+/// input (exit 2) naming the stages there are.
+#[test]
+fn keeps_a_spec_and_names_the_stages() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context("node-alpine", work.path());
+    fs::write(ctx.join("kiln.toml"), "# mine\n").unwrap();
+    let dockerfile = ctx.join("Dockerfile");
+    let out = kiln()
+        .arg("init")
+        .arg("--from")
+        .arg(&dockerfile)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert_eq!(
+        fs::read_to_string(ctx.join("kiln.toml")).unwrap(),
+        "# mine\n"
+    );
+
+    let (spec, _) = init_from(&ctx, &["--force"]);
+    assert!(spec.contains("name = \"nodeapp\""), "{spec}");
+
+    let out = kiln()
+        .arg("init")
+        .arg("--from")
+        .arg(&dockerfile)
+        .args(["--target", "nope", "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no stage named `nope`") && stderr.contains("stages: build"),
+        "{stderr}"
+    );
+}
+
+/// The spec may go elsewhere than the Dockerfile's directory: sources are
+/// then written relative to the spec.
+#[test]
+fn spec_in_a_parent_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let ctx = context("debian-system-user", work.path());
+    let out = kiln()
+        .arg("init")
+        .arg("--from")
+        .arg(ctx.join("Dockerfile"))
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec = fs::read_to_string(work.path().join("kiln.toml")).unwrap();
+    assert!(
+        spec.contains("src = \"ctx/bin/worker\"") && spec.contains("src = \"ctx/conf/\""),
+        "{spec}"
+    );
+    // With a base that needs no registry, kiln check reads it as build does.
+    fs::write(work.path().join("kiln.toml"), with_base(&spec, "scratch")).unwrap();
+    let checked = kiln()
+        .arg("check")
+        .arg(work.path().join("kiln.toml"))
+        .output()
+        .unwrap();
+    assert_ne!(
+        checked.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+/// Dockerfile text echoed to the terminal has its control characters escaped.
+#[test]
+fn echoed_text_is_escaped() {
+    let work = tempfile::tempdir().unwrap();
+    fs::write(
+        work.path().join("Dockerfile"),
+        "FROM scratch\nRUN echo \x1b[2J\x1b]0;pwned\x07 && printf '\u{202e}x'\nCOPY --evil\x1b[31m=1 a /a\n",
+    )
+    .unwrap();
+    let out = kiln()
+        .arg("init")
+        .arg("--from")
+        .arg(work.path().join("Dockerfile"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\x07') && !stderr.contains('\u{202e}'),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.contains("Dockerfile:2: not in the spec: RUN … echo \\x1b[2J"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Dockerfile:3: not in the spec: COPY --evil\\x1b[31m=1 a /a"),
+        "{stderr}"
+    );
+    let spec = fs::read_to_string(work.path().join("kiln.toml")).unwrap();
+    assert!(!spec.contains('\x1b'), "{spec:?}");
 }

@@ -17,6 +17,25 @@ pub struct Instr {
     pub heredoc: bool,
     /// The whole instruction, continuation lines joined.
     pub text: String,
+    /// The lines it was written on, with their numbers.
+    pub physical: Vec<(usize, String)>,
+}
+
+impl Instr {
+    /// The line, from `*from` on, where the command `part` of this
+    /// instruction starts (its first two words); `*from` moves there.
+    pub fn line_of(&self, part: &str, from: &mut usize) -> usize {
+        let key: Vec<&str> = part.split_whitespace().take(2).collect();
+        let key = key.join(" ");
+        for (n, (line, text)) in self.physical.iter().enumerate().skip(*from) {
+            let text: Vec<&str> = text.split_whitespace().collect();
+            if !key.is_empty() && text.join(" ").contains(&key) {
+                *from = n;
+                return *line;
+            }
+        }
+        self.line
+    }
 }
 
 impl Instr {
@@ -73,6 +92,7 @@ pub fn parse(text: &str) -> Vec<Instr> {
         }
         let mut joined = String::new();
         let mut current = first.trim_end();
+        let mut physical = vec![(start + 1, current.to_string())];
         loop {
             match current.strip_suffix(escape) {
                 Some(head) => {
@@ -89,6 +109,7 @@ pub fn parse(text: &str) -> Vec<Instr> {
                     }
                     current = lines[i].trim_end();
                     i += 1;
+                    physical.push((i, current.to_string()));
                 }
                 None => {
                     joined.push_str(current);
@@ -106,6 +127,7 @@ pub fn parse(text: &str) -> Vec<Instr> {
             args: args.trim().to_string(),
             heredoc: false,
             text: joined.trim().to_string(),
+            physical,
         };
         if matches!(instr.cmd.as_str(), "RUN" | "COPY" | "ADD") {
             let ends = heredoc_ends(&instr.args);
@@ -211,6 +233,10 @@ mod tests {
         assert_eq!(got[2].flag("chown"), Some("app:app"));
         assert_eq!(got[2].flag("chmod"), Some("0755"));
         assert_eq!(got[2].args, "a b /x/");
+        let mut from = 0;
+        assert_eq!(got[1].line_of("echo a", &mut from), 5);
+        assert_eq!(got[1].line_of("echo  b", &mut from), 8);
+        assert_eq!(got[1].line_of("nowhere", &mut from), 5);
     }
 
     #[test]

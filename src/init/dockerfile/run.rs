@@ -18,31 +18,33 @@ pub struct Runs {
 
 impl Runs {
     pub fn run(&mut self, i: &Instr, m: &mut Model) {
+        let mut from = 0;
         for text in commands(&i.args) {
+            let line = i.line_of(&text, &mut from);
             match step(&text) {
                 Step::Nothing => {}
                 Step::Other { text, why } => m.unsupported.push(Unsupported {
-                    line: i.line,
+                    line,
                     what: format!("RUN … {text}"),
                     why,
                     todo: RUN_TODO.into(),
                 }),
                 Step::Group { name, gid, system } => {
-                    self.groups.insert(name, (gid, system, i.line));
+                    self.groups.insert(name, (gid, system, line));
                 }
                 Step::User(u) if self.user.is_some() => m.unsupported.push(Unsupported {
-                    line: i.line,
+                    line,
                     what: format!("RUN … {text}"),
                     why: format!("a second user ({}): kiln's [user] writes one", u.name),
                     todo: "add it to the base image, or run as the first user".into(),
                 }),
-                Step::User(u) => self.user = Some((u, i.line)),
+                Step::User(u) => self.user = Some((u, line)),
                 Step::Mkdir { paths, mode } => {
                     for path in paths {
                         let path = super::convert::join("/", &path);
                         if !m.dirs.iter().any(|d| d.path == path) {
                             m.dirs.push(DirOut {
-                                line: i.line,
+                                line,
                                 path,
                                 owner: None,
                                 mode: mode.clone(),
@@ -58,7 +60,7 @@ impl Runs {
                     for path in paths {
                         chown(
                             m,
-                            i.line,
+                            line,
                             &owner,
                             &super::convert::join("/", &path),
                             recursive,
@@ -71,7 +73,7 @@ impl Runs {
                         match m.dirs.iter_mut().find(|d| d.path == path) {
                             Some(d) => d.mode = Some(format!("{mode:0>4}")),
                             None => m.unsupported.push(Unsupported {
-                                line: i.line,
+                                line,
                                 what: format!("RUN … {text}"),
                                 why: "chmod of a path this spec does not make".into(),
                                 todo: "set mode on the [[copy]] that writes it".into(),

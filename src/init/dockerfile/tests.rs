@@ -80,7 +80,7 @@ fn debian_form() {
         assert!(s.contains(want), "missing {want}:\n{s}");
     }
     assert_eq!(u.len(), 1, "{u:?}");
-    assert_eq!(u[0].line, 10);
+    assert_eq!(u[0].line, 13);
     assert!(u[0].what.contains("apt-get update"));
     validates(DEBIAN, &["app.py"]);
 }
