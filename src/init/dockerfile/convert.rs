@@ -143,6 +143,8 @@ impl<'a> Converter<'a> {
         );
         self.m.base = w.first().cloned().unwrap_or_default();
         self.m.base_line = from.line;
+        // The base is still written: the report says which flag it lacks.
+        let _ = self.flags_ok(from, &["platform"]);
         for (name, value) in self.globals {
             if let Some(v) = value
                 .as_ref()

@@ -58,6 +58,7 @@ impl Instr {
 
 /// The instructions of `text`, and the escape character its directive chose.
 pub fn parse(text: &str) -> Vec<Instr> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().collect();
     let mut escape = '\\';
     let mut i = 0;
@@ -119,7 +120,11 @@ pub fn parse(text: &str) -> Vec<Instr> {
         }
         let (cmd, rest) = split_word(joined.trim_start());
         let cmd = cmd.to_ascii_uppercase();
-        let (flags, args) = flags(rest);
+        // Only these take flags; `CMD --help` is a command, as BuildKit reads it.
+        let (flags, args) = match cmd.as_str() {
+            "FROM" | "COPY" | "ADD" | "RUN" | "HEALTHCHECK" => flags(rest),
+            _ => (Vec::new(), rest),
+        };
         let mut instr = Instr {
             line: start + 1,
             cmd,
@@ -237,6 +242,14 @@ mod tests {
         assert_eq!(got[1].line_of("echo a", &mut from), 5);
         assert_eq!(got[1].line_of("echo  b", &mut from), 8);
         assert_eq!(got[1].line_of("nowhere", &mut from), 5);
+    }
+
+    #[test]
+    fn flags_only_where_buildkit_reads_them() {
+        let got = parse("\u{feff}FROM a\nCMD --help\nENV --x=1\n");
+        assert_eq!(got[0].cmd, "FROM");
+        assert_eq!((got[1].args.as_str(), got[1].flags.len()), ("--help", 0));
+        assert_eq!(got[2].args, "--x=1");
     }
 
     #[test]

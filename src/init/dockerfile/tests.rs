@@ -114,11 +114,11 @@ fn alpine_form_and_stages() {
 
 #[test]
 fn reported_not_dropped() {
-    let text = "FROM scratch\nCOPY --badflag a /a\nADD https://x/y.tgz /y\nADD local.tar.gz /z\nADD conf /etc/conf\n\
+    let text = "FROM --odd=1 scratch\nCOPY --badflag a /a\nADD https://x/y.tgz /y\nADD local.tar.gz /z\nADD conf /etc/conf\n\
         RUN --mount=type=cache,target=/c make\nRUN <<EOF\necho\nEOF\nHEALTHCHECK --weird CMD x\nONBUILD RUN x\nMAINTAINER me\nUSER 1:2\nHEALTHCHECK NONE\nSHELL [\"/bin/bash\", \"-c\"]\nCMD run it\n";
     let (s, u) = spec(text);
     let lines: Vec<usize> = u.iter().map(|u| u.line).collect();
-    assert_eq!(lines, [2, 3, 4, 6, 7, 10, 11, 12], "{u:?}");
+    assert_eq!(lines, [1, 2, 3, 4, 6, 7, 10, 11, 12], "{u:?}");
     assert!(s.contains("src = \"conf\""), "{s}");
     assert!(s.contains("user = \"1:2\""), "{s}");
     assert!(s.contains("test = [\"NONE\"]"), "{s}");
@@ -126,7 +126,7 @@ fn reported_not_dropped() {
         s.contains("cmd = [\"/bin/bash\", \"-c\", \"run it\"]"),
         "{s}"
     );
-    assert!(u[0].what.contains("--badflag"), "{u:?}");
+    assert!(u[1].what.contains("--badflag"), "{u:?}");
     // The spec's header lists each with its line.
     assert!(s.contains("#   line 7: RUN"), "{s}");
 }
