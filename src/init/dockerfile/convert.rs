@@ -50,8 +50,8 @@ pub fn stages(instrs: Vec<Instr>) -> (Vec<(String, Option<String>)>, Vec<Stage>)
 pub struct Converter<'a> {
     pub m: Model,
     pub(super) globals: &'a [(String, Option<String>)],
-    /// Stage names (lowercase) and their index, for COPY --from.
-    pub(super) stage_names: Vec<(Option<String>, usize)>,
+    /// Stage names (lowercase), index and FROM line, for COPY --from.
+    pub(super) stage_names: Vec<(Option<String>, usize, usize)>,
     pub(super) args: BTreeSet<String>,
     pub(super) env: BTreeMap<String, String>,
     pub(super) workdir: String,
@@ -71,7 +71,7 @@ impl<'a> Converter<'a> {
             stage_names: stages
                 .iter()
                 .enumerate()
-                .map(|(n, s)| (s.name.clone(), n))
+                .map(|(n, s)| (s.name.clone(), n, s.from.line))
                 .collect(),
             args: BTreeSet::new(),
             env: BTreeMap::new(),

@@ -169,8 +169,8 @@ impl Converter<'_> {
         let stage = self
             .stage_names
             .iter()
-            .find(|(n, idx)| n.as_deref() == Some(lower.as_str()) || idx.to_string() == from);
-        let Some((_, idx)) = stage else {
+            .find(|(n, idx, _)| n.as_deref() == Some(lower.as_str()) || idx.to_string() == from);
+        let Some(&(_, _, from_line)) = stage else {
             return (Some(from), None);
         };
         let label: String = from
@@ -186,8 +186,8 @@ impl Converter<'_> {
         let arg = format!("STAGE_{label}_IMAGE");
         self.push_arg(
             &arg,
-            format!("oci:stage-{}/out:latest", idx),
-            format!("the image of stage `{from}`: build it elsewhere and pass --build-arg {arg}=HOST/REPO:TAG@sha256:..."),
+            format!("oci:stages/{lower}"),
+            format!("stage `{from}` (FROM on line {}), built elsewhere: --build-arg {arg}=HOST/REPO:TAG@sha256:..., or an OCI layout here", from_line),
         );
         let note = format!(
             "line {line}: COPY --from={from}: stage `{from}` is not built by kiln; build it elsewhere and pass it with --build-arg {arg}=..."

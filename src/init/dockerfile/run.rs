@@ -129,7 +129,7 @@ impl Runs {
             Some(g) => {
                 out.group = Some(g.to_string());
                 out.gid = self.groups.get(g).and_then(|v| v.0);
-                if out.gid.is_none() && g != u.name {
+                if out.gid.is_none() {
                     out.notes.push(format!(
                         "group {g} has no gid in the Dockerfile: kiln gives it the uid"
                     ));
@@ -139,7 +139,15 @@ impl Runs {
                 out.group = Some("users".into());
                 out.gid = Some(100);
             }
-            None => out.gid = self.groups.get(&u.name).and_then(|v| v.0),
+            None => {
+                out.gid = self.groups.get(&u.name).and_then(|v| v.0);
+                if self.groups.contains_key(&u.name) && out.gid.is_none() {
+                    out.notes.push(format!(
+                        "group {} has no gid in the Dockerfile: kiln gives it the uid",
+                        u.name
+                    ));
+                }
+            }
         }
         if out.group.as_deref() == Some(u.name.as_str()) {
             out.group = None;
