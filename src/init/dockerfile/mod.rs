@@ -27,13 +27,14 @@ pub use model::Unsupported;
 /// The spec text for `dockerfile` (its text), and what it leaves out.
 /// `prefix` goes before every local copy source: the Dockerfile's directory
 /// as seen from the spec's; `context` (the Dockerfile's directory) tells
-/// directory sources from files.
+/// directory sources from files; `label` names the Dockerfile in the header.
 pub fn convert(
     text: &str,
     name: &str,
     target: Option<&str>,
     prefix: &str,
     context: Option<&Path>,
+    label: &str,
 ) -> Result<(String, Vec<Unsupported>)> {
     let (globals, stages) = convert::stages(parse::parse(text));
     if stages.is_empty() {
@@ -100,7 +101,7 @@ pub fn convert(
         }
     }
     m.unsupported.sort_by_key(|u| u.line);
-    let spec = render::render(&m, name, "the Dockerfile");
+    let spec = render::render(&m, name, label);
     Ok((spec, m.unsupported))
 }
 
@@ -150,7 +151,14 @@ pub fn write(
     super::check_dir(&dir)?;
     let prefix = relative(&dir, &context);
     let name = super::detect::dir_name(&dir);
-    let (spec, unsupported) = convert(&text, &name, target, &prefix, Some(&context))?;
+    let (spec, unsupported) = convert(
+        &text,
+        &name,
+        target,
+        &prefix,
+        Some(&context),
+        &crate::shown::escape(&dockerfile.display().to_string()),
+    )?;
     let path = super::target_path(&dir, force)?;
     crate::tmp::write_atomic(&path, spec.as_bytes())?;
     Ok((path, unsupported))

@@ -97,7 +97,7 @@ pub struct Unsupported {
 }
 
 /// What to do about a RUN kiln cannot run.
-pub const RUN_TODO: &str = "build it in a builder image and copy its output with [[copy]] image = \"...\", or run it as a local build step before kiln and [[copy]] the result";
+pub const RUN_TODO: &str = "build it in a builder image and [[copy]] image = \"...\" its output, run it as a local build step before kiln and [[copy]] the result, or use a base that already has what it installs";
 
 /// `pairs` with `key` set to `value`, in place if it was there.
 pub fn set(pairs: &mut Vec<(String, String)>, key: String, value: String) {

@@ -2,7 +2,7 @@ use super::*;
 use crate::spec::raw::RawSpec;
 
 fn spec(text: &str) -> (String, Vec<Unsupported>) {
-    let (s, u) = convert(text, "app", None, "", None).unwrap();
+    let (s, u) = convert(text, "app", None, "", None, "Dockerfile").unwrap();
     toml::from_str::<RawSpec>(&s).unwrap_or_else(|e| panic!("{e}\n{s}"));
     (s, u)
 }
@@ -102,14 +102,14 @@ fn alpine_form_and_stages() {
     );
     assert!(u.is_empty(), "{u:?}");
     // --target follows the chain: mid is built FROM build, whose RUN is reported.
-    let (s, u) = convert(text, "app", Some("MID"), "", None).unwrap();
+    let (s, u) = convert(text, "app", Some("MID"), "", None, "Dockerfile").unwrap();
     assert!(
         s.contains("A = \"1\"") && s.contains("base = \"alpine:3.20\""),
         "{s}"
     );
     assert_eq!(u.iter().map(|u| u.line).collect::<Vec<_>>(), [2]);
-    assert!(convert(text, "app", Some("nope"), "", None).is_err());
-    assert!(convert("# nothing\n", "app", None, "", None).is_err());
+    assert!(convert(text, "app", Some("nope"), "", None, "Dockerfile").is_err());
+    assert!(convert("# nothing\n", "app", None, "", None, "Dockerfile").is_err());
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn fuzzish() {
             seed ^= seed << 17;
             text.push_str(parts[(seed % parts.len() as u64) as usize]);
         }
-        if let Ok((s, _)) = convert(&text, "app", None, "", None) {
+        if let Ok((s, _)) = convert(&text, "app", None, "", None, "Dockerfile") {
             if let Err(e) = toml::from_str::<RawSpec>(&s) {
                 panic!("{e}\nfrom:\n{text:?}\nspec:\n{s}");
             }
