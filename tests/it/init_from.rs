@@ -35,7 +35,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// `kiln init --from CTX/Dockerfile EXTRA`, which must succeed: the spec and stderr.
+/// `kiln init --from CTX/Dockerfile EXTRA`, which must succeed with a spec
+/// the JSON Schema accepts: the spec and stderr.
 fn init_from(ctx: &Path, extra: &[&str]) -> (String, String) {
     let out = kiln()
         .arg("init")
@@ -46,7 +47,11 @@ fn init_from(ctx: &Path, extra: &[&str]) -> (String, String) {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "kiln init --from: {stderr}");
-    (fs::read_to_string(ctx.join("kiln.toml")).unwrap(), stderr)
+    let spec = fs::read_to_string(ctx.join("kiln.toml")).unwrap();
+    // What editors check it against: `kiln schema`.
+    let errors = crate::common::schema::errors(&crate::common::schema::validator(), &spec);
+    assert!(errors.is_empty(), "{errors:?}\n{spec}");
+    (spec, stderr)
 }
 
 /// The Dockerfile lines stderr reports as left out, in order.
