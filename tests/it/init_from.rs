@@ -279,12 +279,18 @@ fn seed_000_django_release() {
 #[test]
 fn seed_001_fastapi_todo() {
     // `useradd -m appuser` names no uid: Debian's useradd takes 1000 on a fresh base.
+    // WORKDIR /code comes after USER appuser: BuildKit makes it as appuser.
     check_case(Case {
         name: "seed-001-fastapi-todo",
         reported: &[],
-        paths: &["/home/appuser", "/home/appuser/.local", "/code/app/main.py"],
+        paths: &[
+            "/home/appuser",
+            "/home/appuser/.local",
+            "/code",
+            "/code/app/main.py",
+        ],
         seen: "1000\n1000\nappuser\n/home/appuser\n/code\n/home/appuser 1000:1000 755\n\
-               /home/appuser/.local 0:0 755\n/code/app/main.py 0:0 644\n",
+               /home/appuser/.local 0:0 755\n/code 1000:1000 755\n/code/app/main.py 0:0 644\n",
         config: vec![
             ("/User", json!("1000:1000")),
             ("/WorkingDir", json!("/code")),

@@ -185,6 +185,7 @@ impl<'a> Converter<'a> {
             "WORKDIR" => {
                 let dir = self.one(&i.args);
                 self.workdir = join(&self.workdir, &dir);
+                self.workdir_owner(i.line);
                 self.workdirs.insert(self.workdir.clone());
                 self.m.cfg.workdir = Some(self.workdir.clone());
             }
@@ -237,6 +238,26 @@ impl<'a> Converter<'a> {
                 "check the spelling",
             ),
         }
+    }
+
+    /// BuildKit makes a WORKDIR that does not exist yet as the current USER:
+    /// a [[dir]] owned by that user, unless something here made it already.
+    fn workdir_owner(&mut self, line: usize) {
+        let Some(user) = self.m.cfg.user.clone() else {
+            return;
+        };
+        let who = user.split(':').next().unwrap_or("");
+        let made = self.workdirs.contains(&self.workdir)
+            || self.m.dirs.iter().any(|d| d.path == self.workdir);
+        if made || matches!(who, "root" | "0" | "") || self.workdir == "/" {
+            return;
+        }
+        self.m.dirs.push(DirOut {
+            line,
+            path: self.workdir.clone(),
+            owner: Some(user),
+            mode: None,
+        });
     }
 
     fn arg(&mut self, i: &Instr) {
