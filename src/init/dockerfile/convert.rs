@@ -190,7 +190,13 @@ impl<'a> Converter<'a> {
                 self.m.cfg.workdir = Some(self.workdir.clone());
             }
             "USER" => self.m.cfg.user = Some(self.one(&i.args)),
-            "EXPOSE" => self.m.cfg.expose.extend(self.text(&i.args)),
+            "EXPOSE" => {
+                let ports = self
+                    .text(&i.args)
+                    .into_iter()
+                    .map(|p| p.to_ascii_lowercase());
+                self.m.cfg.expose.extend(ports);
+            }
             "VOLUME" => {
                 let v = i.json().unwrap_or_else(|| self.text(&i.args));
                 self.m.cfg.volumes.extend(v);

@@ -39,7 +39,7 @@ RUN groupadd -g 10001 appgroup && \
     apt-get update
 COPY --chown=appuser:appgroup --chmod=640 app.py ./
 USER appuser
-EXPOSE 8000 9000/udp
+EXPOSE 8000 9000/UDP
 VOLUME ["/app/data"]
 STOPSIGNAL TERM
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --start-interval=1s --retries=4 CMD ["python", "-c", "print(1)"]
