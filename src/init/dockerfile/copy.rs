@@ -164,6 +164,17 @@ impl Converter<'_> {
 
     /// `--from=STAGE` (an arg naming the image it must be built as) or `--from=IMAGE`.
     fn copy_source(&mut self, from: &str, line: usize) -> (Option<String>, Option<String>) {
+        // `--from=ghcr.io/astral-sh/uv:${UV}` may use an ARG declared before FROM.
+        for (name, value) in self.globals {
+            let used = from.contains(&format!("${{{name}}}")) || from.contains(&format!("${name}"));
+            if let Some(v) = value.as_ref().filter(|_| used && !self.args.contains(name)) {
+                self.push_arg(
+                    name,
+                    v.clone(),
+                    "ARG before FROM, used in COPY --from".into(),
+                );
+            }
+        }
         let from = self.one(from);
         let lower = from.to_ascii_lowercase();
         let stage = self
