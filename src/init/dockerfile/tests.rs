@@ -94,11 +94,11 @@ fn alpine_form_and_stages() {
     assert!(s.contains("image = \"${STAGE_BUILD_IMAGE}\""), "{s}");
     assert!(s.contains("STAGE_BUILD_IMAGE = "), "{s}");
     assert!(s.contains("image = \"ghcr.io/astral-sh/uv:0.8\""), "{s}");
-    let (s, _) =
+    let (uv, _) =
         spec("ARG UV=0.8.22\nFROM scratch\nCOPY --from=ghcr.io/astral-sh/uv:$UV /uv /bin/uv\n");
     assert!(
-        s.contains("image = \"ghcr.io/astral-sh/uv:${UV}\"") && s.contains("UV = \"0.8.22\""),
-        "{s}"
+        uv.contains("image = \"ghcr.io/astral-sh/uv:${UV}\"") && uv.contains("UV = \"0.8.22\""),
+        "{uv}"
     );
     assert!(s.contains("shell = \"/sbin/nologin\""), "{s}");
     assert!(s.contains("kiln writes no home"), "{s}");
