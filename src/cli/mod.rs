@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use kiln::error::Error;
+use kiln::shown::Shown;
 
 pub use build::BuildArgs;
 pub use check::CheckArgs;
@@ -63,12 +64,17 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct InitArgs {
-    /// The directory to write kiln.toml in.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    /// The directory to write kiln.toml in (default: ., or the Dockerfile's with --from).
+    pub dir: Option<PathBuf>,
     /// Replace an existing kiln.toml.
     #[arg(long)]
     pub force: bool,
+    /// Write the spec from this Dockerfile: its final stage, or --target's.
+    #[arg(long, value_name = "DOCKERFILE")]
+    pub from: Option<PathBuf>,
+    /// The Dockerfile stage to write the spec from (default: the last).
+    #[arg(long, value_name = "STAGE", requires = "from")]
+    pub target: Option<String>,
 }
 
 /// How a subcommand that did not fail ended: cleanly, or with check
@@ -79,10 +85,38 @@ pub enum Outcome {
 }
 
 pub fn init(args: InitArgs) -> Result<(), Error> {
-    let path = kiln::init::write(&args.dir, args.force)?;
-    tracing::info!(
-        "wrote {}; edit it, then run `kiln check` and `kiln build`",
-        path.display()
+    let Some(dockerfile) = &args.from else {
+        let dir = args.dir.unwrap_or_else(|| PathBuf::from("."));
+        let path = kiln::init::write(&dir, args.force)?;
+        tracing::info!(
+            "wrote {}; edit it, then run `kiln check` and `kiln build`",
+            path.display()
+        );
+        return Ok(());
+    };
+    let (path, unsupported) = kiln::init::dockerfile::write(
+        dockerfile,
+        args.dir.as_deref(),
+        args.target.as_deref(),
+        args.force,
+    )?;
+    let shown = dockerfile.display().to_string();
+    for u in &unsupported {
+        eprintln!(
+            "{}:{}: not in the spec: {}\n  {}; {}",
+            Shown(&shown),
+            u.line,
+            Shown(&u.what),
+            Shown(&u.why),
+            Shown(&u.todo)
+        );
+    }
+    eprintln!(
+        "wrote {} from {} ({} thing{} left out, listed at its top); edit it, then run `kiln check` and `kiln build`",
+        Shown(&path.display().to_string()),
+        Shown(&shown),
+        unsupported.len(),
+        if unsupported.len() == 1 { "" } else { "s" }
     );
     Ok(())
 }

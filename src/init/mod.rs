@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 mod detect;
+pub mod dockerfile;
 
 use detect::*;
 
@@ -39,6 +40,13 @@ pub fn starter(dir: &Path) -> String {
 
 /// Write `dir/kiln.toml`; an existing one is kept unless `force`.
 pub fn write(dir: &Path, force: bool) -> Result<PathBuf> {
+    check_dir(dir)?;
+    let path = target_path(dir, force)?;
+    crate::tmp::write_atomic(&path, starter(dir).as_bytes())?;
+    Ok(path)
+}
+
+fn check_dir(dir: &Path) -> Result<()> {
     if !dir.is_dir() {
         return Err(Error::Usage {
             what: format!("`{}`", dir.display()),
@@ -46,6 +54,11 @@ pub fn write(dir: &Path, force: bool) -> Result<PathBuf> {
             hint: Some("pass the directory that holds your project".into()),
         });
     }
+    Ok(())
+}
+
+/// `dir/kiln.toml`, unless one is there and not to be replaced.
+fn target_path(dir: &Path, force: bool) -> Result<PathBuf> {
     let path = dir.join("kiln.toml");
     // symlink_metadata: a dangling link named kiln.toml is still something to keep.
     if !force && fs::symlink_metadata(&path).is_ok() {
@@ -55,7 +68,6 @@ pub fn write(dir: &Path, force: bool) -> Result<PathBuf> {
             hint: Some("pass --force to replace it".into()),
         });
     }
-    crate::tmp::write_atomic(&path, starter(dir).as_bytes())?;
     Ok(path)
 }
 

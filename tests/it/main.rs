@@ -30,6 +30,7 @@ mod hostile_outputs;
 mod hostile_registry;
 mod image;
 mod init;
+mod init_from;
 mod inspect;
 mod interrupts;
 mod mirrors;

@@ -1,0 +1,1 @@
+# placeholder: Django's manage.py
