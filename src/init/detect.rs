@@ -238,3 +238,53 @@ pub(super) fn join(between: &str) -> &str {
         _ => "-",
     }
 }
+
+/// The project's version, from the first manifest that gives one:
+/// Cargo.toml `[package] version`, package.json `version`, pyproject.toml
+/// `[project] version` (or Poetry's). Only plain version text is taken.
+pub(super) fn project_version(dir: &Path) -> Option<(String, &'static str)> {
+    let read = |name: &str| {
+        let mut text = String::new();
+        fs::File::open(dir.join(name))
+            .ok()?
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    };
+    let toml_at = |text: &str, path: &[&str]| {
+        let mut value: toml::Value = toml::from_str(text).ok()?;
+        for key in path {
+            value = value.get(key)?.clone();
+        }
+        value.as_str().map(str::to_string)
+    };
+    let found = [
+        (
+            "Cargo.toml",
+            read("Cargo.toml").and_then(|t| toml_at(&t, &["package", "version"])),
+        ),
+        (
+            "package.json",
+            read("package.json").and_then(|t| {
+                let v: serde_json::Value = serde_json::from_str(&t).ok()?;
+                v.get("version")?.as_str().map(str::to_string)
+            }),
+        ),
+        (
+            "pyproject.toml",
+            read("pyproject.toml").and_then(|t| {
+                toml_at(&t, &["project", "version"])
+                    .or_else(|| toml_at(&t, &["tool", "poetry", "version"]))
+            }),
+        ),
+    ];
+    found.into_iter().find_map(|(from, v)| {
+        let v = v?;
+        let plain = !v.is_empty()
+            && v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+        plain.then_some((v, from))
+    })
+}

@@ -42,7 +42,13 @@ pub fn starter(dir: &Path) -> String {
 pub fn write(dir: &Path, force: bool) -> Result<PathBuf> {
     check_dir(dir)?;
     let path = target_path(dir, force)?;
-    crate::tmp::write_atomic(&path, starter(dir).as_bytes())?;
+    let guess = Guess::of(dir);
+    crate::tmp::write_atomic(&path, render(&guess).as_bytes())?;
+    if guess.entry.is_none() {
+        tracing::warn!(
+            "no program to run was found: the spec has no entrypoint or cmd yet; set [config] entrypoint before building"
+        );
+    }
     Ok(path)
 }
 
@@ -78,6 +84,8 @@ struct Guess {
     /// The program to run, as a path in the image.
     entry: Option<Entry>,
     port: Option<Port>,
+    /// The project's version and the file it came from.
+    version: Option<(String, &'static str)>,
 }
 
 /// The build output to copy into /app.
@@ -119,6 +127,7 @@ impl Guess {
             copy,
             entry,
             port: port_from_dockerfile(dir).or_else(|| port_from_env_file(dir)),
+            version: project_version(dir),
         }
     }
 }
@@ -127,7 +136,7 @@ fn render(g: &Guess) -> String {
     [
         header(g),
         image(g),
-        args(),
+        args(g),
         user(),
         copy(g),
         config(g),
@@ -187,18 +196,18 @@ fn image(g: &Guess) -> String {
     s
 }
 
-fn args() -> String {
+fn args(g: &Guess) -> String {
     let mut s = String::new();
     s += &line("[args]", "${NAME} values; --build-arg NAME=VALUE overrides");
-    s += &line("VERSION = \"dev\"", "");
-    s += &line(
-        "REVISION = \"unknown\"",
-        "--build-arg REVISION=$(git rev-parse HEAD)",
-    );
-    s += &line(
-        "CREATED = \"unknown\"",
-        "--build-arg CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)",
-    );
+    match &g.version {
+        Some((v, from)) => s += &line(&format!("VERSION = {v:?}"), &format!("from {from}")),
+        None => {
+            s += &line(
+                "VERSION = \"dev\"",
+                "no Cargo.toml, package.json or pyproject.toml version found",
+            )
+        }
+    }
     s
 }
 
@@ -298,8 +307,9 @@ fn labels(g: &Guess) -> String {
         g.name
     );
     s += "\"org.opencontainers.image.version\" = \"${VERSION}\"\n";
-    s += "\"org.opencontainers.image.revision\" = \"${REVISION}\"\n";
-    s += "\"org.opencontainers.image.created\" = \"${CREATED}\"\n";
+    s += "# revision and created come from CI, not the spec:\n";
+    s += "#   kiln build --label org.opencontainers.image.revision=$(git rev-parse HEAD) \\\n";
+    s += "#     --label org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)\n";
     s
 }
 

@@ -43,3 +43,45 @@ fn dynamic_elf_is_told_from_static() {
     assert!(!dynamically_linked(&fixed));
     assert!(!dynamically_linked(&script));
 }
+
+#[test]
+fn the_version_comes_from_the_project_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(project_version(d), None);
+    fs::write(
+        d.join("package.json"),
+        r#"{"name": "web", "version": "2.1.0"}"#,
+    )
+    .unwrap();
+    assert_eq!(project_version(d), Some(("2.1.0".into(), "package.json")));
+    fs::write(
+        d.join("Cargo.toml"),
+        "[package]\nname = \"x\"\nversion = \"0.4.1\"\n",
+    )
+    .unwrap();
+    assert_eq!(project_version(d), Some(("0.4.1".into(), "Cargo.toml")));
+    // A workspace-inherited version is not text: the next manifest answers.
+    fs::write(
+        d.join("Cargo.toml"),
+        "[package]\nversion.workspace = true\n",
+    )
+    .unwrap();
+    assert_eq!(project_version(d), Some(("2.1.0".into(), "package.json")));
+    fs::remove_file(d.join("package.json")).unwrap();
+    fs::write(
+        d.join("pyproject.toml"),
+        "[tool.poetry]\nversion = \"1.0rc1\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        project_version(d),
+        Some(("1.0rc1".into(), "pyproject.toml"))
+    );
+    fs::write(
+        d.join("pyproject.toml"),
+        "[project]\nversion = \"1.0\\\"\\ninjected\"\n",
+    )
+    .unwrap();
+    assert_eq!(project_version(d), None);
+}
