@@ -34,6 +34,8 @@ pub struct UserOut {
     pub group: Option<String>,
     pub gid: Option<i64>,
     pub home: Option<String>,
+    /// useradd -m copies the base's /etc/skel into the home.
+    pub skel: bool,
     pub shell: Option<String>,
     /// What the spec says that the Dockerfile left to the base's tools.
     pub notes: Vec<String>,

@@ -119,6 +119,13 @@ pub fn render(m: &Model, name: &str, dockerfile: &str) -> String {
                 &format!("home = {}", q(h)),
                 "created, owned by the user",
             );
+            if u.skel {
+                line(
+                    &mut s,
+                    "skel = true",
+                    "useradd -m: the base's /etc/skel copied in",
+                );
+            }
         }
         if let Some(sh) = &u.shell {
             line(&mut s, &format!("shell = {}", q(sh)), "");

@@ -158,6 +158,8 @@ impl Runs {
         let default_home = format!("/home/{}", u.name);
         if u.create_home {
             out.home = Some(u.home.clone().unwrap_or(default_home));
+            // busybox's adduser makes the home empty; useradd -m fills it from /etc/skel.
+            out.skel = !u.alpine;
         } else {
             let named = u.home.clone().unwrap_or(default_home);
             out.notes.push(format!("{tool} names {named} in /etc/passwd without making it; kiln writes no home (/nonexistent)"));
