@@ -166,6 +166,16 @@ pub struct ImageIndex {
     pub descriptor: Descriptor,
 }
 
+/// The platform an image is for: the spec's, with the base's variant when
+/// the spec names none (an arm64 base says v8; the image keeps saying so).
+pub fn platform(spec: &Spec, base: &Base) -> Platform {
+    let mut p = spec.platform.clone();
+    if p.variant.is_none() && base.config.architecture == p.arch {
+        p.variant = base.config.variant.clone();
+    }
+    p
+}
+
 pub fn index(format: Format, images: &[(&Platform, &Image)]) -> ImageIndex {
     let media_type = match format {
         Format::Docker => oci::DOCKER_LIST,
@@ -235,7 +245,7 @@ fn image_config(spec: &Spec, base: &Base, new: &[(Vec<String>, LayerBlob)]) -> R
     image.created = created.clone();
     image.os = spec.platform.os.clone();
     image.architecture = spec.platform.arch.clone();
-    image.variant = spec.platform.variant.clone();
+    image.variant = platform(spec, base).variant;
     image.rootfs.kind = "layers".to_string();
 
     let c = &mut image.config;

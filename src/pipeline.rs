@@ -180,11 +180,11 @@ pub fn build(
     timings.layers = started.elapsed() - timings.resolve;
 
     let index = (images.len() > 1).then(|| {
-        let list: Vec<(&Platform, &Image)> = targets
+        let platforms: Vec<Platform> = targets
             .iter()
-            .map(|t| &t.spec.platform)
-            .zip(&images)
+            .map(|t| assemble::platform(&t.spec, &t.base))
             .collect();
+        let list: Vec<(&Platform, &Image)> = platforms.iter().zip(&images).collect();
         assemble::index(lead.format, &list)
     });
     if let Some(index) = &index {

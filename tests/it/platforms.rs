@@ -867,3 +867,32 @@ fn kiln_index_refuses_two_of_a_platform_an_index_and_another_registry() {
         assert!(!is_served(&bad), "{what}: {bad} exists");
     }
 }
+
+/// A spec that names no variant keeps the base's: an arm64 base that says
+/// v8 gives an image that says v8, as the platform matcher expects.
+#[test]
+fn the_base_variant_is_kept_when_the_spec_names_none() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let base = crate::common::handmade::layout(
+        &w.join("base"),
+        "arm",
+        &[crate::common::handmade::dir("etc")],
+        serde_json::json!({ "architecture": "arm64", "variant": "v8" }),
+        serde_json::json!({}),
+    );
+    let spec = write_spec(
+        &w.join("app"),
+        &format!(
+            "[image]\nname = \"v\"\nbase = \"{base}\"\nplatform = \"linux/arm64\"\n[policy]\nenforce = false\n"
+        ),
+    );
+    let out = w.join("out");
+    let o = kiln_build(&spec, &w.join("cache"), &["--oci", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index = read_json(&out.join("index.json"));
+    let manifest = read_json(&layout_blob(&out, &index["manifests"][0]["digest"]));
+    let config = read_json(&layout_blob(&out, &manifest["config"]["digest"]));
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["variant"], "v8");
+}
