@@ -79,7 +79,7 @@ fn closed_port() -> String {
 
 #[test]
 fn mirrors_are_tried_in_order_with_their_prefix_then_the_registry() {
-    if !have(&["docker-registry", "umoci"]) {
+    if !have(&["docker-registry", "skopeo", "umoci"]) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -134,7 +134,7 @@ fn mirrors_are_tried_in_order_with_their_prefix_then_the_registry() {
 
 #[test]
 fn mirror_only_never_reaches_the_registry() {
-    if !have(&["docker-registry", "umoci"]) {
+    if !have(&["docker-registry", "skopeo", "umoci"]) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -168,7 +168,7 @@ fn mirror_only_never_reaches_the_registry() {
 /// all go to a docker.io mirror, under `library/` for official images.
 #[test]
 fn docker_hub_names_go_to_a_docker_io_mirror() {
-    if !have(&["docker-registry", "umoci"]) {
+    if !have(&["docker-registry", "skopeo", "umoci"]) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
