@@ -27,6 +27,8 @@
 //! - `layer/`: tar, digest, compress, in one pass per layer; the `local` and
 //!   `remote` (registry-shared) layer caches; `stream` uploads while writing.
 //! - `assemble`: the image config and the manifest.
+//! - `sbom`: what the image holds (files added, base packages) as SPDX and
+//!   CycloneDX documents.
 //! - `output/`: an OCI `layout`, a docker-`archive`, a registry `push`, an
 //!   `index` over per-platform pushes, and plain `file`s.
 //! - `pipeline`: runs the stages in that order, per platform; this file's
@@ -46,6 +48,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod registry;
+pub mod sbom;
 pub mod shown;
 pub mod spec;
 pub mod store;
