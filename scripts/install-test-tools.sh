@@ -9,6 +9,21 @@
 # to read the file capabilities it sets.
 set -euo pipefail
 
+# --- PyPI: SBOM validators (tests/it/sbom.rs) ----------------------------
+# spdx-tools (pyspdxtools) and cyclonedx-python-lib's JSON schema validator,
+# in a venv the tests look for at $KILN_TEST_VENV (default below).
+sbom_venv="${KILN_TEST_VENV:-$HOME/.cache/kiln-test-tools/venv}"
+if ! { [ -x "$sbom_venv/bin/pyspdxtools" ] &&
+  "$sbom_venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema' 2>/dev/null; }; then
+  echo "installing spdx-tools and cyclonedx-python-lib into $sbom_venv" >&2
+  python3 -m venv "$sbom_venv" || {
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    ${SUDO:-} apt-get install -y -q python3-venv && python3 -m venv "$sbom_venv"
+  }
+  "$sbom_venv/bin/pip" install -q spdx-tools 'cyclonedx-python-lib[json-validation]'
+fi
+# --------------------------------------------------------------------------
+
 need=()
 for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux ip unshare nsenter tinyproxy grpck getcap; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || need+=("$tool")

@@ -10,12 +10,13 @@ mod system;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::image::base::{Base, Kind};
 use crate::plan::accounts::Accounts;
 use crate::plan::extract::Extracted;
-use crate::spec::validate::{Id, Owner, Spec};
+use crate::spec::validate::{Id, Owner, Span, Spec};
 use sources::{FoundKind, Stamp};
 
 pub enum Content {
@@ -62,13 +63,36 @@ pub struct LayerPlan {
     pub created_by: Vec<String>,
     /// Absolute paths in the image, sorted: parents come before children.
     pub entries: BTreeMap<String, Entry>,
+    /// What placed each file and link of `entries` (not the directories),
+    /// for the SBOM.
+    pub origins: BTreeMap<String, Arc<Origin>>,
+}
+
+/// What placed a path: the spec entry, for the duplicate-destination error
+/// and the SBOM. One is shared by all the files of a copy entry, so that
+/// big trees cost little memory.
+#[derive(Debug)]
+pub struct Origin {
+    /// As messages name it: "the copy of `app/`", "[user]".
+    pub what: String,
+    /// The entry's place in the spec text; None for what kiln adds itself.
+    pub at: Option<Span>,
+    /// For a copy out of an image: the image as written and the manifest
+    /// digest it resolved to.
+    pub image: Option<(String, String)>,
+}
+
+impl Origin {
+    fn new(what: impl Into<String>, at: Option<&Span>) -> Arc<Origin> {
+        Arc::new(Origin {
+            what: what.into(),
+            at: at.cloned(),
+            image: None,
+        })
+    }
 }
 
 const SYSTEM: &str = "";
-
-/// What placed a path, for the duplicate-destination error; shared by all
-/// the files of one copy entry so that big trees cost little memory.
-type Origin = std::rc::Rc<str>;
 
 /// `images[i]` holds what copy `i` takes from an image (see `extract`).
 pub fn plan(
@@ -85,6 +109,7 @@ pub fn plan(
         layers: vec![LayerPlan {
             created_by: Vec::new(),
             entries: BTreeMap::new(),
+            origins: BTreeMap::new(),
         }],
         dirs: BTreeMap::new(),
         origins: BTreeMap::new(),
@@ -102,11 +127,18 @@ pub fn plan(
             .image
             .as_ref()
             .zip(images.get(n).and_then(Option::as_ref));
-        let origin: Origin = match from_image {
-            None => format!("the copy of `{}`", copy.src),
-            Some((source, _)) => format!("the copy of `{}` from {}", copy.src, source.text),
-        }
-        .into();
+        let origin = Arc::new(match from_image {
+            None => Origin {
+                what: format!("the copy of `{}`", copy.src),
+                at: Some(copy.at.clone()),
+                image: None,
+            },
+            Some((source, e)) => Origin {
+                what: format!("the copy of `{}` from {}", copy.src, source.text),
+                at: Some(copy.at.clone()),
+                image: Some((source.text.clone(), e.digest.clone())),
+            },
+        });
         let mut add = |f: sources::Found| {
             let (content, mode) = match f.kind {
                 FoundKind::Dir => {
@@ -221,7 +253,7 @@ struct Planner<'a> {
     /// Directories someone asked for, with their final owner and mode.
     dirs: BTreeMap<String, (u32, u32, u32)>,
     /// Files and links already placed, with where they came from.
-    origins: BTreeMap<String, Origin>,
+    origins: BTreeMap<String, Arc<Origin>>,
     /// The paths of local source files by layer, device and inode.
     inodes: BTreeMap<(usize, u64, u64), Vec<String>>,
 }
@@ -232,6 +264,7 @@ impl Planner<'_> {
         self.layers.push(LayerPlan {
             created_by: Vec::new(),
             entries: BTreeMap::new(),
+            origins: BTreeMap::new(),
         });
         self.layers.len() - 1
     }
@@ -295,22 +328,25 @@ impl Planner<'_> {
     }
 
     /// Place one entry; the same file twice, or a file where a directory is, is an error.
-    fn add(&mut self, layer: usize, path: &str, entry: Entry, origin: Origin) -> Result<()> {
+    fn add(&mut self, layer: usize, path: &str, entry: Entry, origin: Arc<Origin>) -> Result<()> {
         let path = self.base.fs.resolve_parents(path);
         if path == "/" {
             return Ok(());
         }
         let is_dir = matches!(entry.content, Content::Dir);
         if let Some(first) = self.origins.get(&path) {
-            return Err(self.conflict(&path, first, &origin));
+            return Err(self.conflict(&path, &first.what, &origin.what));
         }
         if is_dir {
             self.dirs
                 .insert(path.clone(), (entry.uid, entry.gid, entry.mode));
         } else {
             if self.dirs.contains_key(&path) {
-                return Err(self.conflict(&path, "a directory", &origin));
+                return Err(self.conflict(&path, "a directory", &origin.what));
             }
+            self.layers[layer]
+                .origins
+                .insert(path.clone(), origin.clone());
             self.origins.insert(path.clone(), origin);
         }
         self.layers[layer].entries.insert(path, entry);

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufReader, Read};
 
-use super::{Content, Entry, Planner};
+use super::{Content, Entry, Origin, Planner};
 use crate::error::{Error, Result};
 use crate::image::base::Kind;
 use crate::image::fsview::{DataRef, MAX_ACCOUNT_FILE, read_entries};
@@ -36,7 +36,7 @@ impl Planner<'_> {
                         mode,
                         caps: 0,
                     },
-                    "[user]".into(),
+                    Origin::new("[user]", spec.user.as_ref().map(|u| &u.at)),
                 )?;
             }
         }
@@ -52,7 +52,7 @@ impl Planner<'_> {
                         mode: 0o755,
                         caps: 0,
                     },
-                    "[user] home".into(),
+                    Origin::new("[user] home", Some(&user.at)),
                 )?;
                 if user.skel {
                     self.skel(home, user.uid, user.gid)?;
@@ -83,7 +83,7 @@ impl Planner<'_> {
                     mode,
                     caps: 0,
                 },
-                format!("[[dir]] {}", dir.path).into(),
+                Origin::new(format!("[[dir]] {}", dir.path), Some(&dir.at)),
             )?;
             self.layers[layer]
                 .created_by
@@ -104,7 +104,7 @@ impl Planner<'_> {
                     mode,
                     caps: file.capabilities,
                 },
-                format!("[[file]] {}", file.path).into(),
+                Origin::new(format!("[[file]] {}", file.path), Some(&file.at)),
             )?;
             self.layers[layer]
                 .created_by
@@ -124,7 +124,7 @@ impl Planner<'_> {
                     mode: 0o777,
                     caps: 0,
                 },
-                format!("[[symlink]] {}", link.path).into(),
+                Origin::new(format!("[[symlink]] {}", link.path), Some(&link.at)),
             )?;
             self.layers[layer]
                 .created_by
@@ -153,7 +153,7 @@ impl Planner<'_> {
                 mode: 0o755,
                 caps: 0,
             },
-            "workdir".into(),
+            Origin::new("workdir", None),
         )?;
         self.layers[0]
             .created_by
@@ -200,7 +200,8 @@ impl Planner<'_> {
                 mode,
                 caps: 0,
             };
-            self.add(0, &dest, entry, "[user] skel".into())?;
+            let origin = Origin::new("[user] skel", self.spec.user.as_ref().map(|u| &u.at));
+            self.add(0, &dest, entry, origin)?;
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ mod registry_quirks;
 mod reproducible;
 mod run_as;
 mod safety;
+mod sbom;
 mod schema;
 mod seeds;
 mod shared_cache;

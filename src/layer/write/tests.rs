@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 fn plan(entries: Vec<(&str, Entry)>) -> LayerPlan {
     LayerPlan {
         created_by: vec![],
+        origins: Default::default(),
         entries: entries
             .into_iter()
             .map(|(p, e)| (p.to_string(), e))

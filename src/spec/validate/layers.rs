@@ -47,6 +47,7 @@ pub struct Dir {
     pub owner: Option<Owner>,
     pub mode: Option<u32>,
     pub layer: Option<String>,
+    pub at: Span,
 }
 
 pub struct InlineFile {
@@ -56,6 +57,7 @@ pub struct InlineFile {
     pub mode: Option<u32>,
     pub capabilities: u64,
     pub layer: Option<String>,
+    pub at: Span,
 }
 
 pub struct Symlink {
@@ -63,6 +65,7 @@ pub struct Symlink {
     pub target: String,
     pub owner: Option<Owner>,
     pub layer: Option<String>,
+    pub at: Span,
 }
 
 impl Validator {
@@ -220,6 +223,7 @@ impl Validator {
             owner: self.owner(&d.owner)?,
             mode: self.mode(&d.mode)?,
             layer: self.layer(&d.layer)?,
+            at: raw.span(),
         })
     }
 
@@ -232,6 +236,7 @@ impl Validator {
             mode: self.mode(&f.mode)?,
             capabilities: self.capabilities(&f.capabilities)?,
             layer: self.layer(&f.layer)?,
+            at: raw.span(),
         })
     }
 
@@ -249,6 +254,7 @@ impl Validator {
             target,
             owner: self.owner(&l.owner)?,
             layer: self.layer(&l.layer)?,
+            at: raw.span(),
         })
     }
 }
