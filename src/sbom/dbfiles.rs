@@ -216,39 +216,4 @@ fn read_base(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_paths_the_sbom_reads() {
-        let yes = [
-            ("/var/lib/dpkg/status", Db::Dpkg),
-            ("/var/lib/dpkg/status.d/libc6", Db::DpkgRecord),
-            ("/lib/apk/db/installed", Db::Apk),
-            ("/etc/os-release", Db::OsRelease),
-            (
-                "/usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
-                Db::Python,
-            ),
-            (
-                "/app/.venv/lib/python3.12/site-packages/a.dist-info/METADATA",
-                Db::Python,
-            ),
-        ];
-        for (path, db) in yes {
-            assert_eq!(package_db(path), Some(db), "{path}");
-        }
-        for path in [
-            "/var/lib/dpkg/status-old",
-            "/var/lib/dpkg/status.d/libc6.md5sums",
-            "/var/lib/dpkg/status.d/",
-            "/var/lib/dpkg/status.d/a/b",
-            "/usr/lib/site-packages/.dist-info/METADATA",
-            "/usr/lib/site-packages/x.dist-info/RECORD",
-            "/usr/lib/site-packages/x.egg-info/METADATA",
-            "/usr/lib/python3/x.dist-info/METADATA",
-        ] {
-            assert_eq!(package_db(path), None, "{path}");
-        }
-    }
-}
+mod tests;

@@ -41,56 +41,58 @@ pub struct OsRelease {
 /// With `truncated`, the last stanza may be cut short and is left out.
 pub fn dpkg(bytes: &[u8], truncated: bool) -> Vec<Package> {
     let text = String::from_utf8_lossy(bytes);
-    let mut all = stanzas(&text, ':');
-    if truncated {
-        all.pop();
+    let mut out = Vec::new();
+    each_stanza(&text, ':', truncated, &mut |fields| {
+        out.extend(dpkg_package(fields));
+        true
+    });
+    out
+}
+
+fn dpkg_package(fields: &[(&str, Cow<str>)]) -> Option<Package> {
+    // status.d records carry no Status; in `status`, only installed ones count.
+    if let Some(status) = get(fields, "Status") {
+        if status.split_whitespace().nth(2) != Some("installed") {
+            return None;
+        }
     }
-    all.iter()
-        .filter_map(|fields| {
-            // status.d records carry no Status; in `status`, only installed ones count.
-            if let Some(status) = get(fields, "Status") {
-                if status.split_whitespace().nth(2) != Some("installed") {
-                    return None;
-                }
-            }
-            let name = token(get(fields, "Package")?)?;
-            let source = get(fields, "Source")
-                .and_then(|s| token(s.split_whitespace().next()?))
-                .filter(|s| *s != name);
-            Some(Package {
-                ecosystem: Ecosystem::Deb,
-                version: token(get(fields, "Version")?)?,
-                arch: get(fields, "Architecture").and_then(token),
-                source,
-                license: None,
-                name,
-            })
-        })
-        .collect()
+    let name = token(get(fields, "Package")?)?;
+    let source = get(fields, "Source")
+        .and_then(|s| token(s.split_whitespace().next()?))
+        .filter(|s| *s != name);
+    Some(Package {
+        ecosystem: Ecosystem::Deb,
+        version: token(get(fields, "Version")?)?,
+        arch: get(fields, "Architecture").and_then(token),
+        source,
+        license: None,
+        name,
+    })
 }
 
 /// The packages of an apk `installed` database (`P:` name, `V:` version,
 /// `A:` arch, `L:` license, `o:` origin).
 pub fn apk(bytes: &[u8], truncated: bool) -> Vec<Package> {
     let text = String::from_utf8_lossy(bytes);
-    let mut all = stanzas(&text, '\0');
-    if truncated {
-        all.pop();
-    }
-    all.iter()
-        .filter_map(|fields| {
-            let name = token(get(fields, "P")?)?;
-            let source = get(fields, "o").and_then(token).filter(|s| *s != name);
-            Some(Package {
-                ecosystem: Ecosystem::Apk,
-                version: token(get(fields, "V")?)?,
-                arch: get(fields, "A").and_then(token),
-                source,
-                license: get(fields, "L").and_then(license),
-                name,
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    each_stanza(&text, '\0', truncated, &mut |fields| {
+        out.extend(apk_package(fields));
+        true
+    });
+    out
+}
+
+fn apk_package(fields: &[(&str, Cow<str>)]) -> Option<Package> {
+    let name = token(get(fields, "P")?)?;
+    let source = get(fields, "o").and_then(token).filter(|s| *s != name);
+    Some(Package {
+        ecosystem: Ecosystem::Apk,
+        version: token(get(fields, "V")?)?,
+        arch: get(fields, "A").and_then(token),
+        source,
+        license: get(fields, "L").and_then(license),
+        name,
+    })
 }
 
 /// The package a `METADATA` file describes: its headers, up to the first
@@ -98,7 +100,15 @@ pub fn apk(bytes: &[u8], truncated: bool) -> Vec<Package> {
 /// one-line `License`, else the `License ::` classifiers.
 pub fn python(bytes: &[u8]) -> Option<Package> {
     let text = String::from_utf8_lossy(bytes);
-    let fields = stanzas(&text, ':').into_iter().next()?;
+    let mut first = None;
+    each_stanza(&text, ':', false, &mut |fields| {
+        first = Some(python_package(fields));
+        false
+    });
+    first?
+}
+
+fn python_package(fields: &[(&str, Cow<str>)]) -> Option<Package> {
     let classifiers: Vec<&str> = fields
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("Classifier"))
@@ -142,17 +152,29 @@ pub fn os_release(bytes: &[u8]) -> OsRelease {
     out
 }
 
-/// Stanzas separated by blank lines, each a list of `Key: value` fields
-/// (`K:value` for apk, `sep` = NUL). A line starting with a space or tab
-/// continues the field above it. Lines that are neither are skipped.
-fn stanzas(text: &str, sep: char) -> Vec<Vec<(&str, Cow<'_, str>)>> {
-    let mut out = Vec::new();
+/// Hand each stanza (separated by blank lines) to `take` as a list of
+/// `Key: value` fields (`K:value` for apk, `sep` = NUL), until it returns
+/// false. A line starting with a space or tab continues the field above
+/// it; lines that are neither are skipped. With `truncated`, a last stanza
+/// no blank line ends may be partial and is left out. One list is reused
+/// throughout: a 64 MiB database allocates little.
+fn each_stanza<'t>(
+    text: &'t str,
+    sep: char,
+    truncated: bool,
+    take: &mut dyn FnMut(&[(&'t str, Cow<'t, str>)]) -> bool,
+) {
     let mut current: Vec<(&str, Cow<str>)> = Vec::new();
+    // The newline that ends the last line does not start a blank one.
+    let text = text.strip_suffix('\n').unwrap_or(text);
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
+                if !take(&current) {
+                    return;
+                }
+                current.clear();
             }
             continue;
         }
@@ -178,10 +200,9 @@ fn stanzas(text: &str, sep: char) -> Vec<Vec<(&str, Cow<'_, str>)>> {
             current.push((key.trim(), Cow::Borrowed(value.trim())));
         }
     }
-    if !current.is_empty() {
-        out.push(current);
+    if !current.is_empty() && !truncated {
+        take(&current);
     }
-    out
 }
 
 /// The first field named `key` (case-insensitive, as RFC 822 headers are).
