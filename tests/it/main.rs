@@ -50,3 +50,4 @@ mod seeds;
 mod shared_cache;
 mod snapshots;
 mod specs;
+mod supply;
