@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn copy_sources_come_from_history() {
         let d = format!("sha256:{}", "b".repeat(64));
-        let lines = vec![
+        let lines = [
             format!("COPY --from=reg/tools:1@{d} --chown=1:1 /bin/x /x # kiln"),
             "COPY app /app # kiln".to_string(),
         ];
