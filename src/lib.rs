@@ -255,54 +255,6 @@ pub fn make_index(request: index::Request, network: &Network) -> Result<index::M
     rt.block_on(index::make(client, cache, request))
 }
 
-/// The SBOM of each platform's image that the spec at `spec_path`
-/// describes, with the platform: the image is made as `build` makes it
-/// (using the layer cache), and nothing is written out. `kiln build` calls
-/// `sbom::generate` itself; this serves the library and its tests.
-pub fn sbom(
-    spec_path: &Path,
-    inputs: &Inputs,
-    network: &Network,
-) -> Result<Vec<(String, sbom::Documents)>> {
-    let spec_file = validate::SpecFile::read(spec_path)?;
-    let first = spec_file.spec(inputs)?;
-    let mut net = Net::new(network, None);
-    let staging = store::Staging::near(&network.cache_dir.join("staging").join("sbom"))?;
-    let layer_cache = match network.layer_cache {
-        true => cache::Cache::open(&network.cache_dir).ok(),
-        false => None,
-    };
-    let made = std::sync::Mutex::new(std::collections::BTreeMap::new());
-    let mut out = Vec::new();
-    for platform in first.platforms.clone() {
-        let spec = spec_file.spec_for(inputs, &platform)?;
-        let (base, plans) = resolve(&spec, &mut net, true)?;
-        let settings = layer::Settings {
-            mtime: spec.created.unix,
-            compression: spec.compression,
-            level: spec.compression_level,
-            cache: layer_cache.as_ref(),
-            verify_hits: true,
-            tee: None,
-            made: &made,
-            remote: None,
-            need_bytes: true,
-            media_type: assemble::new_layer_type(spec.format, spec.compression),
-            platform: None,
-        };
-        let blobs = layer::build(&plans, &staging, &settings)?;
-        let new: Vec<_> = plans
-            .iter()
-            .map(|p| p.created_by.clone())
-            .zip(blobs)
-            .collect();
-        let image = assemble::assemble(&spec, &base, &new)?;
-        let documents = sbom::generate(&spec, &base, &plans, &image)?;
-        out.push((platform.to_string(), documents));
-    }
-    Ok(out)
-}
-
 /// The base image, and every path of every new layer.
 /// With `bytes` false (kiln check), files copied from images are picked
 /// but their bytes are not copied into the cache.

@@ -49,7 +49,7 @@ pub fn dpkg(bytes: &[u8], truncated: bool) -> Vec<Package> {
     out
 }
 
-fn dpkg_package(fields: &[(&str, Cow<str>)]) -> Option<Package> {
+fn dpkg_package(fields: &[Field]) -> Option<Package> {
     // status.d records carry no Status; in `status`, only installed ones count.
     if let Some(status) = get(fields, "Status") {
         if status.split_whitespace().nth(2) != Some("installed") {
@@ -82,7 +82,7 @@ pub fn apk(bytes: &[u8], truncated: bool) -> Vec<Package> {
     out
 }
 
-fn apk_package(fields: &[(&str, Cow<str>)]) -> Option<Package> {
+fn apk_package(fields: &[Field]) -> Option<Package> {
     let name = token(get(fields, "P")?)?;
     let source = get(fields, "o").and_then(token).filter(|s| *s != name);
     Some(Package {
@@ -108,7 +108,7 @@ pub fn python(bytes: &[u8]) -> Option<Package> {
     first?
 }
 
-fn python_package(fields: &[(&str, Cow<str>)]) -> Option<Package> {
+fn python_package(fields: &[Field]) -> Option<Package> {
     let classifiers: Vec<&str> = fields
         .iter()
         .filter(|(k, _)| k.eq_ignore_ascii_case("Classifier"))
@@ -116,17 +116,17 @@ fn python_package(fields: &[(&str, Cow<str>)]) -> Option<Package> {
         .map(|v| v.rsplit(" :: ").next().unwrap_or(v).trim())
         .filter(|v| !v.is_empty())
         .collect();
-    let declared = get(&fields, "License")
+    let declared = get(fields, "License")
         .map(str::trim)
         .filter(|l| !l.contains('\n') && !l.eq_ignore_ascii_case("UNKNOWN"));
-    let license = get(&fields, "License-Expression")
+    let license = get(fields, "License-Expression")
         .and_then(license)
         .or_else(|| declared.and_then(license))
         .or_else(|| license(&classifiers.join("; ")));
     Some(Package {
         ecosystem: Ecosystem::Python,
-        name: token(get(&fields, "Name")?)?,
-        version: token(get(&fields, "Version")?)?,
+        name: token(get(fields, "Name")?)?,
+        version: token(get(fields, "Version")?)?,
         arch: None,
         source: None,
         license,
@@ -152,6 +152,9 @@ pub fn os_release(bytes: &[u8]) -> OsRelease {
     out
 }
 
+/// A `Key: value` field; a value continued over lines is owned.
+type Field<'t> = (&'t str, Cow<'t, str>);
+
 /// Hand each stanza (separated by blank lines) to `take` as a list of
 /// `Key: value` fields (`K:value` for apk, `sep` = NUL), until it returns
 /// false. A line starting with a space or tab continues the field above
@@ -162,9 +165,9 @@ fn each_stanza<'t>(
     text: &'t str,
     sep: char,
     truncated: bool,
-    take: &mut dyn FnMut(&[(&'t str, Cow<'t, str>)]) -> bool,
+    take: &mut dyn FnMut(&[Field<'t>]) -> bool,
 ) {
-    let mut current: Vec<(&str, Cow<str>)> = Vec::new();
+    let mut current: Vec<Field> = Vec::new();
     // The newline that ends the last line does not start a blank one.
     let text = text.strip_suffix('\n').unwrap_or(text);
     for line in text.split('\n') {
@@ -206,7 +209,7 @@ fn each_stanza<'t>(
 }
 
 /// The first field named `key` (case-insensitive, as RFC 822 headers are).
-fn get<'a>(fields: &'a [(&str, Cow<'_, str>)], key: &str) -> Option<&'a str> {
+fn get<'a>(fields: &'a [Field], key: &str) -> Option<&'a str> {
     fields
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(key))

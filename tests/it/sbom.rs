@@ -1,4 +1,5 @@
-//! SBOMs of real images: checked by spdx-tools and the CycloneDX schema,
+//! SBOMs of real images (`kiln build --sbom`, read back with `kiln sbom`):
+//! checked by spdx-tools and the CycloneDX schema,
 //! every added file against sha256sum of the unpacked image, the packages
 //! of a real dpkg status against dpkg-query, an Alpine database and real
 //! wheels' METADATA, and two builds byte for byte.
@@ -56,20 +57,28 @@ fn validate(bin: &Path, spdx: &Path, cyclonedx: &Path) {
     assert_eq!(out.trim(), "valid");
 }
 
-/// The SBOMs of the spec's one image, through the library; written to `dir`.
-fn sbom(spec: &Path, cache: &Path, dir: &Path) -> (Vec<u8>, Vec<u8>) {
-    let network = kiln::Network {
-        cache_dir: cache.to_path_buf(),
-        layer_cache: true,
-        ..Default::default()
-    };
-    let mut all = kiln::sbom(spec, &kiln::Inputs::default(), &network).unwrap();
-    assert_eq!(all.len(), 1);
-    let (_, docs) = all.remove(0);
-    fs::create_dir_all(dir).unwrap();
-    fs::write(dir.join("sbom.spdx.json"), &docs.spdx).unwrap();
-    fs::write(dir.join("sbom.cdx.json"), &docs.cyclonedx).unwrap();
-    (docs.spdx, docs.cyclonedx)
+/// `kiln build SPEC --sbom --oci DIR`, then `kiln sbom oci:DIR` in both
+/// formats, written to DIR-sbom/: the image's digest and the two documents.
+fn build_with_sbom(spec: &Path, cache: &Path, out: &Path) -> (String, Vec<u8>, Vec<u8>) {
+    let digest = build(
+        spec,
+        &[
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--oci",
+            out.to_str().unwrap(),
+            "--sbom",
+            "--no-check",
+        ],
+    );
+    let target = format!("oci:{}", out.display());
+    let spdx = run(kiln().args(["sbom", &target, "--format", "spdx"]));
+    let cdx = run(kiln().args(["sbom", &target, "--format", "cyclonedx"]));
+    let dir = out.with_extension("sbom");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("sbom.spdx.json"), &spdx).unwrap();
+    fs::write(dir.join("sbom.cdx.json"), &cdx).unwrap();
+    (digest, spdx.into_bytes(), cdx.into_bytes())
 }
 
 fn sha256sum(path: &Path) -> String {
@@ -191,6 +200,7 @@ fn sbom_of_a_debian_image_lists_files_and_packages() {
 name = "sbom-test"
 tag = "1"
 base = "{base}"
+format = "oci"
 created = "2025-03-01T12:00:00Z"
 
 [user]
@@ -219,20 +229,12 @@ content = "hi\n"
     );
     let cache = w.join("cache");
     let out = w.join("out");
-    let digest = build(
-        &spec,
-        &[
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--oci",
-            out.to_str().unwrap(),
-        ],
-    );
-    let (spdx, cdx) = sbom(&spec, &cache, &w.join("sbom1"));
+    let (digest, spdx, cdx) = build_with_sbom(&spec, &cache, &out);
+    let docs = w.join("out.sbom");
     validate(
         &bin,
-        &w.join("sbom1/sbom.spdx.json"),
-        &w.join("sbom1/sbom.cdx.json"),
+        &docs.join("sbom.spdx.json"),
+        &docs.join("sbom.cdx.json"),
     );
     let doc: serde_json::Value = serde_json::from_slice(&spdx).unwrap();
 
@@ -243,7 +245,9 @@ content = "hi\n"
 
     // Every regular file the new layers add, with the bytes the image holds.
     let files = spdx_files(&doc);
-    let report = inspect_files(&format!("oci:{}", out.display()));
+    // The layout also holds the SBOM artifacts: name the image by its tag.
+    let image_ref = format!("oci:{}:1", out.display());
+    let report = inspect_files(&image_ref);
     let base_layers = 1;
     let added: Vec<&str> = report["files"]
         .as_array()
@@ -252,7 +256,7 @@ content = "hi\n"
         .filter(|f| f["layer"].as_u64().unwrap() > base_layers && f["type"] == "file")
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    let rootfs = unpack(&out, &w.join("unpacked")).join("rootfs");
+    let rootfs = pull_and_unpack(&image_ref, &w.join("unpacked"), &[]).rootfs();
     assert_eq!(
         added.iter().copied().collect::<BTreeSet<_>>(),
         files.keys().map(String::as_str).collect::<BTreeSet<_>>()
@@ -271,7 +275,7 @@ content = "hi\n"
         comment.contains("owner 10001:10001, mode 0755"),
         "{comment}"
     );
-    assert!(comment.contains("kiln.toml, line 11"), "{comment}");
+    assert!(comment.contains("kiln.toml, line 12"), "{comment}");
     let copied = &files["/opt/copied/METADATA"].1;
     assert!(copied.contains("copied out of oci:"), "{copied}");
     assert!(copied.contains("@sha256:"), "{copied}");
@@ -356,12 +360,10 @@ content = "hi\n"
     assert_eq!(cdx_purls, purls);
 
     // Again, from the layer cache, and again from nothing: the same bytes.
-    assert_eq!(
-        sbom(&spec, &cache, &w.join("sbom2")),
-        (spdx.clone(), cdx.clone())
-    );
-    let fresh = w.join("fresh-cache");
-    assert_eq!(sbom(&spec, &fresh, &w.join("sbom3")), (spdx, cdx));
+    let again = build_with_sbom(&spec, &cache, &w.join("again"));
+    assert_eq!(again, (digest.clone(), spdx.clone(), cdx.clone()));
+    let fresh = build_with_sbom(&spec, &w.join("fresh-cache"), &w.join("fresh"));
+    assert_eq!(fresh, (digest, spdx, cdx));
 }
 
 const APK_INSTALLED: &str = "\
@@ -425,14 +427,15 @@ fn sbom_of_an_alpine_image_reads_the_apk_database() {
     let spec = write_spec(
         &project,
         &format!(
-            "[image]\nname = \"alpine-sbom\"\nbase = \"{base}\"\n\n[[copy]]\nsrc = \"hello.txt\"\ndest = \"/hello.txt\"\n"
+            "[image]\nname = \"alpine-sbom\"\nbase = \"{base}\"\nformat = \"oci\"\n\n[[copy]]\nsrc = \"hello.txt\"\ndest = \"/hello.txt\"\n"
         ),
     );
-    let (spdx, _) = sbom(&spec, &w.join("cache"), &w.join("sbom"));
+    let (_, spdx, _) = build_with_sbom(&spec, &w.join("cache"), &w.join("out"));
+    let docs = w.join("out.sbom");
     validate(
         &bin,
-        &w.join("sbom/sbom.spdx.json"),
-        &w.join("sbom/sbom.cdx.json"),
+        &docs.join("sbom.spdx.json"),
+        &docs.join("sbom.cdx.json"),
     );
     let doc: serde_json::Value = serde_json::from_slice(&spdx).unwrap();
     let purls = purls(&doc);
