@@ -400,6 +400,14 @@ V:20240226-r0
 A:x86_64
 L:MPL-2.0 AND MIT
 o:ca-certificates
+
+P:evil\x1b]0;pwned\x07
+V:1
+
+P:custom
+V:2.0-r0
+A:x86_64
+L:Custom \"license\" <see COPYING>
 ";
 
 #[test]
@@ -450,6 +458,15 @@ fn sbom_of_an_alpine_image_reads_the_apk_database() {
     assert_eq!(
         package(&doc, "ca-certificates-bundle")["licenseDeclared"],
         "MPL-2.0 AND MIT"
+    );
+    // Image text is data: a name with control characters is no package, a
+    // license no SPDX tool knows is kept as text, and both documents validate.
+    assert!(!purls.iter().any(|p| p.contains("evil")), "{purls:?}");
+    let custom = package(&doc, "custom");
+    assert_eq!(custom["licenseDeclared"], "NOASSERTION");
+    assert_eq!(
+        custom["licenseComments"],
+        "declared as: Custom \"license\" <see COPYING>"
     );
     let files = spdx_files(&doc);
     assert_eq!(files["/hello.txt"].0, sha256sum(&project.join("hello.txt")));
