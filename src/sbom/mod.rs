@@ -42,11 +42,20 @@ pub const CYCLONEDX_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
 
 /// The SBOM of `image`, built from `spec` on `base` with `plans`.
 pub fn generate(spec: &Spec, base: &Base, plans: &[LayerPlan], image: &Image) -> Result<Documents> {
+    let started = std::time::Instant::now();
     let facts = Facts::gather(spec, base, plans, image)?;
-    Ok(Documents {
+    let documents = Documents {
         spdx: spdx::render(&facts),
         cyclonedx: cyclonedx::render(&facts),
-    })
+    };
+    tracing::debug!(
+        "SBOM of {}: {} files, {} packages, in {:?}",
+        facts.platform,
+        facts.files.len(),
+        facts.packages.len(),
+        started.elapsed()
+    );
+    Ok(documents)
 }
 
 /// Everything both documents say, each list sorted.

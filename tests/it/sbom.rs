@@ -280,6 +280,11 @@ content = "hi\n"
     assert!(copied.contains("copied out of oci:"), "{copied}");
     assert!(copied.contains("@sha256:"), "{copied}");
     assert!(files["/etc/passwd"].1.contains("[user]"));
+    let motd = &files["/etc/motd"].1;
+    assert!(
+        motd.contains("[[file]] /etc/motd (kiln.toml, line 26)"),
+        "{motd}"
+    );
 
     // The base's packages: exactly what dpkg-query reads in its status.
     let admin = rootfs.join("var/lib/dpkg");
