@@ -32,7 +32,8 @@ pub enum Db {
     DpkgRecord,
     /// `/lib/apk/db/installed`.
     Apk,
-    /// `.../site-packages/NAME.dist-info/METADATA` (or `dist-packages`).
+    /// `.../site-packages/NAME.dist-info/METADATA` (or `dist-packages`), or
+    /// `NAME.egg-info/PKG-INFO`, or a `NAME.egg-info` file.
     Python,
     /// `/etc/os-release`, `/usr/lib/os-release`: the distro in deb and apk purls.
     OsRelease,
@@ -61,10 +62,16 @@ pub fn package_db(path: &str) -> Option<Db> {
         let record = !name.is_empty() && !name.contains('/') && !name.ends_with(".md5sums");
         return record.then_some(Db::DpkgRecord);
     }
-    let dir = path.strip_suffix("/METADATA")?;
+    // NAME.dist-info/METADATA (wheels), NAME.egg-info/PKG-INFO or a
+    // NAME.egg-info file (setuptools, as Debian's python3-* packages have).
+    let (dir, suffix) = match path.rsplit_once('/')? {
+        (dir, "METADATA") => (dir, ".dist-info"),
+        (dir, "PKG-INFO") => (dir, ".egg-info"),
+        _ => (path, ".egg-info"),
+    };
     let (parent, info) = dir.rsplit_once('/')?;
     let site = parent.ends_with("/site-packages") || parent.ends_with("/dist-packages");
-    (site && info.len() > ".dist-info".len() && info.ends_with(".dist-info")).then_some(Db::Python)
+    (site && info.len() > suffix.len() && info.ends_with(suffix)).then_some(Db::Python)
 }
 
 /// One database file as the final image holds it.

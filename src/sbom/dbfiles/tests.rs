@@ -27,6 +27,14 @@ fn the_paths_the_sbom_reads() {
             "/app/.venv/lib/python3.12/site-packages/a.dist-info/METADATA",
             Db::Python,
         ),
+        (
+            "/usr/lib/python3/dist-packages/PyJWT-2.6.0.egg-info/PKG-INFO",
+            Db::Python,
+        ),
+        (
+            "/usr/lib/python3/dist-packages/crcmod-1.7.egg-info",
+            Db::Python,
+        ),
     ];
     for (path, db) in yes {
         assert_eq!(package_db(path), Some(db), "{path}");
@@ -40,6 +48,10 @@ fn the_paths_the_sbom_reads() {
         "/usr/lib/site-packages/x.dist-info/RECORD",
         "/usr/lib/site-packages/x.egg-info/METADATA",
         "/usr/lib/python3/x.dist-info/METADATA",
+        "/usr/lib/site-packages/x.egg-info/top_level.txt",
+        "/usr/lib/site-packages/x.dist-info",
+        "/usr/lib/site-packages/.egg-info",
+        "/usr/lib/site-packages/x.egg-info/sub/PKG-INFO",
     ] {
         assert_eq!(package_db(path), None, "{path}");
     }
