@@ -177,7 +177,11 @@ fn cargo_project_copies_its_release_binary() {
                 "[package]\nname = \"hello-svc\"\nversion = \"0.1.0\"\n",
                 0o644,
             ),
-            ("target/release/hello-svc", "a stand-in for a static binary\n", 0o755),
+            (
+                "target/release/hello-svc",
+                "a stand-in for a static binary\n",
+                0o755,
+            ),
             ("target/release/hello-svc.d", "deps\n", 0o644),
             ("target/release/deps/libx.rlib", "x", 0o644),
         ],
