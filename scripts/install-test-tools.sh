@@ -9,6 +9,26 @@
 # to read the file capabilities it sets.
 set -euo pipefail
 
+# ---- Python apps on a real Debian base (tests/it/python_apps.rs) ----
+# debootstrap makes the base (cached in ~/.cache/kiln-tests), /usr/bin/python3
+# is the interpreter uv names in the scripts it installs, uv installs the
+# apps' wheels for the image's platform.
+py_need=()
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || py_need+=(debootstrap)
+[ -x /usr/bin/python3 ] || py_need+=(python3)
+command -v uv >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || py_need+=(python3-pip)
+if [ ${#py_need[@]} -gt 0 ]; then
+  S=""; [ "$(id -u)" = 0 ] || S="sudo"
+  $S apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $S apt-get install -y -q "${py_need[@]}"
+fi
+if ! command -v uv >/dev/null 2>&1; then
+  # Debian 12's pip refuses to install outside a venv (PEP 668) unless told to.
+  python3 -m pip install --quiet uv 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages uv
+fi
+# ---- end of the Python apps block ----
+
 need=()
 for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux ip unshare nsenter tinyproxy grpck getcap; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || need+=("$tool")
