@@ -141,8 +141,14 @@ pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec
     // Each finding, with the platforms it was found on.
     let mut findings: Vec<(check::Finding, Vec<String>)> = Vec::new();
     let all = first.platforms.len();
-    for platform in first.platforms.clone() {
-        let spec = spec_file.spec_for(inputs, &platform)?;
+    let platforms = first.platforms.clone();
+    let mut first = Some(first);
+    for platform in platforms {
+        // The spec read for the first platform is that platform's already.
+        let spec = match first.take() {
+            Some(spec) if spec.platform == platform => spec,
+            _ => spec_file.spec_for(inputs, &platform)?,
+        };
         let (base, plans) = resolve(&spec, &mut net, false)?;
         for f in check::run(&spec, &base, &plans, &spec.policy) {
             match findings
