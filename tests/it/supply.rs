@@ -751,3 +751,71 @@ fn annotations_from_the_spec_with_args() {
         "{stderr}"
     );
 }
+
+#[test]
+fn provenance_records_allow_listed_ci_variables_and_no_secret() {
+    let work = tempfile::tempdir().unwrap();
+    let spec = spec(work.path(), "oci", "");
+    let out = work.path().join("out");
+    let stdout = run(kiln()
+        .arg("build")
+        .arg(&spec)
+        .args([
+            "--oci",
+            out.to_str().unwrap(),
+            "--provenance",
+            "--no-check",
+            "--build-arg",
+            "API_TOKEN=tok-3141",
+        ])
+        .env("GITHUB_SHA", "0123abcd")
+        .env("GITHUB_REPOSITORY", "acme/web")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_RUN_ID", "42")
+        .env("GITHUB_TOKEN", "ghs_planted5926")
+        .env("CI_JOB_TOKEN", "glcbt-planted5358"));
+    let digest = stdout.trim().rsplit_once('@').unwrap().1.to_string();
+    let referrers = blob_json(
+        &out,
+        entry(&out, &format!("sha256-{}", hex(&digest)))["digest"]
+            .as_str()
+            .unwrap(),
+    );
+    let r = &referrers["manifests"][0];
+    assert_eq!(r["artifactType"], IN_TOTO);
+    assert_eq!(
+        r["annotations"]["predicateType"],
+        "https://slsa.dev/provenance/v1"
+    );
+    // Without a key the statement is stored as it is, unsigned.
+    let m = blob_json(&out, r["digest"].as_str().unwrap());
+    assert_eq!(m["layers"][0]["mediaType"], IN_TOTO);
+    let statement = blob_json(&out, m["layers"][0]["digest"].as_str().unwrap());
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], hex(&digest));
+    let p = &statement["predicate"];
+    assert_eq!(
+        p["buildDefinition"]["internalParameters"]["ci"]["GITHUB_SHA"],
+        "0123abcd"
+    );
+    assert_eq!(
+        p["buildDefinition"]["internalParameters"]["created"],
+        "2024-05-01T00:00:00Z"
+    );
+    assert_eq!(
+        p["buildDefinition"]["externalParameters"]["buildArgs"]["API_TOKEN"],
+        "(withheld)"
+    );
+    assert_eq!(
+        p["runDetails"]["metadata"]["invocationId"],
+        "https://github.com/acme/web/actions/runs/42/attempts/1"
+    );
+    // No planted secret anywhere in the layout.
+    for e in fs::read_dir(out.join("blobs/sha256")).unwrap() {
+        let bytes = fs::read(e.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for planted in ["ghs_planted5926", "glcbt-planted5358", "tok-3141"] {
+            assert!(!text.contains(planted), "{planted} leaked");
+        }
+    }
+}
