@@ -170,8 +170,13 @@ fn a_signed_layout_verifies_with_openssl_and_still_reads_as_before() {
             key.to_str().unwrap(),
         ],
     );
-    // The image keeps its tag; the signature and the referrers index sit beside it.
+    // The image keeps its tag, a plain manifest; the signature and the referrers index sit beside it.
     assert_eq!(entry(&out, "1")["digest"], digest.as_str());
+    assert_eq!(
+        entry(&out, "1")["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(layout_index(&out)["manifests"].as_array().unwrap().len(), 3);
     let sig_manifest = blob_json(
         &out,
         entry(&out, &format!("sha256-{}.sig", hex(&digest)))["digest"]
@@ -445,6 +450,21 @@ fn a_tampered_manifest_payload_signature_or_envelope_fails_verify() {
     env["payload"] = json!(B64.encode(serde_json::to_vec(&statement).unwrap()));
     replace_blob(&dir, env_digest, &serde_json::to_vec(&env).unwrap());
     fails(&dir, "the attestation envelope");
+
+    // A payload far larger than a signature payload is refused unread.
+    let dir = fresh("huge");
+    let mut big = p.clone();
+    big["optional"] = json!({ "pad": "x".repeat(100 << 10) });
+    replace_blob(&dir, &payload_digest, &serde_json::to_vec(&big).unwrap());
+    fails(&dir, "more than kiln reads");
+
+    // Another key: nothing verifies.
+    let other = work.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let (_, other_public) = keys(&other, None);
+    let o = verify(&format!("oci:{}:1", out.display()), &other_public);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another key signed it"));
 
     // The untouched copy still verifies.
     check(
@@ -818,4 +838,72 @@ fn provenance_records_allow_listed_ci_variables_and_no_secret() {
             assert!(!text.contains(planted), "{planted} leaked");
         }
     }
+}
+
+#[test]
+fn each_platform_of_an_index_gets_its_own_attachments_in_the_layout() {
+    if !have(&["openssl"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (key, public) = keys(work.path(), None);
+    let spec = write_spec(
+        work.path(),
+        "[image]\nname = \"multi\"\nformat = \"docker\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+         [config]\nuser = \"10001:10001\"\n\n\
+         [[file]]\npath = \"/etc/arch\"\ncontent = \"${TARGETARCH}\\n\"\n",
+    );
+    let out = work.path().join("out");
+    let top = build(
+        &spec,
+        &[
+            "--oci",
+            out.to_str().unwrap(),
+            "--sbom",
+            "--sign-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let list = blob_json(&out, &top);
+    assert_eq!(
+        list["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    // The list, and each platform's manifest, signed; each manifest with its referrers.
+    entry(&out, &format!("sha256-{}.sig", hex(&top)));
+    for m in list["manifests"].as_array().unwrap() {
+        let d = m["digest"].as_str().unwrap();
+        entry(&out, &format!("sha256-{}.sig", hex(d)));
+        let referrers = blob_json(
+            &out,
+            entry(&out, &format!("sha256-{}", hex(d)))["digest"]
+                .as_str()
+                .unwrap(),
+        );
+        for r in referrers["manifests"].as_array().unwrap() {
+            let artifact = blob_json(&out, r["digest"].as_str().unwrap());
+            assert_eq!(artifact["subject"]["digest"], d);
+            // A Docker schema2 manifest as the subject, named by its own media type.
+            assert_eq!(
+                artifact["subject"]["mediaType"],
+                "application/vnd.docker.distribution.manifest.v2+json"
+            );
+        }
+    }
+    assert_eq!(layout_index(&out)["manifests"].as_array().unwrap().len(), 6);
+    let verified = verify(&format!("oci:{}", out.display()), &public);
+    check(&kiln(), &verified);
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(said.matches("signature verified").count(), 3, "{said}");
+    assert!(
+        said.contains("(linux/arm64)") && said.contains("(linux/amd64)"),
+        "{said}"
+    );
+    let spdx = parse_json(&run(kiln().args([
+        "sbom",
+        &format!("oci:{}", out.display()),
+        "--platform",
+        "linux/arm64",
+    ])));
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
 }
