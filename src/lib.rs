@@ -110,6 +110,8 @@ pub struct Built {
     /// The OCI layout written, if any.
     pub layout: Option<PathBuf>,
     pub pushed: Option<push::Pushed>,
+    /// SBOMs, provenance, attestations and signatures attached.
+    pub attached: Vec<supply::Attached>,
     pub warnings: Vec<String>,
     pub timings: Timings,
 }

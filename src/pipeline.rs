@@ -301,6 +301,7 @@ pub fn build(
         images: built_images,
         layout: layout_dest,
         pushed,
+        attached: supply::listed(&attachments),
         warnings,
         timings: Timings {
             total: started.elapsed(),

@@ -607,6 +607,16 @@ fn a_push_is_found_through_the_referrers_tag() {
     check(&kiln(), &o);
     let summary = parse_json(&String::from_utf8_lossy(&o.stdout));
     let top = summary["manifest"]["digest"].as_str().unwrap().to_string();
+    // 2 platforms x (2 SBOMs, 3 attestations, 1 signature), and the index's signature.
+    assert_eq!(
+        summary["attachments"].as_array().unwrap().len(),
+        13,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["push"]["referrers"],
+        json!(["referrers-tag", "referrers-tag"])
+    );
     // distribution 2.8 has no referrers API.
     let (status, _) = http_get(
         &registry.addr,
