@@ -458,6 +458,13 @@ fn a_tampered_manifest_payload_signature_or_envelope_fails_verify() {
     replace_blob(&dir, &payload_digest, &serde_json::to_vec(&big).unwrap());
     fails(&dir, "more than kiln reads");
 
+    // A FIFO in place of a blob is refused, not waited on.
+    let dir = fresh("fifo");
+    let payload_path = dir.join("blobs/sha256").join(hex(&payload_digest));
+    fs::remove_file(&payload_path).unwrap();
+    run(Command::new("mkfifo").arg(&payload_path));
+    fails(&dir, "is not a regular file");
+
     // Another key: nothing verifies.
     let other = work.path().join("other");
     fs::create_dir(&other).unwrap();
