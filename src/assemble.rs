@@ -176,7 +176,11 @@ pub fn platform(spec: &Spec, base: &Base) -> Platform {
     p
 }
 
-pub fn index(format: Format, images: &[(&Platform, &Image)]) -> ImageIndex {
+pub fn index(
+    format: Format,
+    images: &[(&Platform, &Image)],
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> ImageIndex {
     let media_type = match format {
         Format::Docker => oci::DOCKER_LIST,
         Format::Oci => oci::OCI_INDEX,
@@ -196,7 +200,7 @@ pub fn index(format: Format, images: &[(&Platform, &Image)]) -> ImageIndex {
         schema_version: 2,
         media_type: Some(media_type.to_string()),
         manifests,
-        annotations: Default::default(),
+        annotations: annotations.clone(),
     };
     let bytes = serde_json::to_vec(&index).expect("index serializes");
     let descriptor = descriptor(media_type, &digest::sha256(&bytes), bytes.len() as u64);

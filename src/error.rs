@@ -13,7 +13,7 @@ use crate::shown::Shown;
 /// | code | meaning |
 /// |---|---|
 /// | 0 | done |
-/// | 1 | failed: a registry or I/O error, or the image fails its checks (`kiln check` and `kiln build` alike) |
+/// | 1 | failed: a registry or I/O error, the image fails its checks (`kiln check` and `kiln build` alike), or `kiln verify` finds a signature or attestation that does not check out |
 /// | 2 | bad input, to fix before trying again: the spec, its sources, a base, an output path, arguments |
 /// | 130, 143 | interrupted by SIGINT, SIGTERM (temp files removed) |
 /// | 141 | stdout closed early (`kiln inspect ... \| head`) |
@@ -90,6 +90,11 @@ pub enum Error {
         hint: Option<String>,
     },
 
+    /// A signature, attestation or attached document that does not check
+    /// out: missing, changed or signed by another key.
+    #[error("{}: {}", Shown(what), Shown(msg))]
+    Verify { what: String, msg: String },
+
     #[error("cannot {action} `{}`", Shown(&path.to_string_lossy()))]
     Io {
         action: &'static str,
@@ -108,7 +113,10 @@ impl Error {
             | Error::Image { .. }
             | Error::Usage { .. }
             | Error::Output { .. } => EXIT_BAD_INPUT,
-            Error::Registry { .. } | Error::Io { .. } | Error::Policy { .. } => EXIT_FAILURE,
+            Error::Registry { .. }
+            | Error::Io { .. }
+            | Error::Policy { .. }
+            | Error::Verify { .. } => EXIT_FAILURE,
         }
     }
 
@@ -123,7 +131,7 @@ impl Error {
             Error::Policy { .. } => Some(
                 "fix them (kiln check shows all), allow them in [policy] with a reason, or build with --no-check",
             ),
-            Error::Output { .. } | Error::Io { .. } => None,
+            Error::Output { .. } | Error::Io { .. } | Error::Verify { .. } => None,
         }
     }
 
@@ -151,7 +159,10 @@ impl Error {
             | Error::Image { hint, .. }
             | Error::Registry { hint, .. }
             | Error::Usage { hint, .. } => *hint = Some(text.into()),
-            Error::Policy { .. } | Error::Output { .. } | Error::Io { .. } => {}
+            Error::Policy { .. }
+            | Error::Output { .. }
+            | Error::Io { .. }
+            | Error::Verify { .. } => {}
         }
         self
     }

@@ -29,6 +29,8 @@
 //! - `assemble`: the image config and the manifest.
 //! - `sbom`: what the image holds (files added, base packages) as SPDX and
 //!   CycloneDX documents.
+//! - `supply`: provenance, cosign-compatible signatures and DSSE attestations
+//!   attached to each image as OCI 1.1 referrers, and reading them back to verify.
 //! - `output/`: an OCI `layout`, a docker-`archive`, a registry `push`, an
 //!   `index` over per-platform pushes, and plain `file`s.
 //! - `pipeline`: runs the stages in that order, per platform; this file's
@@ -53,6 +55,7 @@ pub mod shown;
 pub mod spec;
 pub mod store;
 pub mod summary;
+pub mod supply;
 pub mod tmp;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +85,9 @@ pub struct Outputs {
     /// these extra tags in each.
     pub push: Vec<reference::Reference>,
     pub tags: Vec<String>,
+    /// SBOM, provenance and signing asked for on the command line (the
+    /// spec can ask for the first two too).
+    pub supply: supply::Request,
 }
 
 /// How kiln reaches registries, used only when a build needs one.
@@ -104,6 +110,8 @@ pub struct Built {
     /// The OCI layout written, if any.
     pub layout: Option<PathBuf>,
     pub pushed: Option<push::Pushed>,
+    /// SBOMs, provenance, attestations and signatures attached.
+    pub attached: Vec<supply::Attached>,
     pub warnings: Vec<String>,
     pub timings: Timings,
 }
@@ -205,6 +213,47 @@ pub fn inspect(text: &str, opts: &inspect::Options, network: &Network) -> Result
         false => None,
     };
     Ok(inspect::Report::new(text, opened, fs.as_ref()))
+}
+
+/// Open what `kiln verify` and `kiln sbom` read: `oci:DIR[:TAG]` or a
+/// registry reference; `f` gets the source and the tag or digest asked for.
+pub fn with_attachments<T>(
+    text: &str,
+    network: &Network,
+    f: impl FnOnce(&mut supply::read::Source, Option<&str>) -> Result<T>,
+) -> Result<T> {
+    use inspect::Target;
+    let usage = |msg: String| Error::Usage {
+        what: format!("`{}`", reference::redacted(text)),
+        msg,
+        hint: None,
+    };
+    match Target::parse(text).map_err(usage)? {
+        Target::Layout { dir, tag } => {
+            f(&mut supply::read::Source::Layout { dir }, tag.as_deref())
+        }
+        Target::Archive(_) => Err(usage(
+            "a docker-archive carries no signatures or attachments; name an OCI layout (oci:DIR) or a registry image".into(),
+        )),
+        Target::Registry(r) => {
+            let mut net = Net::new(network, None);
+            let (rt, client, _) = net.get()?;
+            let scratch = tempfile::tempdir().map_err(|e| Error::Io {
+                action: "create a temporary directory in",
+                path: std::env::temp_dir(),
+                source: e,
+            })?;
+            let mut source = supply::read::Source::Registry {
+                rt,
+                client,
+                host: r.registry.clone(),
+                repo: r.repository.clone(),
+                scratch,
+            };
+            let wanted = r.digest.clone().or_else(|| r.tag.clone());
+            f(&mut source, wanted.as_deref())
+        }
+    }
 }
 
 /// Put per-platform images pushed by separate jobs under one index tag.

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::check(args),
         Command::Inspect(args) => cli::inspect::inspect(args).map(|()| Outcome::Done),
         Command::Index(args) => cli::index::index(args).map(|()| Outcome::Done),
+        Command::Verify(args) => cli::supply::verify(args).map(|()| Outcome::Done),
+        Command::Sbom(args) => cli::supply::sbom(args).map(|()| Outcome::Done),
         Command::Init(args) => cli::init(args).map(|()| Outcome::Done),
         Command::Schema => cli::schema().map(|()| Outcome::Done),
         Command::Version => cli::version().map(|()| Outcome::Done),

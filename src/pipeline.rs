@@ -13,10 +13,10 @@ use crate::image::base;
 use crate::layer::remote::RemoteCache;
 use crate::layer::write::LayerBlob;
 use crate::layer::{self, stream};
-use crate::output::{archive, file, layout, load, push};
+use crate::output::{archive, attach, file, layout, load, push};
 use crate::spec::validate::{self, Inputs, Platform, Spec};
 use crate::store::{Staging, cache};
-use crate::{Built, BuiltImage, Net, Network, Outputs, Timings, check, plan, resolve};
+use crate::{Built, BuiltImage, Net, Network, Outputs, Timings, check, plan, resolve, supply};
 
 /// One platform, resolved: its spec (args such as ${TARGETARCH} filled in),
 /// base and planned layers.
@@ -126,6 +126,7 @@ pub fn build(
     };
     let made = Mutex::new(BTreeMap::new());
     let mut images = Vec::new();
+    let mut sboms = Vec::new();
     let mut streamed = Vec::new();
     for t in &targets {
         // With --push, new layers upload while they are written.
@@ -169,6 +170,13 @@ pub fn build(
             .zip(blobs)
             .collect();
         let image = assemble::assemble(&t.spec, &t.base, &new)?;
+        if t.spec.sbom || outputs.supply.sbom {
+            sboms.push(Some(crate::sbom::generate(
+                &t.spec, &t.base, &t.plans, &image,
+            )?));
+        } else {
+            sboms.push(None);
+        }
         staging
             .store()
             .put(&image.config_descriptor.digest, &image.config)?;
@@ -185,8 +193,13 @@ pub fn build(
             .map(|t| assemble::platform(&t.spec, &t.base))
             .collect();
         let list: Vec<(&Platform, &Image)> = platforms.iter().zip(&images).collect();
-        assemble::index(lead.format, &list)
+        assemble::index(lead.format, &list, &lead.index_annotations)
     });
+    if index.is_none() && !lead.index_annotations.is_empty() {
+        tracing::warn!(
+            "[index-annotations] apply to a multi-platform build's index; this build makes one image, so they are not written"
+        );
+    }
     if let Some(index) = &index {
         staging
             .store()
@@ -203,6 +216,20 @@ pub fn build(
         index,
     };
     let top = assembled.top().clone();
+    let attachments = attachments_for(spec_path, inputs, outputs, &targets, &assembled, &sboms);
+    for artifact in attachments.iter().flat_map(|a| &a.artifacts) {
+        for blob in &artifact.blobs {
+            staging.store().put(&blob.descriptor.digest, &blob.bytes)?;
+        }
+        staging
+            .store()
+            .put(&artifact.descriptor.digest, &artifact.manifest)?;
+    }
+    if !attachments.is_empty() && layout_dest.is_none() && outputs.push.is_empty() {
+        tracing::warn!(
+            "a docker-archive carries no SBOM, provenance or signature: write an OCI layout (--oci) or push to keep them"
+        );
+    }
     if let Some(tar) = &outputs.tar {
         archive::write(&assembled, tar)?;
     }
@@ -222,7 +249,14 @@ pub fn build(
                 &outputs.push,
                 &outputs.tags,
             );
-            Some(rt.block_on(future)?)
+            let mut pushed = rt.block_on(future)?;
+            if !attachments.is_empty() {
+                for target in &outputs.push {
+                    let future = attach::publish(client, target, staging.store(), &attachments);
+                    pushed.referrers = rt.block_on(future)?;
+                }
+            }
+            Some(pushed)
         }
         true => None,
     };
@@ -232,7 +266,7 @@ pub fn build(
     timings.push = started.elapsed() - timings.resolve - timings.layers - timings.assemble;
 
     if let Some(dest) = &layout_dest {
-        layout::write(&assembled, staging, dest)?;
+        layout::write(&assembled, staging, dest, &attachments)?;
     }
     if let Some(path) = &outputs.digest_file {
         // One line per destination: REF@sha256:... for each --push.
@@ -267,12 +301,79 @@ pub fn build(
         images: built_images,
         layout: layout_dest,
         pushed,
+        attached: supply::listed(&attachments),
         warnings,
         timings: Timings {
             total: started.elapsed(),
             ..timings
         },
     })
+}
+
+/// What the build attaches to each image (and to the index, its
+/// signature): SBOMs, provenance, attestations, signatures. Empty unless asked for.
+fn attachments_for(
+    spec_path: &std::path::Path,
+    inputs: &Inputs,
+    outputs: &Outputs,
+    targets: &[Target],
+    assembled: &Assembled,
+    sboms: &[Option<crate::sbom::Documents>],
+) -> Vec<supply::Attachments> {
+    let lead = &targets[0].spec;
+    let asked = &outputs.supply;
+    let provenance = asked.provenance || lead.provenance;
+    let any_sbom = sboms.iter().any(Option::is_some);
+    if !provenance && !any_sbom && asked.key.is_none() {
+        return Vec::new();
+    }
+    // The name signatures and statements give the image: where it is pushed first.
+    let name = outputs
+        .push
+        .first()
+        .map(|r| format!("{}/{}", r.registry, r.repository))
+        .unwrap_or_else(|| lead.name.clone());
+    let ci = supply::provenance::ci_environment(|k| std::env::var(k).ok());
+    let mut out = Vec::new();
+    for ((t, image), docs) in targets.iter().zip(&assembled.images).zip(sboms) {
+        let subject = &image.manifest_descriptor;
+        let statement = provenance.then(|| {
+            supply::provenance::statement(&supply::provenance::Facts {
+                subject,
+                name: &name,
+                spec_path: &spec_path.display().to_string(),
+                spec_bytes: t.spec.source.text.as_bytes(),
+                build_args: &inputs.build_args,
+                platform: &t.spec.platform.to_string(),
+                created: &t.spec.created.rfc3339,
+                base: (&t.base.reference, t.base.digest.as_deref()),
+                copy_sources: supply::provenance::copy_sources(
+                    t.plans.iter().flat_map(|p| &p.created_by),
+                ),
+                ci: ci.clone(),
+            })
+        });
+        let parts = supply::attach::Parts {
+            name: &name,
+            created: &t.spec.created.rfc3339,
+            sbom: docs.as_ref(),
+            provenance: statement.as_deref(),
+            key: asked.key.as_ref(),
+        };
+        out.push(supply::attach::attachments(subject, &parts));
+    }
+    if let (Some(index), Some(key)) = (&assembled.index, &asked.key) {
+        out.push(supply::Attachments {
+            subject: index.descriptor.clone(),
+            artifacts: vec![supply::sign::signature(
+                &index.descriptor,
+                key,
+                &name,
+                &lead.created.rfc3339,
+            )],
+        });
+    }
+    out
 }
 
 /// Log every finding (once, though several platforms find it); stop on

@@ -38,6 +38,16 @@ pub struct BuildArgs {
     /// Add a manifest annotation (repeatable; format = "oci").
     #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub annotations: Vec<(String, String)>,
+    /// Attach an SBOM (SPDX and CycloneDX JSON) to each image, in the layout and the registry.
+    #[arg(long)]
+    pub sbom: bool,
+    /// Attach SLSA provenance (an in-toto statement) to each image.
+    #[arg(long)]
+    pub provenance: bool,
+    /// Sign each image (cosign-compatible) and its attestations with this EC P-256 key
+    /// (PEM PKCS#8; an encrypted one takes its passphrase from KILN_SIGN_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
     /// Layer compression, gzip or zstd (zstd needs format = "oci"), overriding the spec.
     #[arg(long, value_name = "gzip|zstd")]
     pub compression: Option<String>,
@@ -98,7 +108,19 @@ pub fn build(args: BuildArgs) -> Result<Outcome, Error> {
         no_check: args.no_check,
         strict: args.strict,
     };
+    let password = std::env::var(kiln::supply::key::PASSWORD_ENV).ok();
+    let key = args
+        .sign_key
+        .as_deref()
+        .map(|path| kiln::supply::key::Key::read(path, password.as_deref()))
+        .transpose()?;
+    drop(password);
     let outputs = Outputs {
+        supply: kiln::supply::Request {
+            sbom: args.sbom,
+            provenance: args.provenance,
+            key,
+        },
         layout: args.oci,
         tar: args.tar,
         load: args.load,

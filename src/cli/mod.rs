@@ -7,6 +7,7 @@ pub mod check;
 pub mod index;
 pub mod inspect;
 pub mod log;
+pub mod supply;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ pub use build::BuildArgs;
 pub use check::CheckArgs;
 pub use index::IndexArgs;
 pub use inspect::InspectArgs;
+pub use supply::{SbomArgs, VerifyArgs};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +41,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of the build variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Build the image a spec describes.
@@ -49,6 +53,10 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Put images that separate jobs pushed (one per platform) under one multi-platform tag.
     Index(IndexArgs),
+    /// Check an image's signature and attestations with a public key, and print what they say.
+    Verify(VerifyArgs),
+    /// Print the SBOM attached to an image (built with --sbom).
+    Sbom(SbomArgs),
     /// Write a commented starter kiln.toml for a directory.
     Init(InitArgs),
     /// Print the JSON Schema of kiln.toml, for editor completion and validation.

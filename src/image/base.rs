@@ -104,8 +104,18 @@ pub fn select_in_layout(
             .manifests
             .iter()
             .find(|d| d.annotations.get(oci::REF_NAME).map(String::as_str) == Some(t)),
-        None if index.manifests.len() == 1 => index.manifests.first(),
-        None => None,
+        // Signatures and referrers kept beside the image do not count.
+        None => {
+            let mut images = index.manifests.iter().filter(|d| {
+                !d.annotations
+                    .get(oci::REF_NAME)
+                    .is_some_and(|n| oci::is_attachment_tag(n))
+            });
+            match (images.next(), images.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        }
     };
     let Some(top) = chosen.cloned() else {
         let names: Vec<&str> = index

@@ -109,6 +109,19 @@ pub fn sha256_hex(digest: &str) -> Option<&str> {
     ok.then_some(hex)
 }
 
+/// Whether a tag is one the referrers tag schema (`sha256-<hex>`) or
+/// cosign (`sha256-<hex>.sig`, `.att`, `.sbom`) keeps attachments under.
+pub fn is_attachment_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let hex = rest.split('.').next().unwrap_or("");
+    let suffix = &rest[hex.len()..];
+    hex.len() == 64
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && matches!(suffix, "" | ".sig" | ".att" | ".sbom")
+}
+
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }

@@ -8,14 +8,25 @@ use std::path::{Path, PathBuf};
 
 use crate::assemble::Assembled;
 use crate::error::{Error, IoContext, Result};
-use crate::oci::{self, Index};
-use crate::store::Staging;
+use crate::oci::{self, Descriptor, Index};
+use crate::store::{BlobStore, Staging};
+use crate::supply::{self, Attachments};
 use crate::tmp::{self, TempDir};
 
 /// Complete `staging`, the store the build wrote `assembled`'s blobs to,
 /// into a layout (base blobs, oci-layout, index.json naming the one image's
 /// manifest or the index of several) and move it to `dest`.
-pub fn write(assembled: &Assembled, staging: Staging, dest: &Path) -> Result<()> {
+///
+/// Attachments (whose blobs are in `staging` too) are found as in a
+/// registry without the referrers API: index.json names each signature
+/// under cosign's tag (`sha256-<hex>.sig`) and each image's referrers index
+/// under `sha256-<hex>`. Without attachments index.json names the image alone.
+pub fn write(
+    assembled: &Assembled,
+    staging: Staging,
+    dest: &Path,
+    attachments: &[Attachments],
+) -> Result<()> {
     let (top, tag) = (assembled.top(), &assembled.tag);
     let store = staging.store();
     for layer in assembled.images.iter().flat_map(|i| &i.layers) {
@@ -30,10 +41,14 @@ pub fn write(assembled: &Assembled, staging: Staging, dest: &Path) -> Result<()>
     manifest
         .annotations
         .insert(oci::REF_NAME.to_string(), tag.to_string());
+    let mut manifests = vec![manifest];
+    for a in attachments {
+        manifests.extend(attachment_entries(a, store)?);
+    }
     let index = Index {
         schema_version: 2,
         media_type: Some(oci::OCI_INDEX.to_string()),
-        manifests: vec![manifest],
+        manifests,
         annotations: Default::default(),
     };
     let index_path = staged.join("index.json");
@@ -43,6 +58,33 @@ pub fn write(assembled: &Assembled, staging: Staging, dest: &Path) -> Result<()>
     )
     .ctx("write", &index_path)?;
     replace_dir(staging.into_dir(), dest)
+}
+
+/// The index.json entries for one image's attachments: its signature under
+/// its tag, and the index of its referrers (stored here) under `sha256-<hex>`.
+fn attachment_entries(a: &Attachments, store: &BlobStore) -> Result<Vec<Descriptor>> {
+    let tagged = |desc: &Descriptor, tag: String| {
+        let mut d = desc.clone();
+        d.annotations.insert(oci::REF_NAME.to_string(), tag);
+        d
+    };
+    let mut out = Vec::new();
+    for artifact in &a.artifacts {
+        if let Some(tag) = &artifact.tag {
+            out.push(tagged(&artifact.descriptor, tag.clone()));
+        }
+    }
+    let referrers: Vec<_> = a.referrers().map(|r| r.referrer()).collect();
+    if let (false, Some(tag)) = (
+        referrers.is_empty(),
+        supply::referrers_tag(&a.subject.digest),
+    ) {
+        let bytes = supply::merge_referrers(None, &referrers);
+        let desc = supply::descriptor(oci::OCI_INDEX, &bytes);
+        store.put(&desc.digest, &bytes)?;
+        out.push(tagged(&desc, tag));
+    }
+    Ok(out)
 }
 
 /// Where the layout for `--oci path` goes: `path` itself, or what a

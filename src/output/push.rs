@@ -34,6 +34,9 @@ pub struct Pushed {
     /// Blobs the registry already had.
     pub skipped: usize,
     pub skipped_bytes: u64,
+    /// How each image's SBOMs and attestations are found in the last
+    /// destination: the referrers API, or the `sha256-<hex>` tag.
+    pub referrers: Vec<crate::output::attach::Found>,
 }
 
 impl Pushed {

@@ -18,6 +18,7 @@ mod errors;
 mod manifests;
 pub mod mirror;
 mod proxy;
+mod referrers;
 pub mod retry;
 mod send;
 

@@ -56,6 +56,17 @@ pub struct RawSpec {
     /// What `kiln check` findings stop `kiln build`.
     #[serde(default)]
     pub policy: RawPolicy,
+    /// Manifest annotations (format = "oci"; Docker's manifest has none). Values take
+    /// `${NAME}` from args; --annotation adds more. org.opencontainers.image.created is
+    /// set from `created` unless given here. The base's annotations are not inherited.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub annotations: BTreeMap<String, S<String>>,
+    /// Annotations of the index a multi-platform build writes (format = "oci"). Values
+    /// take `${NAME}` from args.
+    #[serde(default, rename = "index-annotations")]
+    #[schemars(rename = "index-annotations", with = "BTreeMap<String, String>")]
+    pub index_annotations: BTreeMap<String, S<String>>,
 }
 
 /// What `kiln check` findings stop `kiln build`.
@@ -122,6 +133,11 @@ pub struct RawImage {
     /// 0 to 9 for gzip, 1 to 19 for zstd. Default 1.
     #[schemars(with = "Option<i64>", range(min = 0, max = 19))]
     pub compression_level: Option<S<i64>>,
+    /// Attach an SBOM (SPDX 2.3 and CycloneDX 1.6 JSON) to each image, as --sbom does.
+    /// Default false.
+    pub sbom: Option<bool>,
+    /// Attach SLSA provenance to each image, as --provenance does. Default false.
+    pub provenance: Option<bool>,
 }
 
 /// The app user, added to /etc/passwd and /etc/group.

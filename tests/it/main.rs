@@ -51,3 +51,4 @@ mod seeds;
 mod shared_cache;
 mod snapshots;
 mod specs;
+mod supply;

@@ -15,6 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::oci::Compression;
 use crate::spec::raw::{RawSpec, Source};
 
+mod annotations;
 mod caps;
 mod config;
 mod healthcheck;
@@ -62,8 +63,13 @@ pub struct Spec {
     /// Local files no copy takes (.dockerignore).
     pub ignore: Option<crate::spec::ignore::Ignore>,
     pub policy: crate::spec::rules::Policy,
-    /// Manifest annotations (`--annotation`; OCI format only).
+    /// Manifest annotations (`[annotations]`, `--annotation`; OCI format only).
     pub annotations: BTreeMap<String, String>,
+    /// Annotations of a multi-platform build's index (`[index-annotations]`).
+    pub index_annotations: BTreeMap<String, String>,
+    /// `[image] sbom` and `provenance`: attach them to each image.
+    pub sbom: bool,
+    pub provenance: bool,
     /// Whether `kiln build` stops on error-level findings.
     pub enforce: bool,
     pub warnings: Vec<String>,
@@ -192,6 +198,7 @@ impl Validator {
             .collect::<Result<Vec<_>>>()?;
         let mut config = self.config(raw, user.as_ref())?;
         config.labels.extend(inputs.labels.iter().cloned());
+        let (annotations, index_annotations) = self.annotations(raw, inputs, format, &created)?;
         if !inputs.annotations.is_empty() && format != Format::Oci {
             return Err(crate::error::Error::Usage {
                 what: "--annotation".into(),
@@ -241,7 +248,10 @@ impl Validator {
         let enforce = raw.policy.enforce.unwrap_or(true) && !inputs.no_check;
         Ok(Spec {
             policy,
-            annotations: inputs.annotations.iter().cloned().collect(),
+            annotations,
+            index_annotations,
+            sbom: raw.image.sbom.unwrap_or(false),
+            provenance: raw.image.provenance.unwrap_or(false),
             enforce,
             source: self.source,
             dir: self.dir,
