@@ -9,6 +9,26 @@
 # to read the file capabilities it sets.
 set -euo pipefail
 
+# ---- Python apps on a real Debian base (tests/it/python_apps.rs) ----
+# debootstrap makes the base (cached in ~/.cache/kiln-tests), /usr/bin/python3
+# is the interpreter uv names in the scripts it installs, uv installs the
+# apps' wheels for the image's platform.
+py_need=()
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || py_need+=(debootstrap)
+[ -x /usr/bin/python3 ] || py_need+=(python3)
+command -v uv >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || py_need+=(python3-pip)
+if [ ${#py_need[@]} -gt 0 ]; then
+  S=""; [ "$(id -u)" = 0 ] || S="sudo"
+  $S apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $S apt-get install -y -q "${py_need[@]}"
+fi
+if ! command -v uv >/dev/null 2>&1; then
+  # Debian 12's pip refuses to install outside a venv (PEP 668) unless told to.
+  python3 -m pip install --quiet uv 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages uv
+fi
+# ---- end of the Python apps block ----
+
 # --- PyPI: SBOM validators (tests/it/sbom.rs) ----------------------------
 # spdx-tools (pyspdxtools) and cyclonedx-python-lib's JSON schema validator,
 # in a venv the tests look for at $KILN_TEST_VENV (default below).
@@ -17,8 +37,9 @@ if ! { [ -x "$sbom_venv/bin/pyspdxtools" ] &&
   "$sbom_venv/bin/python" -c 'import cyclonedx.validation.json, jsonschema' 2>/dev/null; }; then
   echo "installing spdx-tools and cyclonedx-python-lib into $sbom_venv" >&2
   python3 -m venv "$sbom_venv" || {
-    [ "$(id -u)" = 0 ] || SUDO="sudo"
-    ${SUDO:-} apt-get install -y -q python3-venv && python3 -m venv "$sbom_venv"
+    S=""; [ "$(id -u)" = 0 ] || S="sudo"
+    DEBIAN_FRONTEND=noninteractive $S apt-get install -y -q python3-venv
+    python3 -m venv "$sbom_venv"
   }
   "$sbom_venv/bin/pip" install -q spdx-tools 'cyclonedx-python-lib[json-validation]'
 fi

@@ -110,6 +110,8 @@ pub struct Built {
     /// The OCI layout written, if any.
     pub layout: Option<PathBuf>,
     pub pushed: Option<push::Pushed>,
+    /// SBOMs, provenance, attestations and signatures attached.
+    pub attached: Vec<supply::Attached>,
     pub warnings: Vec<String>,
     pub timings: Timings,
 }
@@ -147,8 +149,14 @@ pub fn check(spec_path: &Path, inputs: &Inputs, network: &Network) -> Result<Vec
     // Each finding, with the platforms it was found on.
     let mut findings: Vec<(check::Finding, Vec<String>)> = Vec::new();
     let all = first.platforms.len();
-    for platform in first.platforms.clone() {
-        let spec = spec_file.spec_for(inputs, &platform)?;
+    let platforms = first.platforms.clone();
+    let mut first = Some(first);
+    for platform in platforms {
+        // The spec read for the first platform is that platform's already.
+        let spec = match first.take() {
+            Some(spec) if spec.platform == platform => spec,
+            _ => spec_file.spec_for(inputs, &platform)?,
+        };
         let (base, plans) = resolve(&spec, &mut net, false)?;
         for f in check::run(&spec, &base, &plans, &spec.policy) {
             match findings

@@ -195,6 +195,11 @@ pub fn build(
         let list: Vec<(&Platform, &Image)> = platforms.iter().zip(&images).collect();
         assemble::index(lead.format, &list, &lead.index_annotations)
     });
+    if index.is_none() && !lead.index_annotations.is_empty() {
+        tracing::warn!(
+            "[index-annotations] apply to a multi-platform build's index; this build makes one image, so they are not written"
+        );
+    }
     if let Some(index) = &index {
         staging
             .store()
@@ -296,6 +301,7 @@ pub fn build(
         images: built_images,
         layout: layout_dest,
         pushed,
+        attached: supply::listed(&attachments),
         warnings,
         timings: Timings {
             total: started.elapsed(),

@@ -20,6 +20,9 @@ pub struct Summary<'a> {
     pub oci: Option<&'a Path>,
     pub tar: Option<&'a Path>,
     pub push: Option<&'a crate::output::push::Pushed>,
+    /// SBOMs, provenance, attestations and signatures attached to the images.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub attachments: &'a [crate::supply::Attached],
     pub timings_ms: Timings,
     pub warnings: &'a [String],
 }
@@ -99,6 +102,7 @@ impl<'a> Summary<'a> {
             oci: built.layout.as_deref(),
             tar,
             push: built.pushed.as_ref(),
+            attachments: &built.attached,
             timings_ms: Timings {
                 resolve: ms(t.resolve),
                 layers: ms(t.layers),

@@ -264,14 +264,20 @@ impl Checker<'_> {
             if matches!(e.content, Content::Symlink(_)) {
                 continue;
             }
-            if e.mode & 0o6000 != 0 && seen.insert(("KILN-SETUID", path.clone()), ()).is_none() {
+            // On a directory setgid only passes its group to new files
+            // (a shared 2775 directory); it grants no privilege.
+            let dir = matches!(e.content, Content::Dir);
+            if !dir
+                && e.mode & 0o6000 != 0
+                && seen.insert(("KILN-SETUID", path.clone()), ()).is_none()
+            {
                 self.add(
                     "KILN-SETUID",
                     format!("`{path}` has mode {:04o}", e.mode),
                     None,
                 );
             }
-            let sticky_dir = matches!(e.content, Content::Dir) && e.mode & 0o1000 != 0;
+            let sticky_dir = dir && e.mode & 0o1000 != 0;
             if e.mode & 0o002 != 0
                 && !sticky_dir
                 && seen

@@ -32,7 +32,16 @@ enum Unstartable {
         program: String,
         interp: String,
     },
+    /// A script whose `#!` interpreter (or the program `env` is asked to
+    /// find) is not in the image.
+    NoScriptInterpreter {
+        program: String,
+        interp: String,
+    },
 }
+
+/// How many `#!` interpreters the kernel follows before giving up (ELOOP).
+const SCRIPT_DEPTH: usize = 4;
 
 /// Shell words that name no program to look up: builtins and syntax.
 const SHELL_WORDS: &[&str] = &[
@@ -140,6 +149,10 @@ fn explain(what: &str, program: &str, path: &str, why: Unstartable) -> String {
             "{what} runs `{program}`, a dynamically linked program whose interpreter `{interp}` \
              is not in the image: it would fail with \"no such file or directory\""
         ),
+        Unstartable::NoScriptInterpreter { program, interp } => format!(
+            "{what} runs `{program}`, a script whose interpreter `{interp}` (its #! line) \
+             is not in the image: it would fail with \"no such file or directory\""
+        ),
     }
 }
 
@@ -233,6 +246,16 @@ fn startable(
     at: &Where,
     run: Option<&RunAs>,
 ) -> Result<(), Unstartable> {
+    startable_within(files, program, at, run, SCRIPT_DEPTH)
+}
+
+fn startable_within(
+    files: &Files,
+    program: &str,
+    at: &Where,
+    run: Option<&RunAs>,
+    depth: usize,
+) -> Result<(), Unstartable> {
     let (path, workdir) = (at.path.as_str(), at.workdir.as_str());
     let (at, found) = if program.contains('/') {
         let at = match program.starts_with('/') {
@@ -255,7 +278,10 @@ fn startable(
     }
     // A file whose bytes cannot be read (a base layer gone from the
     // cache) is given the benefit of the doubt.
-    if let Some(Elf::Interp(interp)) = files.head(&found).map(|h| elf::interpreter(&h)) {
+    let Some(head) = files.head(&found) else {
+        return Ok(());
+    };
+    if let Elf::Interp(interp) = elf::interpreter(&head) {
         if files.find(&interp).is_none_or(|f| f.is_dir()) {
             return Err(Unstartable::NoInterpreter {
                 program: at,
@@ -263,7 +289,57 @@ fn startable(
             });
         }
     }
+    let Some((interp, arg)) = shebang(&head) else {
+        return Ok(());
+    };
+    let missing = |interp: String| Unstartable::NoScriptInterpreter {
+        program: at.clone(),
+        interp,
+    };
+    // A relative interpreter is found from the caller's directory, which
+    // kiln cannot know for every caller; and past the kernel's depth the
+    // start fails for a reason this check does not name.
+    if !interp.starts_with('/') || depth == 0 {
+        return Ok(());
+    }
+    match startable_within(
+        files,
+        &interp,
+        &Where {
+            path: path.into(),
+            workdir: workdir.into(),
+        },
+        run,
+        depth - 1,
+    ) {
+        Err(Unstartable::Missing) => return Err(missing(interp)),
+        Err(why) => return Err(why),
+        Ok(()) => {}
+    }
+    // `#!/usr/bin/env python3` looks python3 up through the image's PATH.
+    if let Some(name) =
+        arg.filter(|a| interp.rsplit('/').next() == Some("env") && !a.starts_with('-'))
+    {
+        if look_up(files, &name, path).is_err() && !name.contains('/') {
+            return Err(missing(format!("{name}` (through `{interp}")));
+        }
+    }
     Ok(())
+}
+
+/// The interpreter and its one optional argument from a `#!` line, as the
+/// kernel splits it: within its first 256 bytes, up to the newline.
+fn shebang(head: &[u8]) -> Option<(String, Option<String>)> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.len().min(254)];
+    let end = line.iter().position(|&b| b == b'\n')?;
+    let text = std::str::from_utf8(&line[..end]).ok()?;
+    let text = text.trim_matches(|c| c == ' ' || c == '\t' || c == '\r');
+    let (interp, arg) = match text.split_once([' ', '\t']) {
+        Some((i, a)) => (i, Some(a.trim_matches([' ', '\t']).to_string())),
+        None => (text, None),
+    };
+    (!interp.is_empty()).then(|| (interp.to_string(), arg.filter(|a| !a.is_empty())))
 }
 
 /// A bare name through PATH as Go's exec.LookPath (runc) finds it: the
@@ -339,6 +415,26 @@ mod tests {
         // Set twice: the second sees the first.
         let twice = env(&[("PATH", "/a:$PATH"), ("PATH", "/b:$PATH")]);
         assert_eq!(expanded_path(&base, &twice, &args), "/b:/a:/bin");
+    }
+
+    #[test]
+    fn shebang_lines_split_as_the_kernel_splits_them() {
+        let s = |b: &[u8]| shebang(b);
+        assert_eq!(s(b"#!/bin/sh\necho"), Some(("/bin/sh".into(), None)));
+        assert_eq!(
+            s(b"#! /usr/bin/env  python3 \r\nprint()"),
+            Some(("/usr/bin/env".into(), Some("python3".into())))
+        );
+        assert_eq!(
+            s(b"#!/bin/sh -e -u\n"),
+            Some(("/bin/sh".into(), Some("-e -u".into())))
+        );
+        assert_eq!(s(b"#!/bin/sh"), None, "no newline in the head");
+        assert_eq!(s(b"#!\n"), None);
+        assert_eq!(s(b"\x7fELF"), None);
+        assert_eq!(s(&[b'#', b'!', 0xff, b'\n']), None);
+        let long = [b"#!/".as_slice(), &[b'a'; 300], b"\n"].concat();
+        assert_eq!(s(&long), None, "past the kernel's 256 bytes");
     }
 
     #[test]

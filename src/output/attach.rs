@@ -15,6 +15,7 @@ use crate::supply::{self, Attachments};
 
 /// How the referrers of one image were published.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Found {
     /// The registry's referrers API lists them.
     ReferrersApi,

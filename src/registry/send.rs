@@ -101,10 +101,10 @@ impl Client {
             let request = build().build().map_err(|e| transport_error(host, &e))?;
             let buffered = request.try_clone().is_some();
             let (method, path) = (request.method().clone(), request.url().path().to_string());
-            let result = self.http.execute(request).await;
+            let result = (self.http.execute(request).await).map_err(|e| transport_error(host, &e));
             let retry = match &result {
                 Ok(r) => status_retry(r),
-                Err(e) => transport_error(host, e).retry(),
+                Err(e) => e.retry(),
             };
             let allowed = match replay {
                 Replay::WhenBuffered => buffered,
@@ -116,11 +116,11 @@ impl Client {
                 retry => retry::request_delay(attempt, retry),
             };
             let Some(wait) = wait else {
-                return result.map_err(|e| transport_error(host, &e));
+                return result;
             };
             let why = match &result {
                 Ok(r) => format!("answered {}", r.status()),
-                Err(e) => transport_error(host, e).to_string(),
+                Err(e) => e.to_string(),
             };
             tracing::warn!(
                 "{method} {host}{}: {why}; trying again in {wait:.1?}",

@@ -73,7 +73,7 @@ pub const RULES: &[Rule] = &[
         id: "KILN-ENTRYPOINT-NOT-IN-IMAGE",
         severity: Severity::Error,
         title: "the entrypoint (or cmd) cannot start",
-        hint: "copy the program in with mode = 0o755; for a dynamically linked one, use a base that has its loader and libraries, or link it statically",
+        hint: "copy the program in with mode = 0o755; for a dynamically linked one, use a base that has its loader and libraries, or link it statically; for a script, a base with its #! interpreter",
         same_as: "runc/docker at run time: exec: no such file or directory / permission denied",
     },
     Rule {

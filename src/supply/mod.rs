@@ -164,6 +164,36 @@ impl Attachments {
     }
 }
 
+/// One attachment, as the build summary lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attached {
+    /// The image manifest (or index) it is attached to.
+    pub subject: String,
+    pub digest: String,
+    pub artifact_type: String,
+    /// `predicateType` of an attestation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicate_type: Option<String>,
+    /// cosign's `sha256-<hex>.sig`, for the signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// The summary's list of everything attached.
+pub fn listed(all: &[Attachments]) -> Vec<Attached> {
+    all.iter()
+        .flat_map(|a| {
+            a.artifacts.iter().map(|x| Attached {
+                subject: a.subject.digest.to_string(),
+                digest: x.descriptor.digest.to_string(),
+                artifact_type: x.artifact_type.clone(),
+                predicate_type: x.annotations.get(PREDICATE_ANNOTATION).cloned(),
+                tag: x.tag.clone(),
+            })
+        })
+        .collect()
+}
+
 /// The tag the referrers tag schema keeps `digest`'s referrers under:
 /// `sha256-<hex>`; None for a digest that is not sha256.
 pub fn referrers_tag(digest: &str) -> Option<String> {

@@ -41,6 +41,14 @@ pub fn bad(what: impl Into<String>, msg: impl Into<String>) -> Error {
 
 fn read_capped(path: &Path, cap: u64) -> Result<Option<Vec<u8>>> {
     use std::io::Read;
+    // A FIFO or device planted in a layout would block or never end.
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Ok(m) if !m.is_file() => {
+            return Err(bad(path.display().to_string(), "is not a regular file"));
+        }
+        _ => {}
+    }
     let file = match std::fs::File::open(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         other => other.map_err(|e| Error::Io {

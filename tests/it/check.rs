@@ -41,7 +41,11 @@ test = ["CMD", "/usr/bin/curl", "-f", "http://localhost/"]
 fn setup(spec: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir_all(dir.path().join("bin")).unwrap();
-    fs::write(dir.path().join("bin/server"), "#!/bin/sh\n").unwrap();
+    fs::write(
+        dir.path().join("bin/server"),
+        "a stand-in for a static server\n",
+    )
+    .unwrap();
     fs::set_permissions(
         dir.path().join("bin/server"),
         std::os::unix::fs::PermissionsExt::from_mode(0o4755),
@@ -216,7 +220,7 @@ test = ["CMD", "/app/probe"]
     let dir = setup(spec);
     // Executable, as the runtime needs them.
     let script = |path: &Path| {
-        fs::write(path, "#!/bin/sh\n").unwrap();
+        fs::write(path, "a stand-in for a static server\n").unwrap();
         fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     };
     for arch in ["amd64", "arm64"] {

@@ -361,3 +361,62 @@ fn a_password_in_a_url_is_a_secret_and_a_user_alone_is_not() {
         "{findings:#?}"
     );
 }
+
+/// A script's `#!` interpreter must be in the image too, and so must the
+/// program `#!/usr/bin/env NAME` asks for; the interpreter is judged as a
+/// program itself (a dynamic one needs its loader).
+#[test]
+fn a_scripts_interpreter_must_be_in_the_image() {
+    let work = tempfile::tempdir().unwrap();
+    let case = |name: &str, script: &[u8], extra: &[(&str, &[u8])]| {
+        let dir = work.path().join(name);
+        executable(&dir.join("bin/app"), script);
+        let mut spec = APP.replace("BASE", "scratch");
+        for (i, (dest, bytes)) in extra.iter().enumerate() {
+            executable(&dir.join(format!("extra/{i}")), bytes);
+            spec.push_str(&format!(
+                "[[copy]]\nsrc = \"extra/{i}\"\ndest = \"{dest}\"\nmode = 0o755\n"
+            ));
+        }
+        check(&write_spec(&dir, &spec))
+    };
+    let busybox = fs::read(busybox()).unwrap();
+    let message = |findings: &[Value]| {
+        let found = with_id(findings, "KILN-ENTRYPOINT-NOT-IN-IMAGE");
+        assert_eq!(found.len(), 1, "{findings:#?}");
+        found[0]["message"].as_str().unwrap().to_string()
+    };
+
+    let (code, findings) = case("no-sh", b"#!/bin/sh\nexec true\n", &[]);
+    assert_eq!(code, Some(1), "{findings:#?}");
+    let m = message(&findings);
+    assert!(m.contains("`/bin/sh`") && m.contains("script"), "{m}");
+    assert!(m.contains("`/app/app`"), "{m}");
+
+    let (code, findings) = case("sh", b"#!/bin/sh\nexec true\n", &[("/bin/sh", &busybox)]);
+    assert_eq!(code, Some(0), "{findings:#?}");
+
+    let (code, findings) = case(
+        "env-python",
+        b"#!/usr/bin/env python3\nprint()\n",
+        &[("/usr/bin/env", &busybox)],
+    );
+    assert_eq!(code, Some(1), "{findings:#?}");
+    let m = message(&findings);
+    assert!(m.contains("`python3`") && m.contains("/usr/bin/env"), "{m}");
+
+    let (code, findings) = case(
+        "env-sh",
+        b"#!/usr/bin/env sh\nexec true\n",
+        &[("/usr/bin/env", &busybox), ("/bin/sh", &busybox)],
+    );
+    assert_eq!(code, Some(0), "{findings:#?}");
+
+    if let Some((binary, interp)) = dynamic_host_binary() {
+        let dynamic = fs::read(binary).unwrap();
+        let (code, findings) = case("dynamic-sh", b"#!/bin/sh\n", &[("/bin/sh", &dynamic)]);
+        assert_eq!(code, Some(1), "{findings:#?}");
+        let m = message(&findings);
+        assert!(m.contains(&format!("`{interp}`")), "{m}");
+    }
+}

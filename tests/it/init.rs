@@ -117,7 +117,7 @@ fn dist_executable_and_dockerfile_port() {
     write_tree(
         dir.path(),
         &[
-            ("dist/server", "#!/bin/sh\necho serving\n", 0o755),
+            ("dist/server", "a stand-in for a static server\n", 0o755),
             ("dist/index.html", "<p>hi</p>\n", 0o644),
             ("Dockerfile", "FROM scratch\nEXPOSE 9090\n", 0o644),
         ],
@@ -177,7 +177,11 @@ fn cargo_project_copies_its_release_binary() {
                 "[package]\nname = \"hello-svc\"\nversion = \"0.1.0\"\n",
                 0o644,
             ),
-            ("target/release/hello-svc", "#!/bin/sh\necho hi\n", 0o755),
+            (
+                "target/release/hello-svc",
+                "a stand-in for a static binary\n",
+                0o755,
+            ),
             ("target/release/hello-svc.d", "deps\n", 0o644),
             ("target/release/deps/libx.rlib", "x", 0o644),
         ],

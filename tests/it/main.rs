@@ -39,6 +39,7 @@ mod platforms;
 mod progress;
 mod proxies;
 mod proxy_fixture;
+mod python_apps;
 mod registry;
 mod registry_fixtures;
 mod registry_quirks;

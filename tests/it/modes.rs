@@ -140,3 +140,37 @@ fn preserved_modes_of_files_copied_out_of_an_image() {
         ]
     );
 }
+
+/// The 2775 directory `preserve` keeps is not a setuid finding (setgid on a
+/// directory passes its group on and grants nothing); a setgid file is.
+#[test]
+fn a_setgid_directory_is_no_setuid_finding() {
+    let work = tempfile::tempdir().unwrap();
+    let spec = fixture(work.path());
+    let setuid = |spec: &Path| -> Vec<String> {
+        let out = kiln()
+            .arg("check")
+            .arg(spec)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == "KILN-SETUID")
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(setuid(&spec), Vec::<String>::new());
+    // With mode 0o2755 asked for explicitly, the files keep setgid and are found.
+    let text = fs::read_to_string(&spec).unwrap();
+    fs::write(&spec, text.replace("mode = \"preserve\"", "mode = 0o2755")).unwrap();
+    let found = setuid(&spec);
+    assert!(
+        found.iter().any(|m| m.contains("`/app/secret`"))
+            && !found.iter().any(|m| m.contains("`/app/shared`")),
+        "{found:?}"
+    );
+}

@@ -38,7 +38,7 @@ fn project(dir: &Path) {
         dir,
         &[
             ("dist/index.html", "hello\n", 0o644),
-            ("dist/server", "#!/bin/sh\necho hi\n", 0o755),
+            ("dist/server", "a stand-in for a static server\n", 0o755),
         ],
     );
     fs::write(dir.join("kiln.toml"), SPEC).unwrap();

@@ -170,8 +170,13 @@ fn a_signed_layout_verifies_with_openssl_and_still_reads_as_before() {
             key.to_str().unwrap(),
         ],
     );
-    // The image keeps its tag; the signature and the referrers index sit beside it.
+    // The image keeps its tag, a plain manifest; the signature and the referrers index sit beside it.
     assert_eq!(entry(&out, "1")["digest"], digest.as_str());
+    assert_eq!(
+        entry(&out, "1")["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(layout_index(&out)["manifests"].as_array().unwrap().len(), 3);
     let sig_manifest = blob_json(
         &out,
         entry(&out, &format!("sha256-{}.sig", hex(&digest)))["digest"]
@@ -446,6 +451,28 @@ fn a_tampered_manifest_payload_signature_or_envelope_fails_verify() {
     replace_blob(&dir, env_digest, &serde_json::to_vec(&env).unwrap());
     fails(&dir, "the attestation envelope");
 
+    // A payload far larger than a signature payload is refused unread.
+    let dir = fresh("huge");
+    let mut big = p.clone();
+    big["optional"] = json!({ "pad": "x".repeat(100 << 10) });
+    replace_blob(&dir, &payload_digest, &serde_json::to_vec(&big).unwrap());
+    fails(&dir, "more than kiln reads");
+
+    // A FIFO in place of a blob is refused, not waited on.
+    let dir = fresh("fifo");
+    let payload_path = dir.join("blobs/sha256").join(hex(&payload_digest));
+    fs::remove_file(&payload_path).unwrap();
+    run(Command::new("mkfifo").arg(&payload_path));
+    fails(&dir, "is not a regular file");
+
+    // Another key: nothing verifies.
+    let other = work.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let (_, other_public) = keys(&other, None);
+    let o = verify(&format!("oci:{}:1", out.display()), &other_public);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another key signed it"));
+
     // The untouched copy still verifies.
     check(
         &kiln(),
@@ -587,6 +614,16 @@ fn a_push_is_found_through_the_referrers_tag() {
     check(&kiln(), &o);
     let summary = parse_json(&String::from_utf8_lossy(&o.stdout));
     let top = summary["manifest"]["digest"].as_str().unwrap().to_string();
+    // 2 platforms x (2 SBOMs, 3 attestations, 1 signature), and the index's signature.
+    assert_eq!(
+        summary["attachments"].as_array().unwrap().len(),
+        13,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["push"]["referrers"],
+        json!(["referrers-tag", "referrers-tag"])
+    );
     // distribution 2.8 has no referrers API.
     let (status, _) = http_get(
         &registry.addr,
@@ -750,4 +787,140 @@ fn annotations_from_the_spec_with_args() {
         stderr.contains("[index-annotations] need format = \"oci\""),
         "{stderr}"
     );
+}
+
+#[test]
+fn provenance_records_allow_listed_ci_variables_and_no_secret() {
+    let work = tempfile::tempdir().unwrap();
+    let spec = spec(work.path(), "oci", "");
+    let out = work.path().join("out");
+    let stdout = run(kiln()
+        .arg("build")
+        .arg(&spec)
+        .args([
+            "--oci",
+            out.to_str().unwrap(),
+            "--provenance",
+            "--no-check",
+            "--build-arg",
+            "API_TOKEN=tok-3141",
+        ])
+        .env("GITHUB_SHA", "0123abcd")
+        .env("GITHUB_REPOSITORY", "acme/web")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_RUN_ID", "42")
+        .env("GITHUB_TOKEN", "ghs_planted5926")
+        .env("CI_JOB_TOKEN", "glcbt-planted5358"));
+    let digest = stdout.trim().rsplit_once('@').unwrap().1.to_string();
+    let referrers = blob_json(
+        &out,
+        entry(&out, &format!("sha256-{}", hex(&digest)))["digest"]
+            .as_str()
+            .unwrap(),
+    );
+    let r = &referrers["manifests"][0];
+    assert_eq!(r["artifactType"], IN_TOTO);
+    assert_eq!(
+        r["annotations"]["predicateType"],
+        "https://slsa.dev/provenance/v1"
+    );
+    // Without a key the statement is stored as it is, unsigned.
+    let m = blob_json(&out, r["digest"].as_str().unwrap());
+    assert_eq!(m["layers"][0]["mediaType"], IN_TOTO);
+    let statement = blob_json(&out, m["layers"][0]["digest"].as_str().unwrap());
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], hex(&digest));
+    let p = &statement["predicate"];
+    assert_eq!(
+        p["buildDefinition"]["internalParameters"]["ci"]["GITHUB_SHA"],
+        "0123abcd"
+    );
+    assert_eq!(
+        p["buildDefinition"]["internalParameters"]["created"],
+        "2024-05-01T00:00:00Z"
+    );
+    assert_eq!(
+        p["buildDefinition"]["externalParameters"]["buildArgs"]["API_TOKEN"],
+        "(withheld)"
+    );
+    assert_eq!(
+        p["runDetails"]["metadata"]["invocationId"],
+        "https://github.com/acme/web/actions/runs/42/attempts/1"
+    );
+    // No planted secret anywhere in the layout.
+    for e in fs::read_dir(out.join("blobs/sha256")).unwrap() {
+        let bytes = fs::read(e.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for planted in ["ghs_planted5926", "glcbt-planted5358", "tok-3141"] {
+            assert!(!text.contains(planted), "{planted} leaked");
+        }
+    }
+}
+
+#[test]
+fn each_platform_of_an_index_gets_its_own_attachments_in_the_layout() {
+    if !have(&["openssl"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (key, public) = keys(work.path(), None);
+    let spec = write_spec(
+        work.path(),
+        "[image]\nname = \"multi\"\nformat = \"docker\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\n\n\
+         [config]\nuser = \"10001:10001\"\n\n\
+         [[file]]\npath = \"/etc/arch\"\ncontent = \"${TARGETARCH}\\n\"\n",
+    );
+    let out = work.path().join("out");
+    let top = build(
+        &spec,
+        &[
+            "--oci",
+            out.to_str().unwrap(),
+            "--sbom",
+            "--sign-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let list = blob_json(&out, &top);
+    assert_eq!(
+        list["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    // The list, and each platform's manifest, signed; each manifest with its referrers.
+    entry(&out, &format!("sha256-{}.sig", hex(&top)));
+    for m in list["manifests"].as_array().unwrap() {
+        let d = m["digest"].as_str().unwrap();
+        entry(&out, &format!("sha256-{}.sig", hex(d)));
+        let referrers = blob_json(
+            &out,
+            entry(&out, &format!("sha256-{}", hex(d)))["digest"]
+                .as_str()
+                .unwrap(),
+        );
+        for r in referrers["manifests"].as_array().unwrap() {
+            let artifact = blob_json(&out, r["digest"].as_str().unwrap());
+            assert_eq!(artifact["subject"]["digest"], d);
+            // A Docker schema2 manifest as the subject, named by its own media type.
+            assert_eq!(
+                artifact["subject"]["mediaType"],
+                "application/vnd.docker.distribution.manifest.v2+json"
+            );
+        }
+    }
+    assert_eq!(layout_index(&out)["manifests"].as_array().unwrap().len(), 6);
+    let verified = verify(&format!("oci:{}", out.display()), &public);
+    check(&kiln(), &verified);
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(said.matches("signature verified").count(), 3, "{said}");
+    assert!(
+        said.contains("(linux/arm64)") && said.contains("(linux/amd64)"),
+        "{said}"
+    );
+    let spdx = parse_json(&run(kiln().args([
+        "sbom",
+        &format!("oci:{}", out.display()),
+        "--platform",
+        "linux/arm64",
+    ])));
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
 }

@@ -57,6 +57,12 @@ impl Runs {
                     paths,
                     recursive,
                 } => {
+                    // The home useradd -m makes in this chain is the Dockerfile's own.
+                    let home = self
+                        .user
+                        .as_ref()
+                        .filter(|(u, _)| u.create_home)
+                        .map(|(u, _)| u.home.clone().unwrap_or(format!("/home/{}", u.name)));
                     for path in paths {
                         chown(
                             m,
@@ -64,6 +70,7 @@ impl Runs {
                             &owner,
                             &super::convert::join("/", &path),
                             recursive,
+                            home.as_deref(),
                         );
                     }
                 }
@@ -192,12 +199,30 @@ impl Runs {
 
 /// `chown [-R] OWNER PATH`: the [[dir]] (made here or not) gets the owner;
 /// with -R, so do the dirs and copies under it.
-fn chown(m: &mut Model, line: usize, owner: &str, path: &str, recursive: bool) {
+fn chown(m: &mut Model, line: usize, owner: &str, path: &str, recursive: bool, home: Option<&str>) {
     let under = |p: &str| {
         p == path
             || p.trim_end_matches('/') == path
             || p.starts_with(&format!("{}/", path.trim_end_matches('/')))
     };
+    // What this Dockerfile made there; anything else under the path is the
+    // base's, whose owners a spec cannot change.
+    let made = m.dirs.iter().any(|d| under(&d.path))
+        || m.copies.iter().any(|c| under(&c.dest))
+        || m.cfg.workdir.as_deref() == Some(path)
+        || home == Some(path);
+    if recursive && !made {
+        m.unsupported.push(Unsupported {
+            line,
+            what: format!("chown -R {owner} {path}"),
+            why: format!(
+                "kiln sets the owners of what it adds; what the base holds under {path} keeps its owners"
+            ),
+            todo: format!(
+                "copy those files in with owner = \"{owner}\", or use a base where they are owned already"
+            ),
+        });
+    }
     match m.dirs.iter_mut().find(|d| d.path == path) {
         Some(d) => d.owner = Some(owner.to_string()),
         None => m.dirs.push(DirOut {

@@ -137,6 +137,18 @@ fn reported_not_dropped() {
     assert!(s.contains("#   line 7: RUN"), "{s}");
 }
 
+/// `chown -R` of a tree the base holds cannot be expressed and is said so;
+/// of what the Dockerfile made itself (workdir, mkdir, copies, home) it is.
+#[test]
+fn chown_of_the_bases_files_is_reported() {
+    let text = "FROM nginx:1\nRUN useradd -m -u 10001 web && chown -R web:web /usr/share/nginx/html && chown -R web /home/web\nWORKDIR /srv\nRUN chown -R web /srv\nCOPY site /opt/site\nRUN chown -R web /opt\n";
+    let (s, u) = spec(text);
+    let what: Vec<&str> = u.iter().map(|u| u.what.as_str()).collect();
+    assert_eq!(what, ["chown -R web:web /usr/share/nginx/html"], "{u:?}");
+    assert_eq!(u[0].line, 2);
+    assert!(s.contains("owner = \"web\""), "{s}");
+}
+
 #[test]
 fn escapes_and_continuations() {
     let text = "# escape=`\nFROM scratch\nLABEL a=\"x`\n  y\" b='$${c}'\nCMD [\"echo\", \"${HOME}\"]\nENV X='$y' Z=\\$HOME\n";

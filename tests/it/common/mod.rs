@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod debian;
 pub mod fake;
 pub mod handmade;
 pub mod netns;

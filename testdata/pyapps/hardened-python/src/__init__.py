@@ -1,0 +1,3 @@
+"""The app's own package, copied as the seed's builder copies src/."""
+
+NAME = "hardened-python"
