@@ -71,6 +71,16 @@ pub fn attachments(subject: &Descriptor, parts: &Parts) -> Attachments {
         }
     }
     if let Some(key) = parts.key {
+        // The signed envelopes again, where cosign looks for them.
+        let envelopes: Vec<Blob> = artifacts
+            .iter()
+            .flat_map(|a| &a.blobs)
+            .filter(|b| b.descriptor.media_type == DSSE_MEDIA_TYPE)
+            .cloned()
+            .collect();
+        if !envelopes.is_empty() {
+            artifacts.push(sign::attestations(subject, envelopes, created));
+        }
         artifacts.push(sign::signature(subject, key, parts.name, created));
     }
     Attachments {
@@ -168,6 +178,7 @@ mod tests {
                 IN_TOTO,
                 IN_TOTO,
                 IN_TOTO,
+                DSSE_MEDIA_TYPE,
                 crate::supply::SIMPLESIGNING
             ]
         );

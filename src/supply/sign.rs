@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::key::Key;
 use super::{
-    Artifact, ArtifactManifest, Blob, CREATED, IN_TOTO, SIGNATURE_ANNOTATION, SIMPLESIGNING,
+    Artifact, ArtifactManifest, Blob, CREATED, DSSE_MEDIA_TYPE, IN_TOTO, SIGNATURE_ANNOTATION,
+    SIMPLESIGNING,
 };
 use crate::oci::{self, Descriptor};
 
@@ -68,13 +69,35 @@ pub fn signature(subject: &Descriptor, key: &Key, identity: &str, created: &str)
         .descriptor
         .annotations
         .insert(SIGNATURE_ANNOTATION.to_string(), signature);
-    // A config as cosign's: no platform, the payload as the one diff_id.
+    cosign_image(subject, vec![layer], "sig", SIMPLESIGNING, created)
+}
+
+/// The `.att` image cosign keeps a subject's attestations in (what
+/// `cosign verify-attestation` reads): one layer per DSSE envelope, each
+/// annotated with its predicate type. The same envelopes are referrers too.
+pub fn attestations(subject: &Descriptor, envelopes: Vec<Blob>, created: &str) -> Artifact {
+    cosign_image(subject, envelopes, "att", DSSE_MEDIA_TYPE, created)
+}
+
+/// An image as cosign stores signatures and attestations: a config with
+/// no platform whose diff_ids are the layers, under `sha256-<hex>.SUFFIX`.
+fn cosign_image(
+    subject: &Descriptor,
+    layers: Vec<Blob>,
+    suffix: &str,
+    artifact_type: &str,
+    created: &str,
+) -> Artifact {
+    let diff_ids: Vec<&str> = layers
+        .iter()
+        .map(|l| l.descriptor.digest.as_str())
+        .collect();
     let config = serde_json::json!({
         "architecture": "",
         "os": "",
         "config": {},
         "created": created,
-        "rootfs": { "type": "layers", "diff_ids": [layer.descriptor.digest.as_str()] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
     });
     let config = Blob::new(
         oci::OCI_CONFIG,
@@ -85,18 +108,20 @@ pub fn signature(subject: &Descriptor, key: &Key, identity: &str, created: &str)
         media_type: Some(oci::OCI_MANIFEST.to_string()),
         artifact_type: None,
         config: config.descriptor.clone(),
-        layers: vec![layer.descriptor.clone()],
+        layers: layers.iter().map(|l| l.descriptor.clone()).collect(),
         subject: None,
         annotations: BTreeMap::new(),
     };
     let bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
-    let tag = format!("sha256-{}.sig", subject.digest.hex());
+    let tag = format!("sha256-{}.{suffix}", subject.digest.hex());
+    let mut blobs = vec![config];
+    blobs.extend(layers);
     Artifact {
         descriptor: super::descriptor(oci::OCI_MANIFEST, &bytes),
         manifest: bytes,
-        artifact_type: SIMPLESIGNING.to_string(),
+        artifact_type: artifact_type.to_string(),
         annotations: [(CREATED.to_string(), created.to_string())].into(),
-        blobs: vec![config, layer],
+        blobs,
         tag: Some(tag),
     }
 }

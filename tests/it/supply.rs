@@ -176,7 +176,7 @@ fn a_signed_layout_verifies_with_openssl_and_still_reads_as_before() {
         entry(&out, "1")["mediaType"],
         "application/vnd.oci.image.manifest.v1+json"
     );
-    assert_eq!(layout_index(&out)["manifests"].as_array().unwrap().len(), 3);
+    assert_eq!(layout_index(&out)["manifests"].as_array().unwrap().len(), 4);
     let sig_manifest = blob_json(
         &out,
         entry(&out, &format!("sha256-{}.sig", hex(&digest)))["digest"]
@@ -247,6 +247,28 @@ fn a_signed_layout_verifies_with_openssl_and_still_reads_as_before() {
             "https://spdx.dev/Document"
         ]
     );
+    // The same envelopes where cosign verify-attestation looks: the `.att`
+    // image, a layer each, with its predicate type and as a diff_id.
+    let att = blob_json(
+        &out,
+        entry(&out, &format!("sha256-{}.att", hex(&digest)))["digest"]
+            .as_str()
+            .unwrap(),
+    );
+    let config = blob_json(&out, att["config"]["digest"].as_str().unwrap());
+    let mut att_predicates = Vec::new();
+    for (i, layer) in att["layers"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(layer["mediaType"], "application/vnd.dsse.envelope.v1+json");
+        assert_eq!(config["rootfs"]["diff_ids"][i], layer["digest"]);
+        let statement = openssl_envelope(&public, &blob(&out, layer["digest"].as_str().unwrap()));
+        assert_eq!(
+            statement["predicateType"],
+            layer["annotations"]["predicateType"]
+        );
+        att_predicates.push(statement["predicateType"].as_str().unwrap().to_string());
+    }
+    att_predicates.sort();
+    assert_eq!(att_predicates, predicates);
 
     let verified = verify(&format!("oci:{}", out.display()), &public);
     check(&kiln(), &verified);
@@ -502,14 +524,15 @@ fn two_builds_attach_the_same_bytes() {
         );
         indexes.push(fs::read(out.join("index.json")).unwrap());
     }
-    // index.json names the image, its signature and its referrers by digest: all equal.
+    // index.json names the image, its signature, its attestations and its
+    // referrers by digest: all equal.
     assert_eq!(indexes[0], indexes[1]);
     assert_eq!(
         parse_json(&String::from_utf8_lossy(&indexes[0]))["manifests"]
             .as_array()
             .unwrap()
             .len(),
-        3
+        4
     );
 }
 
@@ -614,10 +637,11 @@ fn a_push_is_found_through_the_referrers_tag() {
     check(&kiln(), &o);
     let summary = parse_json(&String::from_utf8_lossy(&o.stdout));
     let top = summary["manifest"]["digest"].as_str().unwrap().to_string();
-    // 2 platforms x (2 SBOMs, 3 attestations, 1 signature), and the index's signature.
+    // 2 platforms x (2 SBOMs, 3 attestations, cosign's .att of them, 1
+    // signature), and the index's signature.
     assert_eq!(
         summary["attachments"].as_array().unwrap().len(),
-        13,
+        15,
         "{summary}"
     );
     assert_eq!(
@@ -664,6 +688,18 @@ fn a_push_is_found_through_the_referrers_tag() {
             ],
             "{referrers}"
         );
+        // cosign's .att image holds the three envelopes.
+        let att = parse_json(&run(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!(
+                "docker://{}/team/multi:sha256-{}.att",
+                registry.addr,
+                hex(d)
+            ),
+        ])));
+        assert_eq!(att["layers"].as_array().unwrap().len(), 3, "{att}");
         // The signature pulled back with skopeo, checked with openssl.
         let sig_dir = work.path().join(format!("sig-{}", hex(d)));
         skopeo_copy(
@@ -907,7 +943,8 @@ fn each_platform_of_an_index_gets_its_own_attachments_in_the_layout() {
             );
         }
     }
-    assert_eq!(layout_index(&out)["manifests"].as_array().unwrap().len(), 6);
+    // Per platform: tag, .sig, .att, referrers; and the list's .sig.
+    assert_eq!(layout_index(&out)["manifests"].as_array().unwrap().len(), 8);
     let verified = verify(&format!("oci:{}", out.display()), &public);
     check(&kiln(), &verified);
     let said = String::from_utf8_lossy(&verified.stdout);
