@@ -28,7 +28,8 @@ for tool in "${need[@]}"; do
 done
 [ -x /usr/bin/time ] || { echo "error: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
 
-(cd "$ROOT" && cargo build --release --quiet)
+# KILN=PATH runs a binary built elsewhere (e.g. with --features isal) instead.
+[ -n "${KILN:-}" ] || (cd "$ROOT" && cargo build --release --quiet)
 KILN=${KILN:-$ROOT/target/release/kiln}
 python3 "$ROOT/benches/workloads.py" "$WORK"
 

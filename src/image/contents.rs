@@ -117,3 +117,96 @@ impl Base {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::fsview::apply_layer;
+
+    /// A tar of (name, bytes) files; a name ending in `=>TARGET` is a hard link.
+    fn layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            match name.split_once("=>") {
+                Some((name, target)) => {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, name, target).unwrap();
+                }
+                None => {
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, name, *data).unwrap();
+                }
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn kept_bytes_are_those_the_last_layer_leaves_and_hard_links_are_read_once() {
+        let layers = [
+            layer(&[
+                ("etc/skel/.profile", b"old"),
+                ("etc/os-release", b"ID=debian\n"),
+                ("usr/share/base.bashrc", b"# bashrc\n"),
+                ("usr/bin/tool", b"not kept"),
+            ]),
+            layer(&[
+                ("etc/skel/.profile", b"new"),
+                ("etc/skel/.bashrc=>usr/share/base.bashrc", b""),
+            ]),
+        ];
+        let mut fs = FsView::default();
+        for (n, l) in layers.iter().enumerate() {
+            apply_layer(&l[..], &mut fs, n).unwrap();
+        }
+        let mut opened = Vec::new();
+        finish(&mut fs, &mut |n| {
+            opened.push(n);
+            Ok(Box::new(std::io::Cursor::new(layers[n].clone())))
+        })
+        .unwrap();
+        assert_eq!(opened, vec![0], "only the hard link's layer is read again");
+        let bytes = |path: &str| fs.contents.get(&fs.entries[path].data.unwrap()).cloned();
+        assert_eq!(bytes("/etc/skel/.profile").as_deref(), Some(&b"new"[..]));
+        assert_eq!(
+            bytes("/etc/skel/.bashrc").as_deref(),
+            Some(&b"# bashrc\n"[..])
+        );
+        assert_eq!(
+            bytes("/etc/os-release").as_deref(),
+            Some(&b"ID=debian\n"[..])
+        );
+        assert_eq!(fs.contents.len(), 3, "nothing stale, nothing unkept");
+    }
+
+    #[test]
+    fn kept_bytes_are_served_without_a_layer_and_others_need_one() {
+        let mut fs = FsView::default();
+        let kept = DataRef { layer: 0, entry: 4 };
+        fs.contents.insert(kept, b"0123456789".to_vec());
+        let base = Base {
+            reference: "test".into(),
+            digest: None,
+            source: None,
+            config: Default::default(),
+            layers: Vec::new(),
+            fs,
+        };
+        let read = base.file_bytes(&BTreeSet::from([kept]), 4).unwrap();
+        assert_eq!(read[&kept], b"0123");
+        let other = DataRef { layer: 0, entry: 5 };
+        assert!(base.file_bytes(&BTreeSet::from([other]), 4).is_err());
+        assert!(kept_path_list_is_plain());
+    }
+
+    fn kept_path_list_is_plain() -> bool {
+        kept("/etc/skel/.bashrc")
+            && kept("/etc/os-release")
+            && !kept("/etc/skeleton")
+            && !kept("/etc/skel")
+            && !kept("/etc/passwd")
+    }
+}

@@ -138,10 +138,9 @@ pub fn decode(body: &[u8], manifest: &str, layers: usize) -> Option<(FsView, Vec
     let layer = |n: u64| usize::try_from(n).ok().filter(|l| *l < layers);
     let mut fs = FsView::default();
     let n = r.count()?;
-    let mut entries = Vec::with_capacity(n);
-    let mut prev = String::new();
+    let mut entries: Vec<(String, Meta)> = Vec::with_capacity(n);
     for _ in 0..n {
-        let path = r.path(&prev)?;
+        let path = r.path(entries.last().map_or("", |(p, _)| p))?;
         let flags = r.byte()?;
         let kind = match flags & 0x0f {
             0 => Kind::Dir,
@@ -170,18 +169,15 @@ pub fn decode(body: &[u8], manifest: &str, layers: usize) -> Option<(FsView, Vec
             layer: at,
             data,
         };
-        entries.push((path.clone(), meta));
-        prev = path;
+        entries.push((path, meta));
     }
     // Sorted and distinct, so the map is built without sorting.
     fs.entries = BTreeMap::from_iter(entries);
     let n = r.count()?;
-    let mut links = Vec::with_capacity(n);
-    let mut prev = String::new();
+    let mut links: Vec<(String, String)> = Vec::with_capacity(n);
     for _ in 0..n {
-        let path = r.path(&prev)?;
-        links.push((path.clone(), r.string()?));
-        prev = path;
+        let path = r.path(links.last().map_or("", |(p, _)| p))?;
+        links.push((path, r.string()?));
     }
     fs.links = BTreeMap::from_iter(links);
     for _ in 0..r.count()? {
@@ -289,8 +285,10 @@ impl<'a> Reader<'a> {
         let shared = usize::try_from(self.num()?).ok()?;
         let head = prev.get(..shared)?;
         let tail = std::str::from_utf8(self.bytes()?).ok()?;
-        let path = format!("{head}{tail}");
-        (path.starts_with('/') && (prev.is_empty() || *prev < *path)).then_some(path)
+        let mut path = String::with_capacity(head.len() + tail.len());
+        path.push_str(head);
+        path.push_str(tail);
+        (path.starts_with('/') && (prev.is_empty() || prev < path.as_str())).then_some(path)
     }
 }
 
