@@ -9,6 +9,9 @@ use std::io::{BufReader, Read};
 use crate::image::base::Base;
 use crate::image::fsview::{DataRef, FsView, Kind, MAX_ACCOUNT_FILE, read_entries};
 
+// Adding a path here: raise `index::VERSION` too, or indexes written before
+// keep serving that file from its layer (correct, but the slow path).
+
 /// Files kept whole, beside the account files (which have their own fields).
 pub const KEPT_FILES: &[&str] = &["/etc/os-release", "/usr/lib/os-release"];
 
