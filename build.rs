@@ -1,8 +1,18 @@
 //! Record the git revision for `kiln --version`; "unknown" outside a checkout.
+//! With the `isal` feature, compile the ISA-L chunk deflater (src/layer/isal.c).
 
 use std::process::Command;
 
 fn main() {
+    // The `isal` feature: one C function over Debian's libisal (libisal-dev).
+    #[cfg(feature = "isal")]
+    {
+        println!("cargo:rerun-if-changed=src/layer/isal.c");
+        cc::Build::new()
+            .file("src/layer/isal.c")
+            .compile("kiln_isal");
+        println!("cargo:rustc-link-lib=isal");
+    }
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)

@@ -4,6 +4,9 @@
 W1: ~200 MB, 60% ELF binaries and libraries, 40% text, from /usr.
 W2: 20,000 files of 4 KiB, cut from real text and binaries.
 W4: a 1 GiB tree: W1's files copied five times over.
+W6: base trees: ~60 MB in ~10,000 files of every kind from /usr, with this
+    machine's /etc/passwd, /etc/group and /etc/skel; and ~600 MB: the same
+    files ten times over (the benchmark builds each into an OCI layout).
 Usage: workloads.py OUT_DIR
 """
 import os
@@ -89,8 +92,55 @@ def w4(out, w1_dist):
     print("W4: W1 five times (about 1 GiB)", file=sys.stderr)
 
 
+def base_files():
+    for root in ["/usr/lib", "/usr/share", "/usr/bin", "/usr/include"]:
+        for dirpath, dirnames, names in os.walk(root):
+            dirnames.sort()
+            for name in sorted(names):
+                path = os.path.join(dirpath, name)
+                if not os.path.islink(path) and os.path.isfile(path):
+                    yield path
+
+
+def w6(out):
+    small = os.path.join(out, "w6", "base-60")
+    big = os.path.join(out, "w6", "base-600")
+    if os.path.isdir(big):
+        return
+    count = total = 0
+    # Many small files first, then larger ones up to the size: a Debian base's mix.
+    for cap, files_max in [(16 << 10, 9000), (1 * MB, 10000)]:
+        for path in base_files():
+            size = os.path.getsize(path)
+            target = os.path.join(small, os.path.relpath(path, "/"))
+            if size > cap or total + size > 60 * MB or os.path.exists(target):
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                shutil.copyfile(path, target)
+            except OSError:
+                continue
+            count += 1
+            total += size
+            if count >= files_max:
+                break
+    etc = os.path.join(small, "etc")
+    os.makedirs(etc, exist_ok=True)
+    for name in ["passwd", "group"]:
+        shutil.copyfile(os.path.join("/etc", name), os.path.join(etc, name))
+    if os.path.isdir("/etc/skel"):
+        shutil.copytree("/etc/skel", os.path.join(etc, "skel"), symlinks=True)
+    print(f"W6: base of {count} files, {total / MB:.0f} MB", file=sys.stderr)
+    os.makedirs(big)
+    shutil.copytree(etc, os.path.join(big, "etc"), symlinks=True)
+    for i in range(10):
+        shutil.copytree(os.path.join(small, "usr"), os.path.join(big, f"usr/copy{i}"))
+    print(f"W6: base of {10 * count} files, {10 * total / MB:.0f} MB", file=sys.stderr)
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     w1_dist = w1(out)
     w2(out)
     w4(out, w1_dist)
+    w6(out)

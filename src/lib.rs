@@ -208,8 +208,11 @@ pub fn inspect(text: &str, opts: &inspect::Options, network: &Network) -> Result
             opts.platform
         );
     }
+    // An image pulled into the cache is read from the cache's base index.
+    let cached = matches!(target, Target::Registry(_)) && network.layer_cache;
+    let index = cached.then_some(network.cache_dir.as_path());
     let fs = match opts.files {
-        true => Some(inspect::read_files(&opened, text)?),
+        true => Some(inspect::read_files(&opened, text, index)?),
         false => None,
     };
     Ok(inspect::Report::new(text, opened, fs.as_ref()))
@@ -271,12 +274,17 @@ pub(crate) fn resolve(
     net: &mut Net,
     bytes: bool,
 ) -> Result<(base::Base, Vec<plan::LayerPlan>)> {
+    // The base's view from the cache's index, unless --no-cache.
+    let use_index = net.network.layer_cache;
     let base = match &spec.base {
         validate::BaseRef::Registry(r) => {
             let (rt, client, cache) = net.get()?;
-            rt.block_on(pull::pull(client, cache, r, &spec.platform))?
+            rt.block_on(pull::pull(client, cache, r, &spec.platform, use_index))?
         }
-        other => base::resolve(other, &spec.platform)?,
+        other => {
+            let index = use_index.then_some(net.network.cache_dir.as_path());
+            base::resolve(other, &spec.platform, index)?
+        }
     };
     let days = spec.created.unix / 86_400;
     let accounts = accounts::merge(&base.fs, spec.user.as_ref(), days).map_err(|msg| {
@@ -292,14 +300,15 @@ pub(crate) fn resolve(
                 if !opened.contains_key(&source.text) {
                     opened.insert(source.text.clone(), open_image(source, spec, net)?);
                 }
-                let store = bytes.then_some(net.network.cache_dir.as_path());
+                let cache_dir = net.network.cache_dir.as_path();
+                let store = bytes.then_some(cache_dir);
                 let image = &opened[&source.text];
                 Some(extract::extract(
                     copy,
                     image,
                     &source.text,
                     &spec.platform,
-                    store,
+                    (store, use_index.then_some(cache_dir)),
                 )?)
             }
             None => None,

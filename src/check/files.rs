@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 
 use crate::check::elf;
 use crate::image::base::{Base, Kind, Meta};
@@ -143,23 +143,17 @@ impl Files<'_> {
         }
     }
 
-    /// A base file's head, read from the layer that holds its bytes (a
-    /// hard link's bytes are its target's entry). A layer that cannot be
-    /// read again gives None, and the caller skips what needed it.
+    /// A base file's head: kept in the base's view, or read from the layer
+    /// that holds its bytes (a hard link's bytes are its target's entry). A
+    /// layer that cannot be read again gives None, and the caller skips
+    /// what needed it.
     fn base_head(&self, m: &Meta) -> Option<Vec<u8>> {
         let at = m.data?;
-        let layer = self.base.layers.get(at.layer)?;
-        let file = BufReader::new(File::open(&layer.blob).ok()?);
-        let tar = crate::image::decode::ZeroTail::new(
-            crate::image::decode::decoder(file, layer.compression).ok()?,
-        );
-        let mut head = None;
-        crate::image::fsview::read_entries(tar, &BTreeSet::from([at.entry]), &mut |_, data| {
-            head = Some(elf::read_head(data)?);
-            Ok(())
-        })
-        .ok()?;
-        head
+        let mut read = self
+            .base
+            .file_bytes(&BTreeSet::from([at]), elf::HEAD)
+            .ok()?;
+        read.remove(&at)
     }
 }
 

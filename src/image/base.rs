@@ -1,14 +1,15 @@
 //! Resolve the base image: `scratch`, or a manifest in a local OCI image
 //! layout. Every blob read is checked against its digest, and the base's
 //! layers are read once to learn what the image's filesystem holds: which
-//! paths exist with what owner and mode, and the account files.
+//! paths exist with what owner and mode, and the account files. That view
+//! is kept in the cache (`index`), so later builds read no layer.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
-pub use crate::image::fsview::{FsView, Kind, Meta, read_linked_accounts, resolve_dots};
+pub use crate::image::fsview::{FsView, Kind, Meta, resolve_dots};
 use crate::oci::config::{ImageConfig, RootFs};
 use crate::oci::digest::{self, HashReader};
 use crate::oci::{self, Compression, Descriptor, Index, Manifest};
@@ -37,7 +38,8 @@ pub struct BaseLayer {
     pub diff_size: u64,
 }
 
-pub fn resolve(base: &BaseRef, platform: &Platform) -> Result<Base> {
+/// `index`: the cache directory whose base index to use and fill, if any.
+pub fn resolve(base: &BaseRef, platform: &Platform, index: Option<&Path>) -> Result<Base> {
     match base {
         BaseRef::Scratch => Ok(Base {
             reference: "scratch".to_string(),
@@ -56,21 +58,14 @@ pub fn resolve(base: &BaseRef, platform: &Platform) -> Result<Base> {
             layers: Vec::new(),
             fs: FsView::default(),
         }),
-        BaseRef::OciLayout { path, tag, text } => from_layout(path, tag.as_deref(), text, platform),
+        BaseRef::OciLayout { path, tag, text } => {
+            let chosen = select_in_layout(path, tag.as_deref(), text, platform)?;
+            let digest = chosen.top.digest.to_string();
+            from_manifest(path, &chosen.manifest, text, platform, digest, index)
+        }
         BaseRef::Registry(r) => Err(Error::base(&r.to_string(), "pulling a base from a registry is not supported yet")
             .with_hint("copy it to a local layout with `skopeo copy docker://REF oci:DIR:TAG` and use base = \"oci:DIR:TAG\"")),
     }
-}
-
-fn from_layout(dir: &Path, tag: Option<&str>, text: &str, platform: &Platform) -> Result<Base> {
-    let chosen = select_in_layout(dir, tag, text, platform)?;
-    from_manifest(
-        dir,
-        &chosen.manifest,
-        text,
-        platform,
-        chosen.top.digest.to_string(),
-    )
 }
 
 /// What a reference picked out of an OCI layout: the top descriptor (a
@@ -176,13 +171,16 @@ pub fn choose_platform(index: &Index, platform: &Platform, text: &str) -> Result
 
 /// Read an image whose manifest and blobs are in `store` (an OCI layout or
 /// kiln's cache, both `blobs/sha256/<hex>`). `digest` is what the base's
-/// reference resolved to.
+/// reference resolved to. With `index` (a cache directory), the view comes
+/// from the base index kept there when it has a sound one, and is kept
+/// there when it is read from the layers.
 pub fn from_manifest(
     store: &Path,
     desc: &Descriptor,
     text: &str,
     platform: &Platform,
     digest: String,
+    index: Option<&Path>,
 ) -> Result<Base> {
     let fail = |msg: String| Error::base(text, msg);
     let dir = store;
@@ -213,38 +211,41 @@ pub fn from_manifest(
         )));
     }
 
-    let mut fs = FsView::default();
     let mut layers = Vec::new();
-    for (n, (desc, diff_id)) in manifest
-        .layers
-        .iter()
-        .zip(&config.rootfs.diff_ids)
-        .enumerate()
-    {
+    for (desc, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
         let compression = oci::layer_compression(&desc.media_type).ok_or_else(|| {
             fail(format!(
                 "layer {} has unsupported media type `{}`",
                 desc.digest, desc.media_type
             ))
         })?;
-        let blob = blob_path(dir, desc, text)?;
-        let diff_size = read_layer(&blob, desc, compression, diff_id, (&mut fs, n), text)?;
         layers.push(BaseLayer {
             descriptor: desc.clone(),
-            blob,
+            blob: blob_path(dir, desc, text)?,
             compression,
             diff_id: diff_id.clone(),
-            diff_size,
+            diff_size: 0,
         });
     }
-    crate::image::fsview::read_linked_accounts(&mut fs, &mut |n| {
-        let layer = &layers[n];
-        let file = BufReader::new(File::open(&layer.blob)?);
-        Ok(Box::new(crate::image::decode::ZeroTail::new(
-            crate::image::decode::decoder(file, layer.compression)?,
-        )))
-    })
-    .map_err(|e| fail(format!("reading the account files: {e}")))?;
+    let indexed =
+        index.and_then(|cache| crate::image::index::load(cache, &desc.digest, layers.len()));
+    let fs = match indexed {
+        Some((fs, diff_sizes)) => {
+            tracing::debug!("base {desc} from its index", desc = desc.digest);
+            for (layer, size) in layers.iter_mut().zip(diff_sizes) {
+                layer.diff_size = size;
+            }
+            fs
+        }
+        None => {
+            let fs = read_layers(&mut layers, text)?;
+            if let Some(cache) = index {
+                let sizes: Vec<u64> = layers.iter().map(|l| l.diff_size).collect();
+                crate::image::index::save(cache, &desc.digest, &fs, &sizes);
+            }
+            fs
+        }
+    };
     Ok(Base {
         reference: text.to_string(),
         digest: Some(digest),
@@ -253,6 +254,25 @@ pub fn from_manifest(
         layers,
         fs,
     })
+}
+
+/// Read every layer in order into a view, checking digests and diff_ids
+/// and filling in each layer's uncompressed size.
+fn read_layers(layers: &mut [BaseLayer], text: &str) -> Result<FsView> {
+    let mut fs = FsView::default();
+    for (n, layer) in layers.iter_mut().enumerate() {
+        layer.diff_size = read_layer(layer, (&mut fs, n), text)?;
+    }
+    crate::image::contents::finish(&mut fs, &mut |n| {
+        let layer = &layers[n];
+        tracing::debug!("reading base layer {} again", layer.descriptor.digest);
+        let file = BufReader::new(File::open(&layer.blob)?);
+        Ok(Box::new(crate::image::decode::ZeroTail::new(
+            crate::image::decode::decoder(file, layer.compression)?,
+        )))
+    })
+    .map_err(|e| Error::base(text, format!("reading the account files: {e}")))?;
+    Ok(fs)
 }
 
 fn pick_platform(index: &Index, want: &Platform) -> Option<Descriptor> {
@@ -335,16 +355,11 @@ pub fn read_blob(dir: &Path, desc: &Descriptor, text: &str) -> Result<Vec<u8>> {
 
 /// Walk one layer's tar, applying it to `fs`; checks the blob's digest and
 /// the diff_id. Returns the uncompressed size.
-fn read_layer(
-    blob: &Path,
-    desc: &Descriptor,
-    compression: Compression,
-    diff_id: &str,
-    (fs, layer): (&mut FsView, usize),
-    text: &str,
-) -> Result<u64> {
+fn read_layer(layer: &BaseLayer, (fs, n): (&mut FsView, usize), text: &str) -> Result<u64> {
+    let (blob, desc) = (&layer.blob, &layer.descriptor);
+    tracing::debug!("reading base layer {}", desc.digest);
     let file = File::open(blob).ctx("open base layer", blob)?;
-    let read = apply_blob(file, compression, fs, layer)
+    let read = apply_blob(file, layer.compression, fs, n)
         .map_err(|e| Error::base(text, format!("layer {}: {e}", desc.digest)))?;
     if read.digest != desc.digest || read.size != desc.size {
         return Err(Error::base(
@@ -356,10 +371,13 @@ fn read_layer(
             ),
         ));
     }
-    if read.diff_id != diff_id {
+    if read.diff_id != layer.diff_id {
         return Err(Error::base(
             text,
-            format!("layer {} does not match its diff_id {diff_id}", desc.digest),
+            format!(
+                "layer {} does not match its diff_id {}",
+                desc.digest, layer.diff_id
+            ),
         ));
     }
     Ok(read.diff_size)

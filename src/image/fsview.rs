@@ -68,6 +68,8 @@ pub struct FsView {
     pub links: BTreeMap<String, String>,
     /// Names that are not UTF-8, skipped: (the lossy name, layer).
     pub skipped: Vec<(String, usize)>,
+    /// The bytes of the files `contents::kept` names, by where they are.
+    pub contents: BTreeMap<DataRef, Vec<u8>>,
 }
 
 pub const ACCOUNT_FILES: [&str; 4] = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"];
@@ -123,7 +125,7 @@ impl FsView {
     }
 
     /// Account files whose bytes were not read with the layers: a hard link
-    /// put them there. The caller reads these entries and calls `set_account`.
+    /// put them there. `contents::finish` reads them.
     pub fn unread_accounts(&self) -> Vec<(&'static str, DataRef)> {
         ACCOUNT_FILES
             .iter()
@@ -422,6 +424,12 @@ fn apply_entry(
             let mut bytes = Vec::new();
             entry.take(MAX_ACCOUNT_FILE).read_to_end(&mut bytes)?;
             *slot = Some(bytes);
+        } else if meta.size <= crate::image::contents::MAX_KEPT
+            && crate::image::contents::kept(&path)
+        {
+            let mut bytes = Vec::new();
+            entry.take(meta.size).read_to_end(&mut bytes)?;
+            fs.contents.insert(at, bytes);
         }
     }
     added.insert(path.clone());
@@ -474,24 +482,6 @@ fn make_parents(fs: &mut FsView, dir: &str, layer: usize, path: &str) -> std::io
                 data: None,
             },
         );
-    }
-    Ok(())
-}
-
-/// Read the account files that hard links put in place (see
-/// `unread_accounts`); `open(layer)` gives that layer's tar stream.
-pub fn read_linked_accounts<'a>(
-    fs: &mut FsView,
-    open: &mut dyn FnMut(usize) -> std::io::Result<Box<dyn Read + 'a>>,
-) -> std::io::Result<()> {
-    for (path, at) in fs.unread_accounts() {
-        let mut bytes = Vec::new();
-        let wanted = BTreeSet::from([at.entry]);
-        read_entries(open(at.layer)?, &wanted, &mut |_, data| {
-            data.take(MAX_ACCOUNT_FILE).read_to_end(&mut bytes)?;
-            Ok(())
-        })?;
-        fs.set_account(path, bytes);
     }
     Ok(())
 }

@@ -21,11 +21,13 @@ use crate::store::cache::Cache;
 /// Blobs fetched at once.
 const PARALLEL: usize = 4;
 
+/// With `index`, the base's view comes from (and is kept in) the cache's base index.
 pub async fn pull(
     client: &Client,
     cache: &Cache,
     reference: &Reference,
     platform: &Platform,
+    index: bool,
 ) -> Result<Base> {
     let resolved = resolve(client, cache, reference, platform).await?;
     let blobs: Vec<Descriptor> = std::iter::once(&resolved.manifest.config)
@@ -34,7 +36,15 @@ pub async fn pull(
         .collect();
     fetch(client, cache, &resolved, blobs).await?;
     let name = reference.to_string();
-    let mut base = base::from_manifest(cache.dir(), &resolved.desc, &name, platform, resolved.top)?;
+    let index = index.then_some(cache.dir());
+    let mut base = base::from_manifest(
+        cache.dir(),
+        &resolved.desc,
+        &name,
+        platform,
+        resolved.top,
+        index,
+    )?;
     base.source = Some((resolved.host, reference.repository.clone()));
     Ok(base)
 }

@@ -4,7 +4,8 @@
 //! 1 MiB chunks, each deflated on its own thread with the previous 32 KiB
 //! as its dictionary and ended with a sync flush, and the pieces are written
 //! in order behind one gzip header. The bytes depend only on the data, the
-//! chunk size and the level, never on thread count or timing.
+//! chunk size, the level and the deflater (zlib-rs; ISA-L for levels 1 to 3
+//! in a build with the `isal` feature), never on thread count or timing.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -257,6 +258,10 @@ impl Pool {
 /// tail; all but the last end on a byte boundary (sync flush) so the pieces
 /// concatenate.
 fn deflate(level: u32, job: &mut Job) -> io::Result<()> {
+    #[cfg(feature = "isal")]
+    if super::isal::serves(level) {
+        return super::isal::deflate(level, &job.dict, &job.data, &mut job.out, job.last);
+    }
     // A fresh state per chunk: zlib-rs's reset() does not give the same bytes.
     let mut c = Compress::new(Compression::new(level), false);
     if !job.dict.is_empty() {
@@ -331,6 +336,71 @@ mod tests {
             .unwrap();
         assert_eq!(back, data);
         assert!(one.len() < data.len() / 2);
+    }
+
+    /// Every gzip layer digest kiln makes depends on these bytes: a change
+    /// of deflater, chunking or level mapping must be deliberate (README,
+    /// release notes). ISA-L serves levels 1 to 3 in a build with `isal`.
+    #[test]
+    fn golden_digests_per_level_for_1_2_and_8_threads() {
+        let want: &[(u32, &str)] = if cfg!(feature = "isal") {
+            &[
+                (
+                    1,
+                    "bb174028bcf3ea57a5fd4d345faf166769681e1a8a844d8fb7eddaf15b8969f9",
+                ),
+                (
+                    2,
+                    "9c064deac2558d779504e0c8dd6dd08124a1c4e9c36bd9da9c5b394463063550",
+                ),
+                (
+                    3,
+                    "00c64ab6b7c04fe86099906dbc3825b93220a6d944304956a9131f4555a59413",
+                ),
+                (
+                    6,
+                    "840fcba9c3b7257d0d2834100e33ae5040bb48d3e35ec5f05cfb8882a732b8e8",
+                ),
+            ]
+        } else {
+            &[
+                (
+                    1,
+                    "eae9a372dceb87502ea1013a700161288ea19674d9d29fdac5e32fd9d18f9c86",
+                ),
+                (
+                    2,
+                    "b9f91f26f43f2aa901b5d12688c805844797c3c4dc7979eafef06b8b378ff314",
+                ),
+                (
+                    3,
+                    "45a33f1e48f249b03436515987418b3973d3cdd7ef0e6698f39fd33ab9fe652b",
+                ),
+                (
+                    6,
+                    "840fcba9c3b7257d0d2834100e33ae5040bb48d3e35ec5f05cfb8882a732b8e8",
+                ),
+            ]
+        };
+        let data = sample();
+        let mut got = Vec::new();
+        for (level, _) in want {
+            let one = crate::oci::digest::sha256(&gzip(&data, 1, *level, 65536));
+            for threads in [2, 8] {
+                let gz = gzip(&data, threads, *level, 7919);
+                assert_eq!(
+                    crate::oci::digest::sha256(&gz),
+                    one,
+                    "level {level}, {threads} threads"
+                );
+            }
+            got.push((*level, one));
+        }
+        let want: Vec<(u32, String)> = want
+            .iter()
+            .map(|(l, d)| (*l, format!("sha256:{d}")))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

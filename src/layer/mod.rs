@@ -2,6 +2,8 @@
 //! its inputs are unchanged: an unchanged rebuild compresses nothing.
 
 pub mod compress;
+#[cfg(feature = "isal")]
+mod isal;
 pub mod local;
 pub mod remote;
 pub mod stream;

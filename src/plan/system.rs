@@ -2,13 +2,12 @@
 //! home (with the base's /etc/skel when asked), `[[dir]]`, `[[file]]`,
 //! `[[symlink]]`, and the workdir.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufReader, Read};
+use std::collections::BTreeMap;
 
 use super::{Content, Entry, Origin, Planner};
 use crate::error::{Error, Result};
 use crate::image::base::Kind;
-use crate::image::fsview::{DataRef, MAX_ACCOUNT_FILE, read_entries};
+use crate::image::fsview::{DataRef, MAX_ACCOUNT_FILE};
 
 impl Planner<'_> {
     pub(super) fn system(&mut self) -> Result<()> {
@@ -206,34 +205,16 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// The bytes of base files (small ones: /etc/skel), read from the base's layers.
+    /// The bytes of base files (small ones: /etc/skel): kept in the base's
+    /// view, or read from its layers.
     fn base_bytes(&self, wanted: &BTreeMap<DataRef, &str>) -> Result<BTreeMap<DataRef, Vec<u8>>> {
-        let mut by_layer: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
-        for d in wanted.keys() {
-            by_layer.entry(d.layer).or_default().insert(d.entry);
-        }
-        let mut out = BTreeMap::new();
-        for (layer, entries) in by_layer {
-            let fail = |e: std::io::Error| Error::Usage {
+        let wanted = wanted.keys().copied().collect();
+        self.base
+            .file_bytes(&wanted, MAX_ACCOUNT_FILE)
+            .map_err(|e| Error::Usage {
                 what: self.base.reference.clone(),
-                msg: format!("reading /etc/skel from layer {}: {e}", layer + 1),
+                msg: format!("reading /etc/skel: {e}"),
                 hint: None,
-            };
-            let Some(l) = self.base.layers.get(layer) else {
-                return Err(fail(std::io::Error::other("the layer is missing")));
-            };
-            let file = std::fs::File::open(&l.blob).map_err(fail)?;
-            let decoder =
-                crate::image::decode::decoder(BufReader::new(file), l.compression).map_err(fail)?;
-            let tar = crate::image::decode::ZeroTail::new(decoder);
-            read_entries(tar, &entries, &mut |entry, data| {
-                let mut bytes = Vec::new();
-                data.take(MAX_ACCOUNT_FILE).read_to_end(&mut bytes)?;
-                out.insert(DataRef { layer, entry }, bytes);
-                Ok(())
             })
-            .map_err(fail)?;
-        }
-        Ok(out)
     }
 }

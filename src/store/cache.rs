@@ -1,6 +1,7 @@
 //! kiln's cache directory: a blob store (so a pulled base reads from it
-//! exactly as from a layout), the layer records of `layer::local`, and the
-//! files `[[copy]] image` takes out of images. Temp files a killed run left
+//! exactly as from a layout), the layer records of `layer::local`, the
+//! files `[[copy]] image` takes out of images, and an index of each base
+//! read (`base-index/`, see `image::index`). Temp files a killed run left
 //! are collected when it opens.
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ impl Cache {
             "",
             "blobs/sha256",
             "layers",
+            "base-index",
             "extract/files",
             "extract/picks",
             "staging",

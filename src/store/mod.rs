@@ -5,6 +5,7 @@
 //! the caller says so as an error, never a panic.
 
 pub mod cache;
+pub mod sealed;
 mod staging;
 
 use std::fs;

@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod auth;
+mod base_index;
 mod base_layout;
 mod broken_specs;
 mod build_json;

@@ -234,9 +234,10 @@ pub fn open_store(
 pub use docker_archive::open as open_archive;
 
 /// Read every layer in order into one view of the filesystem, checking each
-/// blob's digest (when known) and diff_id.
-pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
-    let mut fs = FsView::default();
+/// blob's digest (when known) and diff_id. With `index` (a cache directory)
+/// an image known by its manifest digest is read from its base index when
+/// one is kept there, and its index is kept there after reading.
+pub fn read_files(opened: &Opened, text: &str, index: Option<&Path>) -> Result<FsView> {
     let diff_ids = &opened.config.rootfs.diff_ids;
     if diff_ids.len() != opened.layers.len() {
         return Err(image_error(
@@ -248,6 +249,16 @@ pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
             ),
         ));
     }
+    // Only an image named by a manifest digest has an index.
+    let keyed = opened.manifest.as_ref().map(|m| m.digest.to_string());
+    let index = index.zip(keyed);
+    if let Some((cache, manifest)) = &index {
+        if let Some((fs, _)) = crate::image::index::load(cache, manifest, opened.layers.len()) {
+            return Ok(fs);
+        }
+    }
+    let mut fs = FsView::default();
+    let mut diff_sizes = Vec::new();
     for (n, (layer, diff_id)) in opened.layers.iter().zip(diff_ids).enumerate() {
         let name = layer.digest.as_deref().unwrap_or(diff_id);
         let (reader, compression) = layer.reader(name, text)?;
@@ -267,8 +278,9 @@ pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
             )
             .with_hint("the image is damaged; copy it again"));
         }
+        diff_sizes.push(read.diff_size);
     }
-    base::read_linked_accounts(&mut fs, &mut |n| {
+    crate::image::contents::finish(&mut fs, &mut |n| {
         let layer = &opened.layers[n];
         let (reader, compression) = layer
             .reader(&n.to_string(), text)
@@ -278,6 +290,9 @@ pub fn read_files(opened: &Opened, text: &str) -> Result<FsView> {
         )))
     })
     .map_err(|e| image_error(text, format!("reading the account files: {e}")))?;
+    if let Some((cache, manifest)) = &index {
+        crate::image::index::save(cache, manifest, &fs, &diff_sizes);
+    }
     Ok(fs)
 }
 
@@ -381,7 +396,7 @@ mod tests {
                 at: Bytes::File(dir.path().join("gone")),
             }],
         };
-        let err = read_files(&opened, "oci:x")
+        let err = read_files(&opened, "oci:x", None)
             .err()
             .expect("no blob, no files");
         assert_eq!(err.exit_code(), crate::error::EXIT_BAD_INPUT);

@@ -68,12 +68,13 @@ struct Record {
 /// Pick what `copy` names from `opened` and put the bytes in
 /// `cache_dir/extract/`. Without a `cache_dir` nothing is written: the
 /// picks come back with each file's image path as its origin (for `kiln check`).
+/// `index`: the cache directory whose base index serves the image's view.
 pub fn extract(
     copy: &Copy,
     opened: &Opened,
     text: &str,
     platform: &Platform,
-    cache_dir: Option<&Path>,
+    (cache_dir, index): (Option<&Path>, Option<&Path>),
 ) -> Result<Extracted> {
     let c = &opened.config;
     if c.os != platform.os || c.architecture != platform.arch {
@@ -96,7 +97,7 @@ pub fn extract(
         return Ok(Extracted { digest, found });
     }
 
-    let fs_view = inspect::read_files(opened, text)?;
+    let fs_view = inspect::read_files(opened, text, index)?;
     let fail = |msg: String| image_error(text, format!("{msg} ({digest})"));
     let picks = pick::pick(&fs_view, copy, &fail)?;
     let Some(store) = store else {
