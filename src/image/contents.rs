@@ -21,10 +21,16 @@ pub const KEPT_UNDER: &[&str] = &["/etc/skel"];
 /// Largest file kept; a larger one is read from its layer.
 pub const MAX_KEPT: u64 = 4 << 20;
 
+/// Most bytes kept in all: past it, files are read from their layers (a
+/// hostile base can hold any number of files under a kept path).
+pub const MAX_KEPT_TOTAL: u64 = 64 << 20;
+
 /// Whether the bytes of the file at `path` (a path as the view has it,
-/// links resolved) are kept in the view and its index.
+/// links resolved) are kept in the view and its index: the skel, os-release
+/// and the package databases an SBOM reads.
 pub fn kept(path: &str) -> bool {
-    KEPT_FILES.contains(&path)
+    crate::image::packages::package_db(path).is_some()
+        || KEPT_FILES.contains(&path)
         || KEPT_UNDER.iter().any(|dir| {
             path.strip_prefix(dir)
                 .is_some_and(|rest| rest.starts_with('/'))
@@ -39,10 +45,17 @@ pub fn finish<'a>(
     fs: &mut FsView,
     open: &mut dyn FnMut(usize) -> std::io::Result<Box<dyn Read + 'a>>,
 ) -> std::io::Result<()> {
+    // In path order, up to MAX_KEPT_TOTAL; files past it are read from
+    // their layers when asked for.
+    let mut total = 0;
     let wanted: BTreeSet<DataRef> = fs
         .entries
         .iter()
         .filter(|(p, m)| m.kind == Kind::File && m.size <= MAX_KEPT && kept(p))
+        .take_while(|(_, m)| {
+            total += m.size;
+            total <= MAX_KEPT_TOTAL
+        })
         .filter_map(|(_, m)| m.data)
         .collect();
     fs.contents.retain(|at, _| wanted.contains(at));
@@ -205,8 +218,36 @@ mod tests {
         assert!(kept_path_list_is_plain());
     }
 
+    /// A base with more kept files than MAX_KEPT_TOTAL keeps the first
+    /// ones in path order and no more, however its layers deliver them.
+    #[test]
+    fn kept_bytes_stop_at_their_total() {
+        let big = vec![b'x'; (MAX_KEPT / 2) as usize];
+        let names: Vec<String> = (0..(2 * MAX_KEPT_TOTAL / MAX_KEPT + 4))
+            .map(|i| format!("etc/skel/f{i:04}"))
+            .collect();
+        let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &big[..])).collect();
+        let l = layer(&entries);
+        let mut fs = FsView::default();
+        apply_layer(&l[..], &mut fs, 0).unwrap();
+        assert!(fs.kept_bytes <= MAX_KEPT_TOTAL);
+        finish(&mut fs, &mut |_| {
+            Ok(Box::new(std::io::Cursor::new(l.clone())))
+        })
+        .unwrap();
+        let total: usize = fs.contents.values().map(Vec::len).sum();
+        assert!(total as u64 <= MAX_KEPT_TOTAL && total > 0, "{total}");
+        let first = fs.entries["/etc/skel/f0000"].data.unwrap();
+        assert!(
+            fs.contents.contains_key(&first),
+            "the first in path order is kept"
+        );
+    }
+
     fn kept_path_list_is_plain() -> bool {
-        kept("/etc/skel/.bashrc")
+        kept("/var/lib/dpkg/status")
+            && kept("/usr/lib/python3/dist-packages/attrs-23.1.dist-info/METADATA")
+            && kept("/etc/skel/.bashrc")
             && kept("/etc/os-release")
             && !kept("/etc/skeleton")
             && !kept("/etc/skel")

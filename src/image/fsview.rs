@@ -70,6 +70,8 @@ pub struct FsView {
     pub skipped: Vec<(String, usize)>,
     /// The bytes of the files `contents::kept` names, by where they are.
     pub contents: BTreeMap<DataRef, Vec<u8>>,
+    /// How many bytes were put in `contents`, for its cap.
+    pub kept_bytes: u64,
 }
 
 pub const ACCOUNT_FILES: [&str; 4] = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"];
@@ -425,10 +427,12 @@ fn apply_entry(
             entry.take(MAX_ACCOUNT_FILE).read_to_end(&mut bytes)?;
             *slot = Some(bytes);
         } else if meta.size <= crate::image::contents::MAX_KEPT
+            && fs.kept_bytes + meta.size <= crate::image::contents::MAX_KEPT_TOTAL
             && crate::image::contents::kept(&path)
         {
             let mut bytes = Vec::new();
             entry.take(meta.size).read_to_end(&mut bytes)?;
+            fs.kept_bytes += bytes.len() as u64;
             fs.contents.insert(at, bytes);
         }
     }

@@ -22,7 +22,7 @@ use crate::store::sealed;
 
 const KIND: &[u8; 8] = b"kilnidx\0";
 /// Raised whenever the body or what the view holds changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Largest index read back.
 const MAX_INDEX: u64 = 1 << 30;
 

@@ -8,6 +8,7 @@ use std::io::{BufReader, Read};
 
 use crate::image::base::{Base, Kind};
 use crate::image::fsview::{DataRef, read_entries};
+pub use crate::image::packages::{Db, package_db};
 use crate::plan::{Content, LayerPlan};
 use crate::shown::escape as shown;
 
@@ -24,54 +25,12 @@ pub const MAX_RECORDS: usize = 20_000;
 /// Most bytes read in all, whatever the files claim to hold.
 pub const MAX_TOTAL: u64 = 512 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Db {
-    /// `/var/lib/dpkg/status`.
-    Dpkg,
-    /// `/var/lib/dpkg/status.d/NAME`, as distroless writes one per package.
-    DpkgRecord,
-    /// `/lib/apk/db/installed`.
-    Apk,
-    /// `.../site-packages/NAME.dist-info/METADATA` (or `dist-packages`), or
-    /// `NAME.egg-info/PKG-INFO`, or a `NAME.egg-info` file.
-    Python,
-    /// `/etc/os-release`, `/usr/lib/os-release`: the distro in deb and apk purls.
-    OsRelease,
-}
-
-impl Db {
-    fn cap(self) -> u64 {
-        match self {
-            Db::Dpkg | Db::Apk => MAX_DB,
-            Db::DpkgRecord | Db::Python | Db::OsRelease => MAX_RECORD,
-        }
+/// How much of one database file of kind `db` is read.
+fn cap_of(db: Db) -> u64 {
+    match db {
+        Db::Dpkg | Db::Apk => MAX_DB,
+        Db::DpkgRecord | Db::Python | Db::OsRelease => MAX_RECORD,
     }
-}
-
-/// Whether the SBOM reads the file at `path` (an absolute, cleaned path in
-/// the image), and as what. Every base file the SBOM reads passes here.
-pub fn package_db(path: &str) -> Option<Db> {
-    match path {
-        "/var/lib/dpkg/status" => return Some(Db::Dpkg),
-        "/lib/apk/db/installed" => return Some(Db::Apk),
-        "/etc/os-release" | "/usr/lib/os-release" => return Some(Db::OsRelease),
-        _ => {}
-    }
-    if let Some(name) = path.strip_prefix("/var/lib/dpkg/status.d/") {
-        // distroless keeps `NAME.md5sums` beside each record.
-        let record = !name.is_empty() && !name.contains('/') && !name.ends_with(".md5sums");
-        return record.then_some(Db::DpkgRecord);
-    }
-    // NAME.dist-info/METADATA (wheels), NAME.egg-info/PKG-INFO or a
-    // NAME.egg-info file (setuptools, as Debian's python3-* packages have).
-    let (dir, suffix) = match path.rsplit_once('/')? {
-        (dir, "METADATA") => (dir, ".dist-info"),
-        (dir, "PKG-INFO") => (dir, ".egg-info"),
-        _ => (path, ".egg-info"),
-    };
-    let (parent, info) = dir.rsplit_once('/')?;
-    let site = parent.ends_with("/site-packages") || parent.ends_with("/dist-packages");
-    (site && info.len() > suffix.len() && info.ends_with(suffix)).then_some(Db::Python)
 }
 
 /// One database file as the final image holds it.
@@ -123,7 +82,7 @@ pub fn read(base: &Base, plans: &[LayerPlan]) -> Vec<DbFile> {
         if !counted(&mut counts, db, path) {
             continue;
         }
-        let cap = db.cap().min(budget);
+        let cap = cap_of(db).min(budget);
         let read = match content {
             Content::Bytes(b) => Ok(b[..b.len().min(cap as usize + 1)].to_vec()),
             Content::File { src, .. } => std::fs::File::open(src).and_then(|f| {
@@ -191,10 +150,20 @@ fn read_base(
     budget: &mut u64,
 ) -> Vec<DbFile> {
     let mut by_layer: BTreeMap<usize, BTreeSet<u64>> = BTreeMap::new();
-    for d in wanted.keys() {
-        by_layer.entry(d.layer).or_default().insert(d.entry);
-    }
     let mut out = Vec::new();
+    for (d, (path, db)) in wanted {
+        // The base index keeps these files' bytes: a warm build reads no layer.
+        match base.fs.contents.get(d) {
+            Some(bytes) => {
+                let cap = cap_of(*db).min(*budget);
+                let bytes = bytes[..bytes.len().min(cap as usize + 1)].to_vec();
+                out.push(file(path.clone(), *db, bytes, cap, false, budget));
+            }
+            None => {
+                by_layer.entry(d.layer).or_default().insert(d.entry);
+            }
+        }
+    }
     for (layer, entries) in by_layer {
         let Some(l) = base.layers.get(layer) else {
             continue;
@@ -204,7 +173,7 @@ fn read_base(
             let tar = crate::image::decode::ZeroTail::new(decoder);
             read_entries(tar, &entries, &mut |entry, data| {
                 let (path, db) = &wanted[&DataRef { layer, entry }];
-                let cap = db.cap().min(*budget);
+                let cap = cap_of(*db).min(*budget);
                 let mut bytes = Vec::new();
                 data.take(cap + 1).read_to_end(&mut bytes)?;
                 out.push(file(path.clone(), *db, bytes, cap, false, budget));

@@ -150,3 +150,57 @@ fn check_runs_from_the_index_with_the_base_layers_gone() {
     let third = check_json(&work.path().join("fresh-cache"));
     assert!(!third.status.success(), "checked without the base's layer");
 }
+
+/// The package databases an SBOM reads are kept in the index too: a warm
+/// `--sbom` build reads no base layer and writes the same SBOM.
+#[test]
+fn a_warm_sbom_build_reads_its_packages_from_the_index() {
+    let work = tempfile::tempdir().unwrap();
+    let base = handmade::layout(
+        &work.path().join("base"),
+        "v1",
+        &[
+            dir("etc"),
+            file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
+            file("etc/group", b"root:x:0:\n"),
+            file("etc/os-release", b"ID=debian\nVERSION_ID=\"12\"\n"),
+            dir("var"),
+            dir("var/lib"),
+            dir("var/lib/dpkg"),
+            file(
+                "var/lib/dpkg/status",
+                b"Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n\n",
+            ),
+        ],
+        serde_json::json!({}),
+        serde_json::json!({}),
+    );
+    fs::write(work.path().join("app.txt"), "hi").unwrap();
+    let spec = write_spec(
+        work.path(),
+        &SPEC
+            .replace("BASE", &base)
+            .replace("[image]\n", "[image]\nformat = \"oci\"\n"),
+    );
+    let cache = work.path().join("cache");
+    let sbom = |n: usize| {
+        let out_dir = work.path().join(format!("sbom{n}"));
+        let out = kiln_build(
+            &spec,
+            &cache,
+            &["-v", "--sbom", "--oci", out_dir.to_str().unwrap()],
+        );
+        check(&kiln(), &out);
+        let doc = run(kiln().args(["sbom", &format!("oci:{}", out_dir.display())]));
+        (doc, layer_reads(&out))
+    };
+    let (cold, reads) = sbom(0);
+    assert_eq!(reads, 1, "the cold build reads the base's layer");
+    assert!(
+        cold.contains("pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1"),
+        "{cold}"
+    );
+    let (warm, reads) = sbom(1);
+    assert_eq!(reads, 0, "the warm build reads the packages from the index");
+    assert_eq!(warm, cold);
+}

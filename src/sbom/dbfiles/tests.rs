@@ -247,6 +247,10 @@ fn a_missing_layer_blob_is_no_sbom_error() {
             b"P:a\nV:1\n".to_vec(),
         )],
     );
+    // Kept in the view (as the base index keeps it): no layer needed.
     base.layers[0].blob = dir.path().join("gone");
+    assert_eq!(read(&base, &[]).len(), 1);
+    // Not kept (past the caps): the layer is needed, and its loss is a warning.
+    base.fs.contents.clear();
     assert!(read(&base, &[]).is_empty());
 }
