@@ -72,6 +72,10 @@ pub enum Error {
         hint: Option<String>,
         /// Whether trying again may help, and after how long.
         retry: Retry,
+        /// The registry could not be reached, or has no such image for
+        /// this client (not found, no access, unknown host, untrusted
+        /// certificate): for a mirror, a reason to try the next source.
+        miss: bool,
     },
 
     /// The image would fail error-level checks (see `check`).

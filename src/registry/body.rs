@@ -79,6 +79,7 @@ impl Guard {
             ),
             hint: Some("the registry or the network is failing; try again later".into()),
             retry: Retry::Yes,
+            miss: false,
         }
     }
 }

@@ -26,12 +26,12 @@ pub(super) async fn status_error(response: Response, what: &str) -> Error {
             not_found_or_no_access(what, true)
         }
         StatusCode::UNAUTHORIZED => unauthorized(what, true),
-        StatusCode::FORBIDDEN => error(
+        StatusCode::FORBIDDEN => miss(
             what,
             format!("access denied{detail}"),
             "the credentials are valid but lack permission for this repository",
         ),
-        StatusCode::NOT_FOUND => error(
+        StatusCode::NOT_FOUND => miss(
             what,
             format!("not found{detail}"),
             "check the repository name and tag (and --registry-mirror for docker.io images)",
@@ -134,18 +134,7 @@ pub(super) fn error_codes(body: &[u8]) -> Vec<String> {
 /// mirror, a reason to try the next source. Other failures (an image
 /// without the platform, a corrupt reply) are the answer.
 pub fn is_miss(e: &Error) -> bool {
-    let Error::Registry { msg, retry, .. } = e else {
-        return false;
-    };
-    *retry != Retry::No
-        || msg.starts_with("not found")
-        || msg.starts_with("repository not found")
-        || msg.starts_with("access denied")
-        || msg.starts_with("unknown host")
-        || msg.starts_with("TLS certificate")
-        || msg.starts_with("requires authentication")
-        || msg.starts_with("rejected the credentials")
-        || msg.starts_with("cannot connect")
+    matches!(e, Error::Registry { retry, miss, .. } if *miss || *retry != Retry::No)
 }
 
 /// A registry that will not tell a missing repository from a private one.
@@ -155,18 +144,18 @@ pub(super) fn not_found_or_no_access(what: &str, had_credentials: bool) -> Error
     } else {
         "check the repository name; a private repository needs a login (`docker login`, or KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD)"
     };
-    error(what, "repository not found or no access", hint)
+    miss(what, "repository not found or no access", hint)
 }
 
 pub(super) fn unauthorized(what: &str, had_credentials: bool) -> Error {
     if had_credentials {
-        error(
+        miss(
             what,
             "rejected the credentials",
             "check the user name and password (docker login, podman login, or KILN_REGISTRY_USERNAME/KILN_REGISTRY_PASSWORD)",
         )
     } else {
-        error(
+        miss(
             what,
             "requires authentication",
             "log in with `docker login` or `podman login`, or set KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD",
@@ -199,7 +188,7 @@ pub(super) fn transport_error(host: &str, e: &reqwest::Error) -> Error {
     let text = std::error::Error::source(e).map_or_else(|| "request failed".to_string(), chain);
     let lower = text.to_ascii_lowercase();
     if is_certificate_error(e) {
-        error(
+        miss(
             host,
             "TLS certificate is not trusted",
             "pass the registry's CA with --ca-file, or use --insecure-registry for a plain-HTTP registry",
@@ -208,7 +197,7 @@ pub(super) fn transport_error(host: &str, e: &reqwest::Error) -> Error {
         || lower.contains("failed to lookup")
         || lower.contains("name or service not known")
     {
-        error(
+        miss(
             host,
             "unknown host",
             "check the registry's host name, and this machine's network and DNS; where Docker Hub is out of reach, pull through a mirror with --registry-mirror docker.io=HOST",
@@ -241,6 +230,22 @@ pub(super) fn transport_error(host: &str, e: &reqwest::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mirror falls through on what says "not here, or not for us", or
+    /// may pass; a wrong answer (a corrupt reply, a missing platform) is final.
+    #[test]
+    fn misses_are_a_kind_not_a_message() {
+        assert!(is_miss(&unauthorized("m", true)));
+        assert!(is_miss(&unauthorized("m", false)));
+        assert!(is_miss(&transient("m", "busy", "later", Retry::Yes)));
+        // A wrong answer is final, whatever its words.
+        assert!(!is_miss(&error(
+            "m",
+            "not found in the index",
+            "a wrong answer"
+        )));
+        assert!(is_miss(&not_found_or_no_access("m", false)));
+    }
 
     #[test]
     fn distribution_error_bodies_are_summarised() {

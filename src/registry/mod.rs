@@ -131,6 +131,18 @@ pub fn error(what: &str, msg: impl Into<String>, hint: impl Into<String>) -> Err
         msg: msg.into(),
         hint: Some(hint.into()),
         retry: Retry::No,
+        miss: false,
+    }
+}
+
+/// A registry failure that means "not here, or not for us": see `is_miss`.
+pub(super) fn miss(what: &str, msg: impl Into<String>, hint: impl Into<String>) -> Error {
+    Error::Registry {
+        what: what.to_string(),
+        msg: msg.into(),
+        hint: Some(hint.into()),
+        retry: Retry::No,
+        miss: true,
     }
 }
 
@@ -141,6 +153,7 @@ fn transient(what: &str, msg: impl Into<String>, hint: impl Into<String>, retry:
         msg: msg.into(),
         hint: Some(hint.into()),
         retry,
+        miss: false,
     }
 }
 

@@ -410,6 +410,7 @@ pub fn failure(host: &str, e: &reqwest::Error) -> Option<Error> {
         msg,
         hint: Some(hint),
         retry,
+        miss: false,
     })
 }
 

@@ -147,6 +147,7 @@ mod tests {
             msg: "503".into(),
             hint: None,
             retry: Retry::After(0),
+            miss: false,
         }
     }
 
