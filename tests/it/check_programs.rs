@@ -40,20 +40,7 @@ fn executable(path: &Path, bytes: &[u8]) {
 
 /// `kiln check --format json` on SPEC: the exit code and the findings.
 fn check(spec: &Path) -> (Option<i32>, Vec<Value>) {
-    let out = kiln()
-        .arg("check")
-        .arg(spec)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let findings: Vec<Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), findings)
+    check_json(spec)
 }
 
 fn with_id<'a>(findings: &'a [Value], id: &str) -> Vec<&'a Value> {

@@ -148,16 +148,8 @@ fn a_setgid_directory_is_no_setuid_finding() {
     let work = tempfile::tempdir().unwrap();
     let spec = fixture(work.path());
     let setuid = |spec: &Path| -> Vec<String> {
-        let out = kiln()
-            .arg("check")
-            .arg(spec)
-            .args(["--format", "json"])
-            .output()
-            .unwrap();
-        let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (_, findings) = check_json(spec);
         findings
-            .as_array()
-            .unwrap()
             .iter()
             .filter(|f| f["id"] == "KILN-SETUID")
             .map(|f| f["message"].as_str().unwrap().to_string())

@@ -91,6 +91,24 @@ pub fn kiln_build(spec: &Path, cache: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `kiln check --format json` on SPEC: the exit code and the findings.
+pub fn check_json(spec: &Path) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = kiln()
+        .arg("check")
+        .arg(spec)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), findings)
+}
+
 /// `kiln build ... --format json`, which must succeed: its JSON and its stderr.
 pub fn build_json_stderr(spec: &Path, cache: &Path, extra: &[&str]) -> (serde_json::Value, String) {
     let out = kiln_build(spec, cache, &[extra, &["--format", "json"]].concat());
