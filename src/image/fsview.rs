@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
+use crate::image::paths::Paths;
 use crate::shown::escape as shown;
 
 /// Largest account file (/etc/passwd, /etc/group, /etc/shadow, /etc/gshadow) kept from an image.
@@ -59,13 +60,13 @@ pub struct Meta {
 /// The image's filesystem as the last of its layers leaves it.
 #[derive(Default)]
 pub struct FsView {
-    pub entries: BTreeMap<String, Meta>,
+    pub entries: Paths<Meta>,
     pub passwd: Option<Vec<u8>>,
     pub group: Option<Vec<u8>>,
     pub shadow: Option<Vec<u8>>,
     pub gshadow: Option<Vec<u8>>,
     /// Symlink targets, to resolve destinations through the base's links (`/bin` -> `usr/bin`).
-    pub links: BTreeMap<String, String>,
+    pub links: Paths<String>,
     /// Names that are not UTF-8, skipped: (the lossy name, layer).
     pub skipped: Vec<(String, usize)>,
     /// The bytes of the files `contents::kept` names, by where they are.
@@ -132,7 +133,7 @@ impl FsView {
         ACCOUNT_FILES
             .iter()
             .filter(|p| self.account(p).is_none())
-            .filter_map(|p| Some((*p, self.entries.get(*p)?.data?)))
+            .filter_map(|p| Some((*p, self.entries.get(p)?.data?)))
             .collect()
     }
 
@@ -176,37 +177,40 @@ impl FsView {
     pub fn under(&self, dir: &str) -> impl Iterator<Item = String> + '_ {
         let prefix = child_prefix(dir);
         self.entries
-            .range(prefix.clone()..)
+            .from(&prefix)
             .take_while(move |(k, _)| k.starts_with(&prefix))
-            .filter(|(k, _)| k.as_str() != "/")
-            .map(|(k, _)| k.clone())
+            .filter(|(k, _)| *k != "/")
+            .map(|(k, _)| k.to_string())
     }
 
     /// The names directly in `dir`, sorted. What is under each child is
     /// stepped over, not read: `name/...` sorts just before `name0`.
     pub fn children(&self, dir: &str) -> Vec<String> {
-        use std::ops::Bound::{Excluded, Included, Unbounded};
         let prefix = child_prefix(dir);
         let mut out = BTreeSet::new();
-        let mut from = Included(prefix.clone());
-        while let Some((key, _)) = self.entries.range::<String, _>((from, Unbounded)).next() {
+        // The next path at or after `from`, or strictly after it.
+        let (mut from, mut after) = (prefix.clone(), false);
+        loop {
+            let next = self
+                .entries
+                .from(&from)
+                .find(|(k, _)| !(after && *k == from))
+                .map(|(k, _)| k.to_string());
+            let Some(key) = next else { break };
             let Some(rest) = key.strip_prefix(&prefix) else {
                 break;
             };
-            if rest.is_empty() {
-                from = Excluded(key.clone());
-                continue;
-            }
-            match rest.split_once('/') {
-                None => {
-                    out.insert(rest.to_string());
-                    from = Excluded(key.clone());
-                }
-                Some((name, _)) => {
-                    out.insert(name.to_string());
-                    from = Included(format!("{prefix}{name}0"));
-                }
-            }
+            // A child and where to look next: past it, or past all under it.
+            let (child, skip) = match rest.split_once('/') {
+                _ if rest.is_empty() => (None, None),
+                None => (Some(rest.to_string()), None),
+                Some((name, _)) => (Some(name.to_string()), Some(format!("{prefix}{name}0"))),
+            };
+            out.extend(child);
+            (from, after) = match skip {
+                Some(skip) => (skip, false),
+                None => (key, true),
+            };
         }
         out.into_iter().collect()
     }

@@ -14,10 +14,10 @@
 //! data's layer and entry; links the same way; skipped names; the four
 //! account files (flag, bytes); kept contents by layer and entry.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::image::fsview::{DataRef, FsView, Kind, Meta};
+use crate::image::paths::{Frozen, Paths};
 use crate::store::sealed;
 
 const KIND: &[u8; 8] = b"kilnidx\0";
@@ -138,9 +138,10 @@ pub fn decode(body: &[u8], manifest: &str, layers: usize) -> Option<(FsView, Vec
     let layer = |n: u64| usize::try_from(n).ok().filter(|l| *l < layers);
     let mut fs = FsView::default();
     let n = r.count()?;
-    let mut entries: Vec<(String, Meta)> = Vec::with_capacity(n);
+    let mut entries = Frozen::with_capacity(n, 48 * n);
+    let mut path = String::new();
     for _ in 0..n {
-        let path = r.path(entries.last().map_or("", |(p, _)| p))?;
+        r.path(&mut path)?;
         let flags = r.byte()?;
         let kind = match flags & 0x0f {
             0 => Kind::Dir,
@@ -169,17 +170,22 @@ pub fn decode(body: &[u8], manifest: &str, layers: usize) -> Option<(FsView, Vec
             layer: at,
             data,
         };
-        entries.push((path, meta));
+        // Sorted and distinct, or the index is not sound.
+        if !entries.push(&path, meta) {
+            return None;
+        }
     }
-    // Sorted and distinct, so the map is built without sorting.
-    fs.entries = BTreeMap::from_iter(entries);
+    fs.entries = Paths::Frozen(entries);
     let n = r.count()?;
-    let mut links: Vec<(String, String)> = Vec::with_capacity(n);
+    let mut links = Frozen::with_capacity(n, 48 * n);
+    path.clear();
     for _ in 0..n {
-        let path = r.path(links.last().map_or("", |(p, _)| p))?;
-        links.push((path, r.string()?));
+        r.path(&mut path)?;
+        if !links.push(&path, r.string()?) {
+            return None;
+        }
     }
-    fs.links = BTreeMap::from_iter(links);
+    fs.links = Paths::Frozen(links);
     for _ in 0..r.count()? {
         fs.skipped.push((r.string()?, layer(r.num()?)?));
     }
@@ -280,15 +286,16 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes()?).ok().map(str::to_string)
     }
 
-    /// A front-coded path: it must sort after `prev` and be absolute.
-    fn path(&mut self, prev: &str) -> Option<String> {
+    /// A front-coded path, read over the previous one in `path`: it must
+    /// be absolute (the caller checks it sorts after the previous one).
+    fn path(&mut self, path: &mut String) -> Option<()> {
         let shared = usize::try_from(self.num()?).ok()?;
-        let head = prev.get(..shared)?;
-        let tail = std::str::from_utf8(self.bytes()?).ok()?;
-        let mut path = String::with_capacity(head.len() + tail.len());
-        path.push_str(head);
-        path.push_str(tail);
-        (path.starts_with('/') && (prev.is_empty() || prev < path.as_str())).then_some(path)
+        if !path.is_char_boundary(shared) {
+            return None;
+        }
+        path.truncate(shared);
+        path.push_str(std::str::from_utf8(self.bytes()?).ok()?);
+        path.starts_with('/').then_some(())
     }
 }
 

@@ -12,4 +12,5 @@ pub mod fsview;
 pub mod index;
 pub mod inspect;
 pub mod packages;
+pub mod paths;
 pub mod pull;

@@ -141,7 +141,7 @@ impl Report {
             fs.entries
                 .iter()
                 .map(|(path, m)| FileView {
-                    path: path.clone(),
+                    path: path.to_string(),
                     kind: match m.kind {
                         Kind::Dir => "dir",
                         Kind::File => "file",

@@ -252,15 +252,15 @@ pub(super) fn nearest(fs: &FsView, path: &str) -> String {
         format!("{ancestor}/")
     };
     let wanted = path.rsplit('/').next().unwrap_or("");
-    let mut near: Vec<&String> = fs
+    let mut near: Vec<&str> = fs
         .entries
-        .range(prefix.clone()..)
+        .from(&prefix)
         .take_while(|(k, _)| k.starts_with(&prefix))
         .map(|(k, _)| k)
         .filter(|k| k.len() > prefix.len() && !k[prefix.len()..].contains('/'))
         .collect();
     near.sort_by_key(|k| distance(k.rsplit('/').next().unwrap_or(""), wanted));
-    let list: Vec<&str> = near.iter().take(5).map(|s| s.as_str()).collect();
+    let list: Vec<&str> = near.iter().take(5).copied().collect();
     if list.is_empty() {
         format!("`{ancestor}` is empty in the image")
     } else {
