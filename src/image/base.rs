@@ -227,8 +227,17 @@ pub fn from_manifest(
             diff_size: 0,
         });
     }
-    let indexed =
-        index.and_then(|cache| crate::image::index::load(cache, &desc.digest, layers.len()));
+    // The index stands for the layers only while the blobs there are the
+    // ones hashed before: an output may hard-link them. One that is gone is
+    // not read (`kiln check` needs none); an output that needs it says so.
+    let indexed = index.and_then(|cache| {
+        let found = crate::image::index::load(cache, &desc.digest, layers.len())?;
+        let whole = layers.iter().all(|l| {
+            let (digest, size) = (&l.descriptor.digest, l.descriptor.size);
+            !l.blob.exists() || crate::store::verified::check(cache, &l.blob, digest.as_str(), size)
+        });
+        whole.then_some(found)
+    });
     let fs = match indexed {
         Some((fs, diff_sizes)) => {
             tracing::debug!("base {desc} from its index", desc = desc.digest);
@@ -238,7 +247,7 @@ pub fn from_manifest(
             fs
         }
         None => {
-            let fs = read_layers(&mut layers, text)?;
+            let fs = read_layers(&mut layers, text, index)?;
             if let Some(cache) = index {
                 let sizes: Vec<u64> = layers.iter().map(|l| l.diff_size).collect();
                 crate::image::index::save(cache, &desc.digest, &fs, &sizes);
@@ -258,10 +267,10 @@ pub fn from_manifest(
 
 /// Read every layer in order into a view, checking digests and diff_ids
 /// and filling in each layer's uncompressed size.
-fn read_layers(layers: &mut [BaseLayer], text: &str) -> Result<FsView> {
+fn read_layers(layers: &mut [BaseLayer], text: &str, cache: Option<&Path>) -> Result<FsView> {
     let mut fs = FsView::default();
     for (n, layer) in layers.iter_mut().enumerate() {
-        layer.diff_size = read_layer(layer, (&mut fs, n), text)?;
+        layer.diff_size = read_layer(layer, (&mut fs, n), text, cache)?;
     }
     crate::image::contents::finish(&mut fs, &mut |n| {
         let layer = &layers[n];
@@ -354,12 +363,18 @@ pub fn read_blob(dir: &Path, desc: &Descriptor, text: &str) -> Result<Vec<u8>> {
 }
 
 /// Walk one layer's tar, applying it to `fs`; checks the blob's digest and
-/// the diff_id. Returns the uncompressed size.
-fn read_layer(layer: &BaseLayer, (fs, n): (&mut FsView, usize), text: &str) -> Result<u64> {
+/// the diff_id (and remembers the blob as checked, in `cache`). Returns the
+/// uncompressed size.
+fn read_layer(
+    layer: &BaseLayer,
+    (fs, n): (&mut FsView, usize),
+    text: &str,
+    cache: Option<&Path>,
+) -> Result<u64> {
     let (blob, desc) = (&layer.blob, &layer.descriptor);
     tracing::debug!("reading base layer {}", desc.digest);
     let file = File::open(blob).ctx("open base layer", blob)?;
-    let read = apply_blob(file, layer.compression, fs, n)
+    let read = apply_blob(&file, layer.compression, fs, n)
         .map_err(|e| Error::base(text, format!("layer {}: {e}", desc.digest)))?;
     if read.digest != desc.digest || read.size != desc.size {
         return Err(Error::base(
@@ -379,6 +394,9 @@ fn read_layer(layer: &BaseLayer, (fs, n): (&mut FsView, usize), text: &str) -> R
                 desc.digest, layer.diff_id
             ),
         ));
+    }
+    if let Some(cache) = cache {
+        crate::store::verified::remember(cache, blob, &file, &desc.digest, desc.size);
     }
     Ok(read.diff_size)
 }

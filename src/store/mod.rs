@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod sealed;
 mod staging;
+pub mod verified;
 
 use std::fs;
 use std::path::{Path, PathBuf};

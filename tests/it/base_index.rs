@@ -204,3 +204,44 @@ fn a_warm_sbom_build_reads_its_packages_from_the_index() {
     assert_eq!(reads, 0, "the warm build reads the packages from the index");
     assert_eq!(warm, cold);
 }
+
+/// A warm build takes no layer from the index's word alone: a blob
+/// replaced in the base's layout since the index was made (and an OCI
+/// layout output would hard-link it) is hashed again and refused.
+#[test]
+fn a_base_blob_replaced_after_the_index_was_made_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let spec = setup(work.path());
+    let cache = work.path().join("cache");
+    let (cold, _) = warm(&spec, &cache, 0);
+    assert_eq!(warm(&spec, &cache, 1), (cold.clone(), 0));
+
+    let base = work.path().join("base");
+    let blob = layout_blob(&base, &layout_manifest(&base)["layers"][0]["digest"]);
+    let whole = fs::read(&blob).unwrap();
+    // The same tar compressed otherwise: a sound gzip, another digest.
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&whole[..]), &mut tar).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let damaged = gz.finish().unwrap();
+    assert_ne!(damaged, whole);
+    let swapped = work.path().join("swapped");
+    fs::write(&swapped, &damaged).unwrap();
+    fs::rename(&swapped, &blob).unwrap();
+    let out = kiln_build(
+        &spec,
+        &cache,
+        &["--oci", work.path().join("bad").to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "built on a damaged base");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not match its digest"), "{stderr}");
+    assert!(!work.path().join("bad").exists(), "no output left");
+
+    // Put back (a new file, so hashed once more), it is trusted again.
+    fs::write(&swapped, &whole).unwrap();
+    fs::rename(&swapped, &blob).unwrap();
+    assert_eq!(warm(&spec, &cache, 2), (cold.clone(), 0));
+    assert_eq!(warm(&spec, &cache, 3), (cold, 0));
+}
