@@ -6,7 +6,8 @@
 # (ip, unshare, nsenter) for the tests that run inside a network namespace,
 # tinyproxy, a real CONNECT proxy for the HTTPS_PROXY / NO_PROXY tests, grpck
 # and chage (passwd) to check the account files kiln writes, and getcap (libcap2-bin)
-# to read the file capabilities it sets.
+# to read the file capabilities it sets, and qemu-user, to run kiln as other
+# x86-64 CPUs and show its layers' bytes do not depend on the CPU.
 set -euo pipefail
 
 # ---- Python apps on a real Debian base (tests/it/python_apps.rs) ----
@@ -46,7 +47,7 @@ fi
 # --------------------------------------------------------------------------
 
 need=()
-for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux ip unshare nsenter tinyproxy grpck getcap; do
+for tool in skopeo umoci podman runc docker-registry file openssl htpasswd tmux ip unshare nsenter tinyproxy grpck getcap qemu-x86_64; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || need+=("$tool")
 done
 file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' || need+=(busybox-static)
@@ -58,4 +59,4 @@ SUDO=""
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
   skopeo umoci podman runc docker-registry busybox-static file uidmap ca-certificates \
-  apache2-utils openssl tmux iproute2 util-linux tinyproxy passwd libcap2-bin
+  apache2-utils openssl tmux iproute2 util-linux tinyproxy passwd libcap2-bin qemu-user
