@@ -8,11 +8,13 @@
 //! miss, and the layers are read again.
 //!
 //! Body, integers as LEB128 varints, strings and byte strings length-prefixed:
-//! manifest digest; layer count and each diff size; entries in path order,
-//! each path front-coded against the previous one (bytes shared, then the
-//! rest), a flags byte (kind, has data), uid, gid, mode, size, layer and the
-//! data's layer and entry; links the same way; skipped names; the four
-//! account files (flag, bytes); kept contents by layer and entry.
+//! manifest digest; layer count and each diff size; the entry count and
+//! the total length of their paths (so the paths unpack into one buffer of
+//! the right size); entries in path order, each path front-coded against
+//! the previous one (bytes shared, then the rest), a flags byte (kind, has
+//! data), uid, gid, mode, size, layer and the data's layer and entry; links
+//! the same way; skipped names; the four account files (flag, bytes); kept
+//! contents by layer and entry.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +24,11 @@ use crate::store::sealed;
 
 const KIND: &[u8; 8] = b"kilnidx\0";
 /// Raised whenever the body or what the view holds changes.
-const VERSION: u32 = 2;
-/// Largest index read back.
+const VERSION: u32 = 3;
+/// Largest index read back, and most bytes of paths it may unpack into.
 const MAX_INDEX: u64 = 1 << 30;
+/// Longest path an index may hold: far past what a runtime can create.
+const MAX_PATH: usize = 64 << 10;
 
 /// Where the index of the image whose manifest is `manifest` lives.
 pub fn path(cache_dir: &Path, manifest: &str) -> Option<PathBuf> {
@@ -72,6 +76,7 @@ pub fn encode(manifest: &str, fs: &FsView, diff_sizes: &[u64]) -> Vec<u8> {
         put(&mut w, *size);
     }
     put(&mut w, fs.entries.len() as u64);
+    put(&mut w, fs.entries.keys().map(|p| p.len() as u64).sum());
     let mut prev = "";
     for (path, m) in &fs.entries {
         put_path(&mut w, prev, path);
@@ -98,6 +103,7 @@ pub fn encode(manifest: &str, fs: &FsView, diff_sizes: &[u64]) -> Vec<u8> {
         }
     }
     put(&mut w, fs.links.len() as u64);
+    put(&mut w, fs.links.keys().map(|p| p.len() as u64).sum());
     let mut prev = "";
     for (path, target) in &fs.links {
         put_path(&mut w, prev, path);
@@ -137,11 +143,10 @@ pub fn decode(body: &[u8], manifest: &str, layers: usize) -> Option<(FsView, Vec
     let diff_sizes = (0..layers).map(|_| r.num()).collect::<Option<Vec<_>>>()?;
     let layer = |n: u64| usize::try_from(n).ok().filter(|l| *l < layers);
     let mut fs = FsView::default();
-    let n = r.count()?;
-    let mut entries = Frozen::with_capacity(n, 48 * n);
-    let mut path = String::new();
-    for _ in 0..n {
-        r.path(&mut path)?;
+    let mut paths = r.paths()?;
+    let mut metas = Vec::with_capacity(paths.count);
+    for _ in 0..paths.count {
+        paths.next(&mut r)?;
         let flags = r.byte()?;
         let kind = match flags & 0x0f {
             0 => Kind::Dir,
@@ -161,7 +166,7 @@ pub fn decode(body: &[u8], manifest: &str, layers: usize) -> Option<(FsView, Vec
             }),
             _ => return None,
         };
-        let meta = Meta {
+        metas.push(Meta {
             kind,
             uid,
             gid,
@@ -169,23 +174,16 @@ pub fn decode(body: &[u8], manifest: &str, layers: usize) -> Option<(FsView, Vec
             size,
             layer: at,
             data,
-        };
-        // Sorted and distinct, or the index is not sound.
-        if !entries.push(&path, meta) {
-            return None;
-        }
+        });
     }
-    fs.entries = Paths::Frozen(entries);
-    let n = r.count()?;
-    let mut links = Frozen::with_capacity(n, 48 * n);
-    path.clear();
-    for _ in 0..n {
-        r.path(&mut path)?;
-        if !links.push(&path, r.string()?) {
-            return None;
-        }
+    fs.entries = paths.finish(metas)?;
+    let mut paths = r.paths()?;
+    let mut targets = Vec::with_capacity(paths.count);
+    for _ in 0..paths.count {
+        paths.next(&mut r)?;
+        targets.push(r.string()?);
     }
-    fs.links = Paths::Frozen(links);
+    fs.links = paths.finish(targets)?;
     for _ in 0..r.count()? {
         fs.skipped.push((r.string()?, layer(r.num()?)?));
     }
@@ -247,12 +245,14 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn byte(&mut self) -> Option<u8> {
         let (first, rest) = self.rest.split_first()?;
         self.rest = rest;
         Some(*first)
     }
 
+    #[inline]
     fn num(&mut self) -> Option<u64> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
@@ -272,6 +272,7 @@ impl<'a> Reader<'a> {
             .filter(|n| *n <= self.rest.len())
     }
 
+    #[inline]
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.num()?).ok()?;
         if len > self.rest.len() {
@@ -286,16 +287,54 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.bytes()?).ok().map(str::to_string)
     }
 
-    /// A front-coded path, read over the previous one in `path`: it must
-    /// be absolute (the caller checks it sorts after the previous one).
-    fn path(&mut self, path: &mut String) -> Option<()> {
-        let shared = usize::try_from(self.num()?).ok()?;
-        if !path.is_char_boundary(shared) {
+    /// The count and total length of a list of paths, to read them into.
+    fn paths(&mut self) -> Option<PathList> {
+        let count = self.count()?;
+        let total = usize::try_from(self.num()?)
+            .ok()
+            .filter(|t| *t as u64 <= MAX_INDEX)?;
+        Some(PathList {
+            count,
+            total,
+            names: Vec::with_capacity(total),
+            ends: Vec::with_capacity(count),
+        })
+    }
+}
+
+/// Paths being read, laid end to end as `paths::Frozen` keeps them.
+struct PathList {
+    count: usize,
+    total: usize,
+    names: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl PathList {
+    /// Read the next path, front-coded against the one before it.
+    fn next(&mut self, r: &mut Reader) -> Option<()> {
+        let start = self.ends.len().checked_sub(2).map_or(0, |i| self.ends[i]);
+        let prev = start..self.names.len();
+        let shared = usize::try_from(r.num()?).ok()?;
+        let tail = r.bytes()?;
+        if shared > prev.len() || shared + tail.len() > MAX_PATH {
             return None;
         }
-        path.truncate(shared);
-        path.push_str(std::str::from_utf8(self.bytes()?).ok()?);
-        path.starts_with('/').then_some(())
+        if self.names.len() + shared + tail.len() > self.total {
+            return None;
+        }
+        self.names.extend_from_within(start..start + shared);
+        self.names.extend_from_slice(tail);
+        self.ends.push(self.names.len());
+        Some(())
+    }
+
+    /// The paths with their values; None unless they are as declared and
+    /// sound (`Frozen::from_parts`).
+    fn finish<V>(self, values: Vec<V>) -> Option<Paths<V>> {
+        (self.names.len() == self.total)
+            .then(|| Frozen::from_parts(self.names, self.ends, values))?
+            .map(Paths::Frozen)
     }
 }
 

@@ -38,34 +38,39 @@ impl<V: PartialEq> PartialEq for Paths<V> {
 
 impl<V> Default for Frozen<V> {
     fn default() -> Self {
-        Frozen::with_capacity(0, 0)
+        Frozen {
+            names: String::new(),
+            ends: Vec::new(),
+            values: Vec::new(),
+        }
     }
 }
 
 impl<V> Frozen<V> {
-    pub fn with_capacity(paths: usize, name_bytes: usize) -> Self {
-        Frozen {
-            names: String::with_capacity(name_bytes),
-            ends: Vec::with_capacity(paths),
-            values: Vec::with_capacity(paths),
+    /// A map of the paths laid end to end in `names` (path `i` ending at
+    /// `ends[i]`) and their values; None unless the names are UTF-8, each
+    /// absolute, and sorted and distinct. One check of the whole buffer,
+    /// for a decoder that fills it path by path.
+    pub fn from_parts(names: Vec<u8>, ends: Vec<usize>, values: Vec<V>) -> Option<Self> {
+        if ends.len() != values.len() || ends.last().copied().unwrap_or(0) != names.len() {
+            return None;
         }
-    }
-
-    /// The last path pushed.
-    pub fn last(&self) -> &str {
-        &self.names[self.span(self.ends.len().wrapping_sub(1))]
-    }
-
-    /// Add a path after all the others; false (and nothing added) unless
-    /// it sorts after the last one.
-    pub fn push(&mut self, path: &str, value: V) -> bool {
-        if !self.ends.is_empty() && path <= self.last() {
-            return false;
+        let mut start = 0;
+        let mut prev: &[u8] = &[];
+        for (i, &end) in ends.iter().enumerate() {
+            let name = names.get(start..end)?;
+            if name.first() != Some(&b'/') || (i > 0 && name <= prev) {
+                return None;
+            }
+            (prev, start) = (name, end);
         }
-        self.names.push_str(path);
-        self.ends.push(self.names.len());
-        self.values.push(value);
-        true
+        // Each name starts with `/`, so UTF-8 as a whole is UTF-8 name by name.
+        let names = String::from_utf8(names).ok()?;
+        Some(Frozen {
+            names,
+            ends,
+            values,
+        })
     }
 
     fn span(&self, i: usize) -> Range<usize> {
@@ -216,12 +221,13 @@ mod tests {
             .enumerate()
             .map(|(i, p)| (p.to_string(), i))
             .collect();
-        let mut sorted: Vec<(&str, usize)> = open.iter().map(|(k, v)| (k, *v)).collect();
-        sorted.sort();
-        let mut frozen = Frozen::with_capacity(0, 0);
-        for (p, v) in sorted {
-            assert!(frozen.push(p, v));
+        let (mut names, mut ends, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        for (path, value) in open.iter() {
+            names.extend_from_slice(path.as_bytes());
+            ends.push(names.len());
+            values.push(*value);
         }
+        let frozen = Frozen::from_parts(names, ends, values).expect("sorted");
         (open, Paths::Frozen(frozen))
     }
 
@@ -247,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn a_frozen_map_thaws_on_write_and_refuses_out_of_order_paths() {
+    fn a_frozen_map_thaws_on_write() {
         let (mut open, mut frozen) = both(&["/a", "/b", "/c"]);
         assert_eq!(frozen.remove("/x"), None);
         assert!(matches!(frozen, Paths::Frozen(_)), "a miss does not thaw");
@@ -255,10 +261,27 @@ mod tests {
         frozen.insert("/d".into(), 9);
         open.insert("/d".into(), 9);
         assert!(open == frozen);
-        let mut f = Frozen::with_capacity(2, 4);
-        assert!(f.push("/b", 1));
-        assert!(!f.push("/a", 2));
-        assert!(!f.push("/b", 3));
-        assert_eq!(f.last(), "/b");
+    }
+
+    #[test]
+    fn parts_are_taken_only_when_sorted_absolute_and_utf8() {
+        let ok =
+            Frozen::from_parts(b"/a/b/\xc3\xa9".to_vec(), vec![2, 4, 7], vec![1, 2, 3]).unwrap();
+        assert_eq!(Paths::Frozen(ok).get("/\u{e9}"), Some(&3));
+        let bad: [(&[u8], Vec<usize>, Vec<i32>); 7] = [
+            (b"/\xc3/\xa9", vec![2, 4], vec![1, 2]),
+            (b"/b/a", vec![2, 4], vec![1, 2]),
+            (b"/a/a", vec![2, 4], vec![1, 2]),
+            (b"/aa", vec![1, 3], vec![1, 2]),
+            (b"/a/b", vec![2, 4], vec![1]),
+            (b"/a/b", vec![2, 3], vec![1, 2]),
+            (b"/a/b", vec![4, 2], vec![1, 2]),
+        ];
+        for (names, ends, values) in bad {
+            assert!(
+                Frozen::from_parts(names.to_vec(), ends.clone(), values).is_none(),
+                "{names:?} {ends:?}"
+            );
+        }
     }
 }
