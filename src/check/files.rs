@@ -21,7 +21,7 @@ pub(super) enum Found<'a> {
     /// A new layer's entry (never a symlink).
     New(&'a Entry),
     /// A base file or directory (never a symlink).
-    Base(&'a Meta),
+    Base(Meta),
 }
 
 impl Found<'_> {
@@ -112,7 +112,7 @@ impl Files<'_> {
                     if m.kind != Kind::Symlink {
                         return Some(Found::Base(m));
                     }
-                    self.base.fs.links.get(&path)?.clone()
+                    self.base.fs.links.get(&path)?
                 }
             };
             let parent = path.rsplit_once('/').map_or("", |(p, _)| p);

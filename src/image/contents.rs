@@ -185,7 +185,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(opened, vec![0], "only the hard link's layer is read again");
-        let bytes = |path: &str| fs.contents.get(&fs.entries[path].data.unwrap()).cloned();
+        let bytes = |path: &str| {
+            fs.contents
+                .get(&fs.entries.get(path).unwrap().data.unwrap())
+                .cloned()
+        };
         assert_eq!(bytes("/etc/skel/.profile").as_deref(), Some(&b"new"[..]));
         assert_eq!(
             bytes("/etc/skel/.bashrc").as_deref(),
@@ -237,7 +241,7 @@ mod tests {
         .unwrap();
         let total: usize = fs.contents.values().map(Vec::len).sum();
         assert!(total as u64 <= MAX_KEPT_TOTAL && total > 0, "{total}");
-        let first = fs.entries["/etc/skel/f0000"].data.unwrap();
+        let first = fs.entries.get("/etc/skel/f0000").unwrap().data.unwrap();
         assert!(
             fs.contents.contains_key(&first),
             "the first in path order is kept"

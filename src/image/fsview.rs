@@ -180,7 +180,7 @@ impl FsView {
             .from(&prefix)
             .take_while(move |(k, _)| k.starts_with(&prefix))
             .filter(|(k, _)| *k != "/")
-            .map(|(k, _)| k.to_string())
+            .map(|(k, _)| k.into_owned())
     }
 
     /// The names directly in `dir`, sorted. What is under each child is
@@ -195,7 +195,7 @@ impl FsView {
                 .entries
                 .from(&from)
                 .find(|(k, _)| !(after && *k == from))
-                .map(|(k, _)| k.to_string());
+                .map(|(k, _)| k.into_owned());
             let Some(key) = next else { break };
             let Some(rest) = key.strip_prefix(&prefix) else {
                 break;
@@ -397,7 +397,7 @@ fn apply_entry(
                 Some(m) if m.kind == Kind::File => {
                     meta = Meta {
                         layer: at.layer,
-                        ..*m
+                        ..m
                     };
                 }
                 _ => {

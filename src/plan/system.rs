@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{Content, Entry, Origin, Planner};
 use crate::error::{Error, Result};
-use crate::image::base::Kind;
+use crate::image::base::{Kind, Meta};
 use crate::image::fsview::{DataRef, MAX_ACCOUNT_FILE};
 
 impl Planner<'_> {
@@ -169,20 +169,23 @@ impl Planner<'_> {
             return Ok(());
         }
         let paths: Vec<String> = fs.under(&skel).collect();
-        let wanted: BTreeMap<DataRef, &str> = paths
+        let found: Vec<(&String, Meta)> = paths
             .iter()
-            .filter_map(|p| Some((fs.entries[p].data?, p.as_str())))
+            .filter_map(|p| Some((p, fs.entries.get(p)?)))
+            .collect();
+        let wanted: BTreeMap<DataRef, &str> = found
+            .iter()
+            .filter_map(|(p, m)| Some((m.data?, p.as_str())))
             .collect();
         let mut bytes = self.base_bytes(&wanted)?;
-        for path in &paths {
-            let meta = fs.entries[path];
+        for (path, meta) in found {
             let content = match meta.kind {
                 Kind::Dir => Content::Dir,
                 Kind::File => {
                     Content::Bytes(meta.data.and_then(|d| bytes.remove(&d)).unwrap_or_default())
                 }
                 Kind::Symlink => match fs.links.get(path) {
-                    Some(target) => Content::Symlink(target.clone()),
+                    Some(target) => Content::Symlink(target),
                     None => continue,
                 },
                 Kind::Other => continue,

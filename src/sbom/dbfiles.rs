@@ -58,13 +58,15 @@ pub fn read(base: &Base, plans: &[LayerPlan]) -> Vec<DbFile> {
     }
     let mut wanted: BTreeMap<DataRef, (String, Db)> = BTreeMap::new();
     let mut counts: BTreeMap<Db, usize> = BTreeMap::new();
-    for (path, meta) in &base.fs.entries {
-        let Some(db) = package_db(path) else { continue };
-        if added.contains_key(path) || meta.kind != Kind::File {
+    for (path, meta) in base.fs.entries.iter() {
+        let Some(db) = package_db(&path) else {
+            continue;
+        };
+        if added.contains_key(&*path) || meta.kind != Kind::File {
             continue;
         }
         if let Some(data) = meta.data {
-            if counted(&mut counts, db, path) {
+            if counted(&mut counts, db, &path) {
                 wanted.insert(data, (path.to_string(), db));
             }
         }

@@ -154,7 +154,7 @@ impl Report {
                     group: names.groups.get(&m.gid).cloned(),
                     mode: format!("{:04o}", m.mode),
                     size: m.size,
-                    link: fs.links.get(path).cloned(),
+                    link: fs.links.get(&path),
                     layer: m.layer + 1,
                 })
                 .collect()

@@ -123,7 +123,7 @@ fn exists(fs: &FsView, path: &str) -> bool {
 /// `/` is a directory even when no layer names it.
 fn meta_of(fs: &FsView, path: &str) -> Option<Meta> {
     match fs.entries.get(path) {
-        Some(m) => Some(*m),
+        Some(m) => Some(m),
         None if path == "/" => Some(Meta {
             kind: Kind::Dir,
             uid: 0,
@@ -147,7 +147,7 @@ fn what(fs: &FsView, path: &str, meta: &Meta, fail: &dyn Fn(String) -> Error) ->
             size: meta.size,
             executable: meta.mode & 0o111 != 0,
         },
-        Kind::Symlink => What::Symlink(fs.links.get(path).cloned().unwrap_or_default()),
+        Kind::Symlink => What::Symlink(fs.links.get(path).unwrap_or_default()),
         Kind::Other => {
             return Err(fail(format!(
                 "`{}` in the image is a device, FIFO or socket; kiln copies files, directories and symlinks only",
@@ -252,15 +252,15 @@ pub(super) fn nearest(fs: &FsView, path: &str) -> String {
         format!("{ancestor}/")
     };
     let wanted = path.rsplit('/').next().unwrap_or("");
-    let mut near: Vec<&str> = fs
+    let mut near: Vec<String> = fs
         .entries
         .from(&prefix)
         .take_while(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, _)| k)
+        .map(|(k, _)| k.into_owned())
         .filter(|k| k.len() > prefix.len() && !k[prefix.len()..].contains('/'))
         .collect();
     near.sort_by_key(|k| distance(k.rsplit('/').next().unwrap_or(""), wanted));
-    let list: Vec<&str> = near.iter().take(5).copied().collect();
+    let list: Vec<&str> = near.iter().take(5).map(String::as_str).collect();
     if list.is_empty() {
         format!("`{ancestor}` is empty in the image")
     } else {
