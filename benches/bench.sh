@@ -111,6 +111,8 @@ YML
 
   for run in $(seq 1 "$RUNS"); do
     echo "run $run/$RUNS" >&2
+    # Cold means cold: no cache left by an earlier, interrupted bench.
+    rm -rf "$WORK"/cache-*-"$run" "$WORK"/cache-*-"$run"-zstd
     measure "W1 kiln" bash -c "$(declare -f kiln_push); kiln_push w1 $run"
     measure "W1 buildah" bash -c "BUILDAH=($buildah_cmd); $(declare -f buildah_push); buildah_push w1 $run"
     measure "W2 kiln" bash -c "$(declare -f kiln_push); kiln_push w2 $run"
