@@ -32,8 +32,8 @@ pub enum Paths<V> {
 /// How a value is read from a record; `layers` bounds layer numbers in it.
 pub type ReadValue<V> = fn(&mut Reader, usize) -> Option<V>;
 
-/// Records in `buf[start..end]`; `restarts` holds the offset of every
-/// `RESTART`th one.
+/// Records in `buf` up to `end`; `restarts` holds the offset of every
+/// `RESTART`th one, the first record's first.
 #[derive(Clone)]
 pub struct Packed<V> {
     buf: Arc<Vec<u8>>,
@@ -63,8 +63,8 @@ impl<V: Clone + PartialEq> PartialEq for Paths<V> {
 }
 
 impl<V: Clone> Packed<V> {
-    /// Check `count` records from `start` in `buf` (the caller's reader is
-    /// at `start`) and keep them where they are. None unless each path is
+    /// Check the `count` records `r` is at, in `buf`, and keep them where
+    /// they are. None unless each path is
     /// absolute, UTF-8, under `MAX_PATH`, after the one before it, written
     /// whole at each restart, and each value reads.
     pub fn load(
@@ -334,9 +334,10 @@ impl<'a> Reader<'a> {
         self.rest.is_empty()
     }
 
-    /// Where the reader is in `buf`, which it reads a part of.
+    /// Where the reader is in `buf`; None unless it reads a part of it.
     fn offset(&self, buf: &[u8]) -> Option<usize> {
-        (self.rest.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)
+        let at = (self.rest.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+        (at.checked_add(self.rest.len())? <= buf.len()).then_some(at)
     }
 
     #[inline]

@@ -96,6 +96,11 @@ fn records_load_only_when_sorted_absolute_utf8_and_whole_at_restarts() {
         Packed::load(&buf, &mut r, n, 0, read_usize).map(|p| p.len)
     };
     assert_eq!(load(records(&[(0, b"/a"), (2, b"/b"), (1, b"c")])), Some(3));
+    // Records read from another buffer than the one to keep are refused.
+    let ok = Arc::new(records(&[(0, b"/a")]));
+    let mut r = Reader::new(&ok);
+    let n = r.count().unwrap();
+    assert!(Packed::load(&Arc::new(vec![0; 64]), &mut r, n, 0, read_usize).is_none());
     let bad: [&[(u64, &[u8])]; 7] = [
         &[(0, b"/b"), (0, b"/a")],
         &[(0, b"/a"), (2, b"")],
