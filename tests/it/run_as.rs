@@ -56,19 +56,8 @@ fn spec(work: &Path, user: Option<&str>) -> std::path::PathBuf {
 
 /// `kiln check --format json`: (id, message) of each finding.
 fn findings(spec: &Path) -> Vec<(String, String)> {
-    let out = kiln()
-        .arg("check")
-        .arg(spec)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    let (code, list) = check_json(spec);
+    assert!(matches!(code, Some(0 | 1)), "kiln check exited {code:?}");
     list.iter()
         .map(|f| {
             (
